@@ -1,0 +1,88 @@
+"""Projecting per-group pruning ratios onto a FLOPs budget.
+
+The agent proposes a ratio per gated group; the sub-network must keep ``target_flops_ratio`` of the
+full model's FLOPs. The projection shifts every ratio by one scalar ``t`` (found by bisection, FLOPs
+fall monotonically in ``t``), which preserves the agent's *relative* preferences between layers, then
+repairs channel-rounding error one channel at a time until FLOPs are within the tolerance.
+"""
+
+import numpy as np
+
+from tfprune.masks import kept_from_ratios
+
+
+class BudgetError(ValueError):
+    """No sub-network within the allowed ratios reaches the FLOPs target."""
+
+
+def _kept(ratios, shift, cost_model, max_ratio):
+    return kept_from_ratios(np.clip(ratios + shift, 0.0, max_ratio), cost_model.group_sizes)
+
+
+def project_to_budget(ratios, cost_model, target_flops_ratio, max_ratio=0.9, tolerance=0.02):
+    """Kept channel counts per group whose FLOPs ratio is within ``tolerance`` of the target.
+
+    Returns (kept counts, achieved FLOPs ratio). Raises BudgetError if unreachable.
+    """
+    if not 0.0 < target_flops_ratio <= 1.0:
+        raise BudgetError(f"target_flops_ratio must be in (0, 1], got {target_flops_ratio}.")
+    if not 0.0 <= max_ratio < 1.0:
+        raise BudgetError(f"max_ratio must be in [0, 1), got {max_ratio}.")
+    ratios = np.clip(np.asarray(ratios, dtype=np.float64), 0.0, max_ratio)
+    ratio_of = lambda kept: cost_model.flops_ratio(kept)  # noqa: E731
+
+    lowest = ratio_of(_kept(ratios, 1.0, cost_model, max_ratio))
+    if lowest > target_flops_ratio + tolerance:
+        raise BudgetError(
+            f"The FLOPs target {target_flops_ratio:.3f} cannot be reached: pruning every gated group by "
+            f"max_ratio={max_ratio} still keeps {lowest:.3f} of the FLOPs (ungated layers stay whole). "
+            "Raise target_flops_ratio or max_ratio."
+        )
+    lo, hi = -1.0, 1.0  # ratio_of(lo) >= target >= ratio_of(hi)
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        if ratio_of(_kept(ratios, mid, cost_model, max_ratio)) > target_flops_ratio:
+            lo = mid
+        else:
+            hi = mid
+    candidates = [_kept(ratios, lo, cost_model, max_ratio), _kept(ratios, hi, cost_model, max_ratio)]
+    kept = min(candidates, key=lambda k: abs(ratio_of(k) - target_flops_ratio))
+    kept = _repair(kept, cost_model, target_flops_ratio, tolerance, max_ratio)
+    achieved = ratio_of(kept)
+    if abs(achieved - target_flops_ratio) > tolerance:
+        raise BudgetError(
+            f"Channel granularity prevents landing within ±{tolerance} of the FLOPs target "
+            f"{target_flops_ratio:.3f} (closest: {achieved:.3f}); the model is too small for this tolerance."
+        )
+    return kept, achieved
+
+
+def _repair(kept, cost_model, target, tolerance, max_ratio, max_steps=10000):
+    """Greedy single-channel moves toward the target while outside the tolerance."""
+    kept = kept.copy()
+    sizes = cost_model.group_sizes
+    floor = np.maximum(1, np.round(sizes * (1.0 - max_ratio))).astype(np.int64)
+    for _ in range(max_steps):
+        current = cost_model.flops_ratio(kept)
+        if abs(current - target) <= tolerance:
+            break
+        step = -1 if current > target else 1
+        best, best_gap = None, abs(current - target)
+        for i in range(len(kept)):
+            k = kept[i] + step
+            if not floor[i] <= k <= sizes[i]:
+                continue
+            kept[i] = k
+            gap = abs(cost_model.flops_ratio(kept) - target)
+            kept[i] -= step
+            if gap < best_gap:
+                best, best_gap = i, gap
+        if best is None:
+            break
+        kept[best] += step
+    return kept
+
+
+def uniform_kept(cost_model, target_flops_ratio, max_ratio=0.9, tolerance=0.02):
+    """The same pruning ratio for every group, at the FLOPs target (the uniform baseline)."""
+    return project_to_budget(np.zeros(len(cost_model.group_names)), cost_model, target_flops_ratio, max_ratio, tolerance)

@@ -1,0 +1,123 @@
+"""Channel masks: which channels of each gated group a sub-network keeps.
+
+A mask set is ``dict[gate name, bool array]``. Which channels a pruning ratio keeps is decided by
+channel importance: the L1 norm of the weights that produce the channel, summed over every layer
+coupled into the group (the criterion of Li et al. 2017, and what the alignment regulariser drives:
+channels outside the agent's selection shrink toward zero, so importance then agrees with the agent).
+"""
+
+import json
+import os
+
+import numpy as np
+
+from tfprune.gates import gates_of
+
+
+class MaskError(ValueError):
+    """A mask does not fit the model (unknown gate, wrong length, empty group, bad ratio)."""
+
+
+def validate_masks(masks, graph):
+    """Checks a mask dict against a model's gated groups; returns it as bool arrays."""
+    groups = {g.name: g for g in graph.gated_groups}
+    out = {}
+    for name, mask in masks.items():
+        if name not in groups:
+            raise MaskError(f"Mask names gate {name!r}, which the model does not have. Gates: {sorted(groups)}.")
+        mask = np.asarray(mask).reshape(-1)
+        if mask.size != groups[name].size:
+            raise MaskError(
+                f"Mask for gate {name!r} has {mask.size} entries but the group has {groups[name].size} channels."
+            )
+        mask = mask.astype(bool) if mask.dtype == bool else mask >= 0.5
+        if not mask.any():
+            raise MaskError(
+                f"Mask for gate {name!r} removes every channel of the group; keep at least one channel."
+            )
+        out[name] = mask
+    return out
+
+
+def read_masks(model):
+    """The hard masks currently held by the model's gates."""
+    return {name: gate.get_mask() for name, gate in gates_of(model).items()}
+
+
+def apply_masks(model, masks):
+    """Writes masks into the model's gates (groups not in `masks` are opened fully)."""
+    gates = gates_of(model)
+    unknown = set(masks) - set(gates)
+    if unknown:
+        raise MaskError(f"Masks name gates the model does not have: {sorted(unknown)}.")
+    for name, gate in gates.items():
+        gate.set_mask(masks[name] if name in masks else np.ones(gate.channels, dtype=bool))
+
+
+def open_masks(graph):
+    """All channels kept."""
+    return {g.name: np.ones(g.size, dtype=bool) for g in graph.gated_groups}
+
+
+def channel_importance(graph):
+    """L1 norm of each group's producing weights per output channel, summed over coupled producers."""
+    model = graph.model
+    importance = {}
+    for group in graph.gated_groups:
+        score = np.zeros(group.size, dtype=np.float64)
+        for name in group.producers:
+            kernel = np.asarray(model.get_layer(name).weights[_kernel_index(model.get_layer(name))])
+            score += np.abs(kernel.reshape(-1, kernel.shape[-1])).sum(axis=0)
+        importance[group.name] = score
+    return importance
+
+
+def _kernel_index(layer):
+    # SeparableConv2D holds [depthwise, pointwise, bias]: the pointwise kernel produces the channels.
+    return 1 if hasattr(layer, "pointwise_kernel") else 0
+
+
+def masks_from_kept(kept, group_names, importance):
+    """Keeps the ``kept[i]`` most important channels of group i."""
+    masks = {}
+    for name, k in zip(group_names, kept):
+        score = importance[name]
+        k = int(k)
+        if not 1 <= k <= score.size:
+            raise MaskError(f"Group {name!r} has {score.size} channels; cannot keep {k} (keep at least one).")
+        mask = np.zeros(score.size, dtype=bool)
+        # Stable sort so equal scores (e.g. a fresh model's ties) resolve deterministically.
+        mask[np.argsort(-score, kind="stable")[:k]] = True
+        masks[name] = mask
+    return masks
+
+
+def kept_from_ratios(ratios, group_sizes):
+    """Channels kept per group for pruning ratios in [0, 1); at least one channel is always kept."""
+    ratios = np.asarray(ratios, dtype=np.float64)
+    sizes = np.asarray(group_sizes)
+    if ratios.shape != sizes.shape:
+        raise MaskError(f"Expected {sizes.size} pruning ratios (one per gated group), got {ratios.size}.")
+    if np.any(ratios < 0) or np.any(ratios >= 1) or not np.all(np.isfinite(ratios)):
+        raise MaskError(f"Pruning ratios must lie in [0, 1); got min {ratios.min():.3f}, max {ratios.max():.3f}.")
+    return np.maximum(1, np.round(sizes * (1.0 - ratios))).astype(np.int64)
+
+
+def save_masks(masks, path):
+    """JSON {gate name: [0/1, ...]}: readable, diffable and independent of TensorFlow versions."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({name: np.asarray(m, dtype=int).tolist() for name, m in masks.items()}, f)
+
+
+def load_masks(path):
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Mask file {path!r} does not exist (train.py writes WORKDIR/masks.json).")
+    try:
+        with open(path) as f:
+            raw = json.load(f)
+    except json.JSONDecodeError as e:
+        raise MaskError(f"Mask file {path!r} is not valid JSON ({e}); expected {{gate_name: [0/1, ...]}}.") from e
+    if not isinstance(raw, dict):
+        raise MaskError(f"Mask file {path!r} must hold a JSON object {{gate_name: [0/1, ...]}}.")
+    return {name: np.asarray(values, dtype=bool) for name, values in raw.items()}

@@ -1,0 +1,348 @@
+"""The layer registry: how each Keras layer type relates its input channels to its output channels.
+
+Everything that needs to know a layer's channel semantics asks this module: the dependency analysis
+(`graph.py`), FLOPs and parameter counting (`flops.py`) and physical pruning (`surgery.py`). Adding
+support for a layer type means adding one `LayerRule` here.
+
+Kinds of rule:
+  * ``passthrough``: output channel c depends only on input channel c (BatchNorm, activations,
+    pooling, depthwise conv with multiplier 1, gates). Input and output share one channel space.
+  * ``produce``: output channels are new (Conv2D, Dense, SeparableConv2D): they start a channel group;
+    input channels are consumed (sliced away when pruned upstream).
+  * ``merge``: element-wise merge of equally shaped tensors (Add, Multiply, ...): couples the inputs.
+  * ``concat``: channel concatenation: the output is the inputs' channels laid side by side.
+  * ``flatten``: Flatten of an (H, W, C) map: the channel layout repeats H*W times.
+Layers not listed are *barriers*: the channels around them are left unpruned (never a wrong model).
+"""
+
+import dataclasses
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+
+from tfprune.gates import ChannelGate
+
+
+@dataclasses.dataclass(frozen=True)
+class Term:
+    """A cost term ``coef * prod(channels(layout) for layout in factors)``.
+
+    ``factors`` holds the strings "in" and/or "out": the layer's input or output channel layout.
+    """
+
+    coef: float
+    factors: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerRule:
+    kind: str
+    flops: Callable = lambda layer, in_shape, out_shape: []
+    params: Callable = lambda layer, in_shape, out_shape: []
+    # (layer, weights, in_idx, out_idx) -> sliced weights; in_idx/out_idx are kept channel indices.
+    slice_weights: Optional[Callable] = None
+    # (layer config, kept output channels) -> config of the smaller layer.
+    shrink_config: Callable = lambda config, n_out: config
+    # Extra condition for the rule to apply (e.g. depth_multiplier == 1); None means always.
+    applies: Optional[Callable] = None
+    why_not: str = ""
+
+
+_RULES = {}
+
+
+def register(layer_class, rule):
+    _RULES[layer_class] = rule
+
+
+def rule_for(layer):
+    """The rule for a layer, or None for a barrier. Looks up the class and its bases."""
+    for cls in type(layer).__mro__:
+        rule = _RULES.get(cls)
+        if rule is not None:
+            if rule.applies is not None and not rule.applies(layer):
+                return None
+            return rule
+    return None
+
+
+def cost_rule(layer):
+    """The rule used for counting FLOPs/params: the class rule even where it does not allow pruning
+    (a grouped Conv2D still costs FLOPs). None for layers tfprune has no formula for."""
+    for cls in type(layer).__mro__:
+        if cls in _RULES:
+            return _RULES[cls]
+    return None
+
+
+def barrier_reason(layer):
+    """Why a layer is a barrier, for the warning that names it."""
+    for cls in type(layer).__mro__:
+        rule = _RULES.get(cls)
+        if rule is not None and rule.applies is not None and not rule.applies(layer):
+            return rule.why_not
+    return f"tfprune has no channel rule for {type(layer).__name__}"
+
+
+def _spatial(shape):
+    """Number of output positions per example: product of all dims except batch and channels."""
+    return float(np.prod([d for d in shape[1:-1]])) if len(shape) > 2 else 1.0
+
+
+def _take(weights, axis_indices):
+    """Slice each weight along the given axes: axis_indices is [(axis, idx or None), ...] per weight."""
+    out = []
+    for w, spec in zip(weights, axis_indices):
+        for axis, idx in spec:
+            if idx is not None:
+                w = np.take(w, idx, axis=axis)
+        out.append(w)
+    return out
+
+
+# --- produce ---------------------------------------------------------------------------------------
+
+
+def _conv_flops(layer, in_shape, out_shape):
+    kh, kw = layer.kernel_size
+    return [Term(_spatial(out_shape) * kh * kw / layer.groups, ("in", "out"))]
+
+
+def _conv_params(layer, in_shape, out_shape):
+    kh, kw = layer.kernel_size
+    terms = [Term(kh * kw / layer.groups, ("in", "out"))]
+    if layer.use_bias:
+        terms.append(Term(1.0, ("out",)))
+    return terms
+
+
+def _conv_slice(layer, weights, in_idx, out_idx):
+    specs = [[(2, in_idx), (3, out_idx)], [(0, out_idx)]]
+    return _take(weights, specs[: len(weights)])
+
+
+def _filters(config, n_out):
+    return {**config, "filters": int(n_out)}
+
+
+register(
+    keras.layers.Conv2D,
+    LayerRule(
+        "produce",
+        flops=_conv_flops,
+        params=_conv_params,
+        slice_weights=_conv_slice,
+        shrink_config=_filters,
+        applies=lambda layer: layer.groups == 1 and layer.data_format == "channels_last",
+        why_not="grouped or channels_first Conv2D couples channels in ways tfprune does not slice",
+    ),
+)
+
+
+def _dense_flops(layer, in_shape, out_shape):
+    return [Term(_spatial(out_shape), ("in", "out"))]
+
+
+def _dense_params(layer, in_shape, out_shape):
+    return [Term(1.0, ("in", "out"))] + ([Term(1.0, ("out",))] if layer.use_bias else [])
+
+
+def _dense_slice(layer, weights, in_idx, out_idx):
+    specs = [[(0, in_idx), (1, out_idx)], [(0, out_idx)]]
+    return _take(weights, specs[: len(weights)])
+
+
+register(
+    keras.layers.Dense,
+    LayerRule(
+        "produce",
+        flops=_dense_flops,
+        params=_dense_params,
+        slice_weights=_dense_slice,
+        shrink_config=lambda config, n_out: {**config, "units": int(n_out)},
+        applies=lambda layer: layer.lora_rank is None if hasattr(layer, "lora_rank") else True,
+        why_not="LoRA-enabled Dense layers are not sliced",
+    ),
+)
+
+
+def _sep_flops(layer, in_shape, out_shape):
+    kh, kw = layer.kernel_size
+    m = layer.depth_multiplier
+    return [Term(_spatial(out_shape) * kh * kw * m, ("in",)), Term(_spatial(out_shape) * m, ("in", "out"))]
+
+
+def _sep_params(layer, in_shape, out_shape):
+    kh, kw = layer.kernel_size
+    m = layer.depth_multiplier
+    terms = [Term(kh * kw * m, ("in",)), Term(m, ("in", "out"))]
+    return terms + ([Term(1.0, ("out",))] if layer.use_bias else [])
+
+
+def _sep_slice(layer, weights, in_idx, out_idx):
+    m = layer.depth_multiplier
+    # The pointwise kernel's input axis is laid out as channel * m + j.
+    pw_in = None if in_idx is None else (np.asarray(in_idx)[:, None] * m + np.arange(m)).reshape(-1)
+    specs = [[(2, in_idx)], [(2, pw_in), (3, out_idx)], [(0, out_idx)]]
+    return _take(weights, specs[: len(weights)])
+
+
+register(
+    keras.layers.SeparableConv2D,
+    LayerRule(
+        "produce",
+        flops=_sep_flops,
+        params=_sep_params,
+        slice_weights=_sep_slice,
+        shrink_config=_filters,
+        applies=lambda layer: layer.data_format == "channels_last",
+        why_not="channels_first SeparableConv2D is not sliced",
+    ),
+)
+
+# --- passthrough -----------------------------------------------------------------------------------
+
+
+def _depthwise_flops(layer, in_shape, out_shape):
+    kh, kw = layer.kernel_size
+    return [Term(_spatial(out_shape) * kh * kw, ("out",))]
+
+
+def _depthwise_params(layer, in_shape, out_shape):
+    kh, kw = layer.kernel_size
+    return [Term(kh * kw, ("out",))] + ([Term(1.0, ("out",))] if layer.use_bias else [])
+
+
+def _depthwise_slice(layer, weights, in_idx, out_idx):
+    specs = [[(2, out_idx)], [(0, out_idx)]]
+    return _take(weights, specs[: len(weights)])
+
+
+register(
+    keras.layers.DepthwiseConv2D,
+    LayerRule(
+        "passthrough",
+        flops=_depthwise_flops,
+        params=_depthwise_params,
+        slice_weights=_depthwise_slice,
+        applies=lambda layer: layer.depth_multiplier == 1 and layer.data_format == "channels_last",
+        why_not="DepthwiseConv2D with depth_multiplier > 1 (or channels_first) is not sliced",
+    ),
+)
+
+
+def _bn_params(layer, in_shape, out_shape):
+    return [Term(float(layer.scale) + float(layer.center), ("out",))]
+
+
+def _bn_slice(layer, weights, in_idx, out_idx):
+    return [np.take(w, out_idx, axis=0) if out_idx is not None else w for w in weights]
+
+
+def _last_axis(layer):
+    axis = layer.axis if isinstance(layer.axis, int) else (layer.axis[0] if len(layer.axis) == 1 else None)
+    return axis in (-1, 3)
+
+
+register(
+    keras.layers.BatchNormalization,
+    LayerRule(
+        "passthrough",
+        params=_bn_params,
+        slice_weights=_bn_slice,
+        applies=_last_axis,
+        why_not="BatchNormalization over an axis other than the last (channel) axis",
+    ),
+)
+
+
+def _prelu_params(layer, in_shape, out_shape):
+    alpha_shape = layer.alpha.shape
+    per_channel = float(np.prod(alpha_shape[:-1]))
+    return [Term(per_channel, ("out",))] if alpha_shape[-1] != 1 else [Term(per_channel)]
+
+
+def _prelu_slice(layer, weights, in_idx, out_idx):
+    w = weights[0]
+    return [np.take(w, out_idx, axis=-1) if (out_idx is not None and w.shape[-1] != 1) else w]
+
+
+register(keras.layers.PReLU, LayerRule("passthrough", params=_prelu_params, slice_weights=_prelu_slice))
+
+_PLAIN_PASSTHROUGH = [
+    ChannelGate,
+    keras.layers.Activation,
+    keras.layers.ReLU,
+    keras.layers.LeakyReLU,
+    keras.layers.ELU,
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout2D,
+    keras.layers.GaussianNoise,
+    keras.layers.GaussianDropout,
+    keras.layers.MaxPooling2D,
+    keras.layers.AveragePooling2D,
+    keras.layers.GlobalAveragePooling2D,
+    keras.layers.GlobalMaxPooling2D,
+    keras.layers.ZeroPadding2D,
+    keras.layers.Cropping2D,
+    keras.layers.UpSampling2D,
+    keras.layers.Identity,
+]
+
+
+def _pooling_ok(layer):
+    return getattr(layer, "data_format", "channels_last") == "channels_last" and getattr(
+        layer, "keepdims", False
+    ) in (False, True)
+
+
+def _activation_ok(layer):
+    # Softmax-like activations mix channels; element-wise ones do not.
+    fn = getattr(layer, "activation", None)
+    name = getattr(fn, "__name__", "")
+    return name not in ("softmax", "log_softmax")
+
+
+for _cls in _PLAIN_PASSTHROUGH:
+    register(
+        _cls,
+        LayerRule(
+            "passthrough",
+            applies=_activation_ok if _cls is keras.layers.Activation else _pooling_ok,
+            why_not="softmax mixes channels" if _cls is keras.layers.Activation else "channels_first layout",
+        ),
+    )
+
+# --- merges ----------------------------------------------------------------------------------------
+
+for _cls in [
+    keras.layers.Add,
+    keras.layers.Subtract,
+    keras.layers.Multiply,
+    keras.layers.Average,
+    keras.layers.Maximum,
+    keras.layers.Minimum,
+]:
+    register(_cls, LayerRule("merge"))
+
+register(
+    keras.layers.Concatenate,
+    LayerRule(
+        "concat",
+        applies=lambda layer: layer.axis in (-1, 3),
+        why_not="Concatenate along a non-channel axis",
+    ),
+)
+register(
+    keras.layers.Flatten,
+    LayerRule(
+        "flatten",
+        applies=lambda layer: layer.data_format == "channels_last",
+        why_not="channels_first Flatten",
+    ),
+)
+
+
+def is_gate(layer):
+    return isinstance(layer, ChannelGate)
