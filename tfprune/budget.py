@@ -57,30 +57,43 @@ def project_to_budget(ratios, cost_model, target_flops_ratio, max_ratio=0.9, tol
     return kept, achieved
 
 
-def _repair(kept, cost_model, target, tolerance, max_ratio, max_steps=10000):
-    """Greedy single-channel moves toward the target while outside the tolerance."""
+def _repair(kept, cost_model, target, tolerance, max_ratio, max_steps=1000):
+    """Greedy channel moves toward the target while outside the tolerance: single-channel moves
+    first; where none helps (coarse groups), a swap of one channel between two groups."""
     kept = kept.copy()
     sizes = cost_model.group_sizes
     floor = np.maximum(1, np.round(sizes * (1.0 - max_ratio))).astype(np.int64)
+    gap = lambda k: abs(cost_model.flops_ratio(k) - target)  # noqa: E731
+    n = len(kept)
     for _ in range(max_steps):
-        current = cost_model.flops_ratio(kept)
-        if abs(current - target) <= tolerance:
+        current = gap(kept)
+        if current <= tolerance:
             break
-        step = -1 if current > target else 1
-        best, best_gap = None, abs(current - target)
-        for i in range(len(kept)):
-            k = kept[i] + step
-            if not floor[i] <= k <= sizes[i]:
-                continue
-            kept[i] = k
-            gap = abs(cost_model.flops_ratio(kept) - target)
-            kept[i] -= step
-            if gap < best_gap:
-                best, best_gap = i, gap
+        step = -1 if cost_model.flops_ratio(kept) > target else 1
+        moves = [{i: step} for i in range(n)]
+        best = _best_move(kept, moves, floor, sizes, gap, current)
+        if best is None:
+            swaps = [{i: 1, j: -1} for i in range(n) for j in range(n) if i != j]
+            best = _best_move(kept, swaps, floor, sizes, gap, current)
         if best is None:
             break
-        kept[best] += step
+        for i, d in best.items():
+            kept[i] += d
     return kept
+
+
+def _best_move(kept, moves, floor, sizes, gap, current):
+    best, best_gap = None, current
+    for move in moves:
+        trial = kept.copy()
+        for i, d in move.items():
+            trial[i] += d
+        if np.any(trial < floor) or np.any(trial > sizes):
+            continue
+        g = gap(trial)
+        if g < best_gap - 1e-12:
+            best, best_gap = move, g
+    return best
 
 
 def uniform_kept(cost_model, target_flops_ratio, max_ratio=0.9, tolerance=0.02):

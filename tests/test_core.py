@@ -1,0 +1,244 @@
+"""Gates, channel graph, cost model, masks, budget projection and physical pruning on small models."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from tfprune import budget, masks as mask_lib
+from tfprune.flops import CostModel
+from tfprune.gates import ChannelGate
+from tfprune.graph import ChannelGraph, GraphError
+from tfprune.surgery import compact_model
+
+
+def conv_bn(x, filters, gate, kernel=3, name=None):
+    x = keras.layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=name)(x)
+    return gate(keras.layers.BatchNormalization()(x))
+
+
+def randomize_bn(model, seed=0):
+    """Non-trivial BN statistics, so a wrongly sliced channel changes the output."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights(
+                [
+                    rng.normal(1, 0.3, gamma.shape).astype("float32"),
+                    rng.normal(0, 0.3, beta.shape).astype("float32"),
+                    rng.normal(0, 0.3, mean.shape).astype("float32"),
+                    rng.uniform(0.5, 2, var.shape).astype("float32"),
+                ]
+            )
+
+
+def mixed_model():
+    """Residual add, depthwise conv coupled to its expansion, concat, flatten into dense."""
+    inp = keras.Input((16, 16, 3))
+    stage = ChannelGate(name="stage_gate")
+    x = keras.layers.ReLU()(conv_bn(inp, 8, stage, name="stem"))
+    y = keras.layers.ReLU()(conv_bn(x, 12, ChannelGate(name="b1_gate"), name="b1c1"))
+    y = conv_bn(y, 8, stage, name="b1c2")
+    x = keras.layers.ReLU()(keras.layers.Add()([x, y]))
+    expand = ChannelGate(name="exp_gate")
+    e = keras.layers.ReLU()(conv_bn(x, 16, expand, kernel=1, name="expand"))
+    e = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw")(e)
+    e = keras.layers.ReLU()(expand(keras.layers.BatchNormalization()(e)))
+    side = keras.layers.ReLU()(conv_bn(x, 6, ChannelGate(name="side_gate"), kernel=1, name="side"))
+    c = keras.layers.Concatenate()([e, side])
+    c = keras.layers.MaxPooling2D(4)(c)
+    out = keras.layers.Dense(5, name="fc")(keras.layers.Flatten()(c))
+    model = keras.Model(inp, out)
+    randomize_bn(model)
+    return model
+
+
+def random_masks(graph, seed=0, keep=0.6):
+    rng = np.random.default_rng(seed)
+    masks = {}
+    for g in graph.gated_groups:
+        m = rng.random(g.size) < keep
+        m[rng.integers(g.size)] = True
+        masks[g.name] = m
+    return masks
+
+
+def test_gate_serialization_round_trip(tmp_path):
+    inp = keras.Input((4, 4, 3))
+    gate = ChannelGate(mode="soft", name="g")
+    model = keras.Model(inp, gate(keras.layers.Conv2D(3, 1)(inp)))
+    gate.set_mask([1.0, 0.25, 0.0])
+    path = os.path.join(tmp_path, "m.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.get_layer("g").get_config()["mode"] == "soft"
+    x = np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype("float32")
+    np.testing.assert_allclose(model(x), loaded(x), atol=1e-6)
+    np.testing.assert_allclose(loaded.get_layer("g").mask.numpy(), [1.0, 0.25, 0.0])
+
+
+def test_gate_modes_and_errors():
+    gate = ChannelGate(mode="hard")
+    x = np.ones((1, 2, 2, 3), "float32")
+    gate(x)
+    gate.set_mask([0.7, 0.2, 1.0])
+    np.testing.assert_allclose(gate(x)[0, 0, 0], [1, 0, 1])
+    soft = ChannelGate(mode="soft")
+    soft(x)
+    soft.set_mask([0.7, 0.2, 1.0])
+    np.testing.assert_allclose(soft(x)[0, 0, 0], [0.7, 0.2, 1.0], rtol=1e-6)
+    with pytest.raises(ValueError, match="has 2 entries"):
+        gate.set_mask([1, 0])
+    with pytest.raises(ValueError, match="mode"):
+        ChannelGate(mode="fuzzy")
+
+
+def test_graph_groups_and_coupling():
+    graph = ChannelGraph(mixed_model())
+    groups = {g.name: g for g in graph.groups}
+    assert set(groups) == {"stage_gate", "b1_gate", "exp_gate", "side_gate"}
+    assert sorted(groups["stage_gate"].producers) == ["b1c2", "stem"]
+    assert groups["exp_gate"].size == 16
+
+
+def test_two_gates_on_coupled_channels_is_an_error():
+    inp = keras.Input((8, 8, 3))
+    a = conv_bn(inp, 4, ChannelGate(name="a"))
+    b = conv_bn(inp, 4, ChannelGate(name="b"))
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(keras.layers.Add()([a, b]))))
+    with pytest.raises(GraphError, match="share one gate"):
+        ChannelGraph(model)
+
+
+def test_unknown_layer_blocks_its_channels_with_a_warning():
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="c1")(inp)
+    x = keras.layers.Reshape((6, 6, 4))(x)  # tfprune has no rule for Reshape
+    x = keras.layers.Conv2D(5, 3, name="c2")(x)
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+    with pytest.warns(UserWarning, match="reshape"):
+        graph = ChannelGraph(model)
+    assert [g.name for g in graph.groups] == ["c2"]
+
+
+def test_flops_and_params_match_hand_computation():
+    inp = keras.Input((8, 8, 3))
+    gate = ChannelGate(name="g")
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="c1")(inp)
+    x = keras.layers.ReLU()(gate(keras.layers.BatchNormalization()(x)))
+    x = keras.layers.Conv2D(6, 3, strides=2, padding="same", name="c2")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw")(x)
+    out = keras.layers.Dense(10, name="fc")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inp, out)
+    cost_model = CostModel(model)
+
+    def hand(k):  # k = kept channels of c1
+        flops = 8 * 8 * 9 * 3 * k + 4 * 4 * 9 * k * 6 + 4 * 4 * 9 * 6 + 6 * 10
+        params = 9 * 3 * k + 2 * k + (9 * k * 6 + 6) + 9 * 6 + (6 * 10 + 10)
+        return flops, params
+
+    assert (cost_model.full.flops, cost_model.full.params) == hand(4)
+    assert cost_model.full.params == sum(np.prod(w.shape) for w in model.trainable_weights)
+    cost = cost_model.cost({"g": np.array([1, 0, 1, 0], bool)})
+    assert (cost.flops, cost.params) == hand(2)
+
+
+def test_compact_model_equals_masked_model_and_counter():
+    model = mixed_model()
+    graph = ChannelGraph(model)
+    masks = random_masks(graph)
+    mask_lib.apply_masks(model, masks)
+    x = np.random.default_rng(1).normal(size=(4, 16, 16, 3)).astype("float32")
+    compact = compact_model(model)
+    np.testing.assert_allclose(compact(x, training=False), model(x, training=False), atol=1e-5)
+    assert not any(isinstance(layer, ChannelGate) for layer in compact.layers)
+    predicted = CostModel(model, graph).cost(masks)
+    actual = CostModel(compact).full
+    assert predicted == actual
+    assert actual.params == sum(np.prod(w.shape) for w in compact.trainable_weights)
+    assert compact.get_layer("expand").filters == int(masks["exp_gate"].sum())
+
+
+def test_sequential_model_is_supported():
+    gate = ChannelGate(name="g")
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Conv2D(6, 3, name="c"), gate, keras.layers.ReLU(),
+         keras.layers.Flatten(), keras.layers.Dense(3)]
+    )
+    gate.set_mask([1, 1, 0, 1, 0, 1])
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    compact = compact_model(model)
+    np.testing.assert_allclose(compact(x), model(x), atol=1e-5)
+    assert compact.get_layer("c").filters == 4
+
+
+def test_mask_validation_errors():
+    graph = ChannelGraph(mixed_model())
+    good = random_masks(graph)
+    with pytest.raises(mask_lib.MaskError, match="does not have"):
+        mask_lib.validate_masks({**good, "nope": np.ones(3, bool)}, graph)
+    with pytest.raises(mask_lib.MaskError, match="has 3 entries"):
+        mask_lib.validate_masks({"b1_gate": np.ones(3, bool)}, graph)
+    with pytest.raises(mask_lib.MaskError, match="at least one"):
+        mask_lib.validate_masks({"b1_gate": np.zeros(12, bool)}, graph)
+    with pytest.raises(mask_lib.MaskError, match=r"\[0, 1\)"):
+        mask_lib.kept_from_ratios([0.5, 1.0], [4, 4])
+    with pytest.raises(mask_lib.MaskError, match="one per gated group"):
+        mask_lib.kept_from_ratios([0.5], [4, 4])
+
+
+def test_mask_file_round_trip_and_errors(tmp_path):
+    masks = {"a": np.array([1, 0, 1], bool)}
+    path = os.path.join(tmp_path, "masks.json")
+    mask_lib.save_masks(masks, path)
+    np.testing.assert_array_equal(mask_lib.load_masks(path)["a"], masks["a"])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        mask_lib.load_masks(os.path.join(tmp_path, "missing.json"))
+    bad = os.path.join(tmp_path, "bad.json")
+    with open(bad, "w") as f:
+        f.write("{not json")
+    with pytest.raises(mask_lib.MaskError, match="not valid JSON"):
+        mask_lib.load_masks(bad)
+
+
+def test_importance_keeps_largest_channels():
+    model = mixed_model()
+    graph = ChannelGraph(model)
+    kernel = model.get_layer("side").kernel
+    weights = np.zeros(kernel.shape, "float32")
+    weights[..., 3] = 5.0
+    weights[..., 1] = 1.0
+    kernel.assign(weights)
+    importance = mask_lib.channel_importance(graph)
+    masks = mask_lib.masks_from_kept([2], ["side_gate"], importance)
+    np.testing.assert_array_equal(np.flatnonzero(masks["side_gate"]), [1, 3])
+
+
+@pytest.mark.parametrize("target", [0.3, 0.5, 0.7])
+def test_budget_projection_lands_within_tolerance(target):
+    cost_model = CostModel(mixed_model())
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        kept, achieved = budget.project_to_budget(rng.uniform(0, 0.8, len(cost_model.group_names)), cost_model, target)
+        assert abs(achieved - target) <= 0.02
+        assert abs(cost_model.flops_ratio(kept) - achieved) < 1e-12
+        assert np.all(kept >= 1) and np.all(kept <= cost_model.group_sizes)
+
+
+def test_budget_preserves_agent_preferences():
+    cost_model = CostModel(mixed_model())
+    ratios = np.zeros(len(cost_model.group_names))
+    ratios[cost_model.group_names.index("exp_gate")] = 0.6
+    kept, _ = budget.project_to_budget(ratios, cost_model, 0.6)
+    frac = kept / cost_model.group_sizes
+    assert frac[cost_model.group_names.index("exp_gate")] == frac.min()
+
+
+def test_unreachable_budget_is_a_clear_error():
+    cost_model = CostModel(mixed_model())
+    with pytest.raises(budget.BudgetError, match="cannot be reached"):
+        budget.project_to_budget(np.zeros(4), cost_model, 0.01, max_ratio=0.5)
+    with pytest.raises(budget.BudgetError, match=r"\(0, 1\]"):
+        budget.project_to_budget(np.zeros(4), cost_model, 1.5)
