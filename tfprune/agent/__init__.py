@@ -1,0 +1,11 @@
+"""The RL side of joint training and pruning: the PPO agent and the dynamics (reward) model.
+
+`DynamicsModel` (Keras 3) learns a representation of each training epoch that explains how the
+reward of an action drifts as the CNN trains; `PruningAgent` (TF-Agents PPO, tf_keras) proposes
+per-group pruning ratios from that representation. They exchange numpy arrays only.
+"""
+
+from tfprune.agent.dynamics import DynamicsModel
+from tfprune.agent.ppo import PruningAgent
+
+__all__ = ["DynamicsModel", "PruningAgent"]

@@ -1,0 +1,247 @@
+"""The pruning agent: TF-Agents PPO (clipped objective) on single-step episodes.
+
+Each episode is one step (a contextual bandit): the observation is a float vector (the dynamics
+model's representation of the current epoch, possibly concatenated with static layer features), the
+action a vector of per-group pruning ratios in `[0, max_ratio]`, the reward the accuracy of the
+sub-network the caller builds from it. The caller owns the reward: `propose()` samples actions,
+the caller evaluates them, `update()` trains PPO on (observation, actions, rewards).
+
+The agent's networks are TF-Agents networks, i.e. `tf.keras` = tf_keras (Keras 2) objects. Only plain
+numpy arrays cross this module's boundary, never Keras objects.
+
+Trajectories are built directly: every sample becomes a `[2]`-step trajectory, a FIRST->LAST
+transition carrying the reward, then the LAST->FIRST boundary that PPO masks out. The old policy's
+distribution parameters (needed for the clipped importance ratio) are recomputed at `update()` time
+from the current policy, which is exactly the policy that proposed the actions when, as intended,
+`update()` follows the `propose()` that produced them.
+"""
+
+import gin
+import numpy as np
+import tensorflow as tf
+from tf_agents.agents.ppo import ppo_clip_agent
+from tf_agents.networks import actor_distribution_network, normal_projection_network, value_network
+from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import time_step as ts
+from tf_agents.trajectories import trajectory
+
+REWARD_NORMALIZATIONS = ("batch", "running", "none")
+
+
+def _inverse_softplus(x):
+    return float(np.log(np.expm1(x)))
+
+
+@gin.configurable
+class PruningAgent:
+    """PPO agent proposing per-group pruning ratios.
+
+    Args:
+        observation_dim: length of the observation vector.
+        num_groups: number of prunable groups (= action length).
+        max_ratio: upper bound of every pruning ratio (the lower bound is 0).
+        actor_layers / value_layers: hidden layer sizes of the actor / value MLPs.
+        learning_rate: Adam learning rate (shared by actor and value networks).
+        num_epochs: PPO optimisation passes over each batch given to `update()`.
+        importance_ratio_clipping: PPO clip epsilon.
+        entropy_regularization: entropy bonus coefficient.
+        init_std: initial standard deviation of the Gaussian policy, as a fraction of the action
+            range `max_ratio` (state-independent, learned).
+        reward_normalization: "batch" standardises the rewards of each `update()` batch (a
+            per-batch baseline, the robust choice for a bandit whose reward scale drifts as the
+            CNN trains); "running" uses PPO's running reward normaliser; "none" uses raw rewards.
+        normalize_observations: PPO's running observation normaliser.
+        seed: seeds the network initialisation (through `tf.random.set_seed`, i.e. the global TF
+            seed, at construction) and the sampling of `propose()` (a private numpy generator).
+    """
+
+    def __init__(
+        self,
+        observation_dim,
+        num_groups,
+        max_ratio=0.7,
+        actor_layers=(64, 64),
+        value_layers=(64, 64),
+        learning_rate=3e-3,
+        num_epochs=10,
+        importance_ratio_clipping=0.2,
+        entropy_regularization=0.0,
+        init_std=0.25,
+        reward_normalization="batch",
+        normalize_observations=True,
+        seed=None,
+    ):
+        if reward_normalization not in REWARD_NORMALIZATIONS:
+            raise ValueError(
+                f"reward_normalization must be one of {REWARD_NORMALIZATIONS}, got {reward_normalization!r}."
+            )
+        if not max_ratio > 0:
+            raise ValueError(f"max_ratio must be > 0, got {max_ratio}.")
+        self.observation_dim = int(observation_dim)
+        self.num_groups = int(num_groups)
+        self.max_ratio = float(max_ratio)
+        self.reward_normalization = reward_normalization
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+
+        if seed is not None:
+            tf.random.set_seed(seed)
+        self.observation_spec = tensor_spec.TensorSpec([self.observation_dim], tf.float32, name="observation")
+        self.action_spec = tensor_spec.BoundedTensorSpec(
+            [self.num_groups], tf.float32, minimum=0.0, maximum=self.max_ratio, name="action"
+        )
+        self.time_step_spec = ts.time_step_spec(self.observation_spec)
+
+        std_bias = _inverse_softplus(init_std * self.max_ratio)
+
+        def projection_net(spec, seed=None, seed_stream_class=None):
+            del seed_stream_class
+            # Mean tanh-squashed into [0, max_ratio]; Gaussian samples are clipped by `propose()`.
+            return normal_projection_network.NormalProjectionNetwork(
+                spec,
+                init_means_output_factor=0.1,
+                std_bias_initializer_value=std_bias,
+                scale_distribution=False,
+                seed=seed,
+            )
+
+        self.actor_net = actor_distribution_network.ActorDistributionNetwork(
+            self.observation_spec,
+            self.action_spec,
+            fc_layer_params=tuple(actor_layers),
+            continuous_projection_net=projection_net,
+            seed=seed,
+        )
+        self.value_net = value_network.ValueNetwork(self.observation_spec, fc_layer_params=tuple(value_layers))
+        self.optimizer = tf.keras.optimizers.Adam(learning_rate=learning_rate)
+        self.train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="agent_train_step")
+        self.agent = ppo_clip_agent.PPOClipAgent(
+            self.time_step_spec,
+            self.action_spec,
+            optimizer=self.optimizer,
+            actor_net=self.actor_net,
+            value_net=self.value_net,
+            importance_ratio_clipping=importance_ratio_clipping,
+            entropy_regularization=entropy_regularization,
+            num_epochs=num_epochs,
+            discount_factor=1.0,
+            use_gae=False,
+            normalize_rewards=reward_normalization == "running",
+            normalize_observations=normalize_observations,
+            train_step_counter=self.train_step,
+        )
+        self.agent.initialize()
+        self.actor_net.create_variables(self.observation_spec)
+        self.value_net.create_variables(self.observation_spec)
+        # Create the optimizer's slots now so a checkpoint restore is immediate, not deferred.
+        self.optimizer.build(self.actor_net.trainable_variables + self.value_net.trainable_variables)
+        self._distribution_fn = tf.function(self._distribution_params)
+
+    # ------------------------------------------------------------------ helpers
+    def _observations(self, observation, n=None):
+        obs = np.asarray(observation, dtype=np.float32)
+        if obs.ndim == 1:
+            obs = np.broadcast_to(obs, (1 if n is None else n, obs.shape[0]))
+        if obs.ndim != 2 or obs.shape[1] != self.observation_dim:
+            raise ValueError(f"observation must be [{self.observation_dim}] or [N, {self.observation_dim}], got {obs.shape}.")
+        if n is not None and obs.shape[0] != n:
+            raise ValueError(f"expected {n} observations, got {obs.shape[0]}.")
+        return np.ascontiguousarray(obs)
+
+    def _distribution_params(self, observations):
+        n = tf.shape(observations)[0]
+        time_step = ts.TimeStep(
+            step_type=tf.fill([n], tf.constant(int(ts.StepType.FIRST), tf.int32)),
+            reward=tf.zeros([n], tf.float32),
+            discount=tf.ones([n], tf.float32),
+            observation=observations,
+        )
+        step = self.agent.collect_policy.distribution(time_step)
+        params = step.info["dist_params"]  # what PPO stores as the behaviour policy: loc, scale (std)
+        return params["loc"], params["scale"]
+
+    def _params(self, observations):
+        loc, scale = self._distribution_fn(tf.constant(observations))
+        return loc.numpy(), scale.numpy()
+
+    # ---------------------------------------------------------------- public API
+    def propose(self, observation, num_samples=1):
+        """Samples `num_samples` actions (collect policy) -> float32 [num_samples, num_groups] in bounds.
+
+        `observation` is one vector [observation_dim] (shared by all samples) or [num_samples, observation_dim].
+        """
+        obs = self._observations(observation, num_samples)
+        loc, scale = self._params(obs)
+        actions = loc + scale * self._rng.standard_normal(loc.shape).astype(np.float32)
+        return np.clip(actions, 0.0, self.max_ratio).astype(np.float32)
+
+    def greedy(self, observation):
+        """The mean action for one observation -> float32 [num_groups] in bounds."""
+        loc, _ = self._params(self._observations(observation))
+        return np.clip(loc[0], 0.0, self.max_ratio).astype(np.float32)
+
+    def policy_std(self, observation):
+        """The current Gaussian standard deviation per group (diagnostics)."""
+        _, scale = self._params(self._observations(observation))
+        return scale[0]
+
+    def _normalize(self, rewards):
+        if self.reward_normalization == "batch":
+            std = rewards.std()
+            return (rewards - rewards.mean()) / (std if std > 1e-8 else 1.0)
+        return rewards
+
+    def update(self, observation, actions, rewards):
+        """One PPO training call on single-step episodes -> total loss (float).
+
+        Args:
+            observation: [observation_dim] shared by all samples, or [N, observation_dim].
+            actions: [N, num_groups] actions (as returned by `propose`; clipped to the bounds here).
+            rewards: [N] rewards (e.g. accuracies in [0, 1]).
+        """
+        actions = np.clip(np.asarray(actions, dtype=np.float32), 0.0, self.max_ratio)
+        if actions.ndim != 2 or actions.shape[1] != self.num_groups:
+            raise ValueError(f"actions must be [N, {self.num_groups}], got {actions.shape}.")
+        n = actions.shape[0]
+        rewards = np.asarray(rewards, dtype=np.float32).reshape(-1)
+        if rewards.shape[0] != n:
+            raise ValueError(f"got {n} actions but {rewards.shape[0]} rewards.")
+        if n < 2:
+            raise ValueError("update() needs at least 2 samples.")
+        obs = self._observations(observation, n)
+        loc, scale = self._params(obs)
+        rewards = self._normalize(rewards)
+
+        def two(x):  # [N, ...] -> [N, 2, ...] (the step and its boundary)
+            return np.stack([x, x], axis=1)
+
+        first, last = int(ts.StepType.FIRST), int(ts.StepType.LAST)
+        experience = trajectory.Trajectory(
+            step_type=tf.constant(np.tile([[first, last]], (n, 1)), tf.int32),
+            observation=tf.constant(two(obs)),
+            action=tf.constant(two(actions)),
+            policy_info={"dist_params": {"loc": tf.constant(two(loc)), "scale": tf.constant(two(scale))}},
+            next_step_type=tf.constant(np.tile([[last, first]], (n, 1)), tf.int32),
+            reward=tf.constant(np.stack([rewards, np.zeros_like(rewards)], axis=1)),
+            discount=tf.constant(np.tile(np.array([[0.0, 1.0]], np.float32), (n, 1))),
+        )
+        loss_info = self.agent.train(experience)
+        return float(loss_info.loss.numpy())
+
+    @property
+    def checkpoint_items(self):
+        """Trackables to put in a `tf.train.Checkpoint` (networks, optimizer, normalisers, step)."""
+        return {
+            "ppo_agent": self.agent,
+            "actor_net": self.actor_net,
+            "value_net": self.value_net,
+            "agent_optimizer": self.optimizer,
+            "agent_train_step": self.train_step,
+        }
+
+    def get_state(self):
+        """Non-TF state (the sampling generator), as a JSON-able dict."""
+        return {"rng": self._rng.bit_generator.state}
+
+    def set_state(self, state):
+        self._rng.bit_generator.state = state["rng"]
