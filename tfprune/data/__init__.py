@@ -1,0 +1,28 @@
+"""Input pipelines: embedded digits, TFDS (CIFAR, ImageNet), image folders, TFRecords, synthetic.
+
+    from tfprune.data import build_datasets
+    data = build_datasets("digits", batch_size=128)   # data.train / data.held_out / data.val / data.info
+"""
+
+from tfprune.data.base import DataError, DatasetInfo, Datasets
+from tfprune.data.pipeline import SOURCES, build_datasets
+from tfprune.data.sources import (
+    digits_source,
+    folder_source,
+    synthetic_source,
+    tfds_source,
+    tfrecord_source,
+)
+
+__all__ = [
+    "SOURCES",
+    "DataError",
+    "DatasetInfo",
+    "Datasets",
+    "build_datasets",
+    "digits_source",
+    "folder_source",
+    "synthetic_source",
+    "tfds_source",
+    "tfrecord_source",
+]
