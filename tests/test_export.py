@@ -1,0 +1,268 @@
+"""SavedModel / TFLite export, verification, latency, and the tools/export.py CLI (tiny models)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from tfprune import export as ex
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NUM_CLASSES = 3
+SHAPE = (16, 16, 3)
+
+
+def _conv_model(depthwise=False, seed=0):
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input(SHAPE)
+    x = layers.Conv2D(8, 3, padding="same", use_bias=False)(inp)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    if depthwise:
+        x = layers.DepthwiseConv2D(3, strides=2, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        x = layers.Conv2D(12, 1, use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+    else:
+        x = layers.Conv2D(12, 3, strides=2, padding="same")(x)
+        x = layers.ReLU()(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    out = layers.Dense(NUM_CLASSES)(x)
+    return keras.Model(inp, out)
+
+
+def _easy_data(n, seed):
+    """Class c = noise plus a bright square in channel c, at a random place: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0, 0.3, (n,) + SHAPE).astype("float32")
+    y = rng.integers(0, NUM_CLASSES, n)
+    for i in range(n):
+        r, c = rng.integers(0, 10, 2)
+        x[i, r : r + 6, c : c + 6, y[i]] += 2.0
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A DepthwiseConv2D model trained a few epochs on easy data (confident logits for int8 checks)."""
+    model = _conv_model(depthwise=True, seed=1)
+    x, y = _easy_data(384, seed=1)
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    model.fit(x, y, batch_size=32, epochs=4, verbose=0)
+    x_val, y_val = _easy_data(96, seed=2)
+    acc = float(np.mean(np.argmax(model.predict(x_val, verbose=0), -1) == y_val))
+    assert acc > 0.8, f"test model failed to learn the easy task (acc {acc})"
+    return model, x, x_val
+
+
+def test_saved_model_reload_equal(tmp_path):
+    model = _conv_model()
+    x = np.random.default_rng(0).standard_normal((4,) + SHAPE).astype("float32")
+    path = ex.export_saved_model(model, tmp_path / "sm")
+    assert os.path.isdir(path)
+    fn = ex.load_saved_model_fn(path)
+    np.testing.assert_allclose(fn(x), keras.ops.convert_to_numpy(model(x)), atol=1e-5)
+    assert ex.model_size_bytes(path) > 0
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+def test_tflite_float_parity(depthwise):
+    model = _conv_model(depthwise=depthwise)
+    x = np.random.default_rng(0).standard_normal((8,) + SHAPE).astype("float32")
+    tfl = ex.convert_tflite(model, "float")
+    assert isinstance(tfl, bytes) and ex.model_size_bytes(tfl) == len(tfl)
+    np.testing.assert_allclose(ex.run_tflite(tfl, x), keras.ops.convert_to_numpy(model(x)), atol=1e-5)
+    report = ex.verify_tflite(tfl, model, x, "float")
+    assert report["passed"] and report["max_abs_diff"] <= 1e-5
+
+
+def test_tflite_dynamic_close(trained):
+    model, _, x_val = trained
+    tfl = ex.convert_tflite(model, "dynamic")
+    report = ex.verify_tflite(tfl, model, x_val, "dynamic")
+    assert report["passed"]
+    assert report["max_abs_diff"] <= 0.1 * report["output_scale"]
+    assert report["top1_agreement"] >= 0.9
+
+
+@pytest.mark.parametrize("int8_io", [True, False])
+def test_tflite_int8_top1_agreement(trained, tmp_path, int8_io):
+    model, x_train, x_val = trained
+    sm = ex.export_saved_model(model, tmp_path / "sm")
+    calib = [x_train[i : i + 32] for i in range(0, 128, 32)]
+    tfl = ex.convert_tflite(sm, "int8", representative_data=calib, int8_io=int8_io)
+    interp = ex.make_interpreter(tfl)
+    in_dtype = interp.get_input_details()[0]["dtype"]
+    out_dtype = interp.get_output_details()[0]["dtype"]
+    expected = np.int8 if int8_io else np.float32
+    assert in_dtype == expected and out_dtype == expected
+    report = ex.verify_tflite(tfl, model, x_val, "int8")
+    assert report["passed"] and report["top1_agreement"] >= 0.9
+
+
+def test_int8_without_representative_data_raises():
+    model = _conv_model()
+    with pytest.raises(ValueError, match="representative_data"):
+        ex.convert_tflite(model, "int8")
+    with pytest.raises(ValueError, match="representative_data"):
+        ex.convert_tflite(model, "int8", representative_data=[])
+
+
+def test_unknown_quantization_raises():
+    with pytest.raises(ValueError, match="quantization"):
+        ex.convert_tflite(_conv_model(), "fp16")
+
+
+def test_verification_failure_raises():
+    model = _conv_model(seed=0)
+    other = _conv_model(seed=5)  # same architecture, different weights
+    x = np.random.default_rng(0).standard_normal((8,) + SHAPE).astype("float32")
+    tfl = ex.convert_tflite(model, "float")
+    with pytest.raises(ex.ExportVerificationError, match="max") as info:
+        ex.verify_tflite(tfl, other, x, "float")
+    assert info.value.report["passed"] is False
+    assert info.value.report["max_abs_diff"] > info.value.report["max_allowed_diff"]
+
+
+def test_int8_verification_failure_raises(trained):
+    model, x_train, x_val = trained
+    tfl = ex.convert_tflite(model, "int8", representative_data=x_train[:64])
+    with pytest.raises(ex.ExportVerificationError, match="top-1 agreement"):
+        ex.verify_tflite(tfl, model, x_val, "int8", min_top1_agreement=1.01)
+
+
+def test_unsupported_op_error_names_op_and_fix():
+    inp = keras.Input((10,))
+    x = layers.Dense(10)(inp)
+    out = layers.Lambda(lambda t: keras.ops.cumprod(t, axis=-1))(x)  # tf.Cumprod: no TFLite builtin
+    model = keras.Model(inp, out)
+    with pytest.raises(ex.TFLiteConversionError) as info:
+        ex.convert_tflite(model, "float")
+    message = str(info.value)
+    assert "Cumprod" in message and "SELECT_TF_OPS" in message and "supported_ops" in message
+    assert "Cumprod" in info.value.ops
+
+
+def test_latency_positive():
+    tfl = ex.convert_tflite(_conv_model(), "float")
+    ms = ex.tflite_latency_ms(tfl, num_threads=1, runs=5, warmup=1)
+    assert 0 < ms < 1000
+
+
+def test_export_all(trained, tmp_path):
+    model, x_train, x_val = trained
+    out = tmp_path / "out"
+    report = ex.export_all(
+        model, out, representative_data=[x_train[:64]], sample_inputs=x_val, latency_runs=5
+    )
+    for name in ("model_float.tflite", "model_dynamic.tflite", "model_int8.tflite", "export_report.json"):
+        assert (out / name).is_file(), name
+    assert (out / "saved_model").is_dir()
+    on_disk = json.loads((out / "export_report.json").read_text())
+    assert set(on_disk["tflite"]) == {"float", "dynamic", "int8"}
+    assert report["saved_model"]["reload_max_abs_diff"] <= 1e-5
+    for q, entry in report["tflite"].items():
+        assert entry["verification"]["passed"], q
+        assert entry["size_bytes"] == os.path.getsize(entry["path"])
+        assert entry["latency_ms"] > 0
+
+
+def test_export_all_int8_needs_data(tmp_path):
+    with pytest.raises(ValueError, match="representative_data"):
+        ex.export_all(_conv_model(), tmp_path / "o", quantizations=("float", "int8"))
+    assert not (tmp_path / "o").exists()  # failed before writing anything
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def _cli(*args):
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "export.py"), *args],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600,
+    )
+
+
+def test_cli_help():
+    result = _cli("--help")
+    assert result.returncode == 0, result.stderr
+    for option in ("--model_file", "--model", "--masks", "--output_dir", "--quantize",
+                   "--representative_source", "--no_verify", "--threads", "--runs"):
+        assert option in result.stdout, option
+
+
+def test_cli_missing_model_file(tmp_path):
+    result = _cli("--model_file", str(tmp_path / "nope.keras"), "--output_dir", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert "nope.keras" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_missing_masks_file(tmp_path):
+    result = _cli("--model", "resnet20", "--masks", str(tmp_path / "masks.json"),
+                  "--output_dir", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert "masks.json" in result.stderr and "Traceback" not in result.stderr
+
+
+def _gated_model():
+    from tfprune.gates import ChannelGate
+
+    inp = keras.Input(SHAPE)
+    x = layers.Conv2D(8, 3, padding="same", use_bias=False)(inp)
+    x = layers.BatchNormalization()(x)
+    g1 = ChannelGate(name="g1")
+    x = layers.ReLU()(g1(x))
+    x = layers.DepthwiseConv2D(3, strides=2, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(g1(x))  # the depthwise output is the same channel group: same gate instance
+    x = layers.Conv2D(16, 1, use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = ChannelGate(name="g2")(x)
+    x = layers.ReLU()(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, layers.Dense(NUM_CLASSES)(x))
+
+
+def test_cli_end_to_end(tmp_path):
+    """Trained gated model (.keras) + mask file -> compact model, exports, report and table."""
+    from tfprune.masks import save_masks
+
+    keras.utils.set_random_seed(3)
+    model = _gated_model()
+    x, y = _easy_data(256, seed=3)
+    model.compile(optimizer=keras.optimizers.Adam(0.01),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=32, epochs=3, verbose=0)
+    model_file = tmp_path / "gated_model.keras"
+    model.save(model_file)
+    masks = {"g1": np.arange(8) % 2 == 0, "g2": np.arange(16) < 10}
+    save_masks(masks, tmp_path / "masks.json")
+
+    out = tmp_path / "export"
+    result = _cli("--model_file", str(model_file), "--masks", str(tmp_path / "masks.json"),
+                  "--output_dir", str(out), "--representative_source", "random",
+                  "--min_int8_agreement", "0.5", "--runs", "3")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for name in ("model_float.tflite", "model_dynamic.tflite", "model_int8.tflite", "export_report.json",
+                 "export_summary.json", "full/model_float.tflite"):
+        assert (out / name).is_file(), name
+    assert "FLOPs" in result.stdout and "params" in result.stdout
+    summary = json.loads((out / "export_summary.json").read_text())
+    assert summary["kept_channels"] == {"g1": 4, "g2": 10}
+    assert summary["surgery_max_abs_diff"] < 1e-4
+    assert summary["pruned"]["flops"] < summary["full"]["flops"]
+    assert summary["pruned"]["params"] == summary["pruned"]["keras_trainable_params"]
+    assert summary["pruned"]["tflite"]["float"]["size_bytes"] < summary["full"]["tflite"]["float"]["size_bytes"]
+    assert summary["pruned"]["tflite"]["float"]["verification"]["max_abs_diff"] < 1e-4
