@@ -168,7 +168,7 @@ def test_expand_gate_zeroes_depthwise_channel():
 
 @pytest.mark.parametrize("name", ["resnet8", "mobilenetv2_cifar"])
 def test_save_load_round_trip(name, tmp_path):
-    model = build_model(name, width_multiplier=0.25)
+    model = build_model(name, width_multiplier=0.5)
     gate = next(iter(gates_of(model).values()))
     gate.set_mask(np.arange(gate.channels) % 2)
     path = str(tmp_path / "model.keras")
@@ -219,3 +219,32 @@ def test_gin_configurable():
     finally:
         gin.clear_config()
     assert model.name == "resnet8" and model.output.shape == (None, 7)
+
+
+def test_tiny_mobilenet_stem_joins_residual_stream():
+    """At width 0.25 stem and block 1 both have 8 channels: block 1 is residual, the stem not prunable."""
+    tiny = build_model("mobilenetv2_cifar", width_multiplier=0.25)
+    assert "stem_gate" not in gates_of(tiny)
+    assert tiny.get_layer("block1_add") is not None
+    half = build_model("mobilenetv2_cifar", width_multiplier=0.5)
+    assert "stem_gate" in gates_of(half)
+    assert "block1_add" not in {layer.name for layer in half.layers}
+
+
+@pytest.mark.parametrize(
+    "name,width",
+    [("resnet20", 0.5), ("resnet18", 0.125), ("resnet50", 0.125), ("mobilenetv2_cifar", 0.25), ("mobilenetv2", 0.35)],
+)
+def test_masked_model_equals_compact_model(name, width):
+    """The architecture contract end to end: gates cover whole groups, so masking == removing channels."""
+    surgery = pytest.importorskip("tfprune.surgery")
+    model = build_model(name, width_multiplier=width, input_shape=(32, 32, 3))
+    rng = np.random.default_rng(0)
+    masks = {}
+    for gate_name, gate in gates_of(model).items():
+        masks[gate_name] = (rng.random(gate.channels) < 0.6) | (np.arange(gate.channels) == 0)
+        gate.set_mask(masks[gate_name])
+    compact = surgery.compact_model(model, masks)
+    assert _params(compact) < _params(model)
+    x = _images(model)
+    np.testing.assert_allclose(model(x, training=False), compact(x, training=False), atol=1e-4)

@@ -3,8 +3,9 @@
 Gate placement: the expanded (hidden) channels of each inverted-residual block are one group, so one
 `block{i}_expand_gate` instance gates both the expand BN and the depthwise BN outputs (the depthwise
 conv maps channels one-to-one). A block without an expand conv (t=1) runs its depthwise conv on its
-input channels, i.e. the stem's: it reuses `stem_gate`. Project (linear bottleneck) outputs and the
-residual stream are not gated; they stay at full width. The last 1x1 conv has `head_gate`.
+input channels, i.e. the stem's: it reuses `stem_gate` (absent at tiny widths where block 1 is
+residual, tying the stem to the residual stream). Project (linear bottleneck) outputs and the residual
+stream are not gated; they stay at full width. The last 1x1 conv has `head_gate`.
 """
 
 import keras
@@ -103,10 +104,15 @@ def mobilenet_v2(num_classes=1000, input_shape=(224, 224, 3), width_multiplier=1
     # The paper keeps the last conv at >= 1280 channels for width < 1; the CIFAR variant fixes 1280.
     head_channels = 1280 if cifar else make_divisible(1280 * max(1.0, width_multiplier))
 
-    stem_gate = ChannelGate(name="stem_gate")
+    # The stem's channels are prunable unless block 1 adds them to its (ungated) output, which
+    # happens at tiny widths where both round up to 8 channels.
+    t1, c1, _, s1 = settings[0]
+    stem_is_residual = t1 == 1 and s1 == 1 and make_divisible(c1 * width_multiplier) == stem_channels
+    stem_gate = None if stem_is_residual else ChannelGate(name="stem_gate")
+
     inputs = keras.Input(shape=input_shape, name="input")
     x = _conv_bn(inputs, stem_channels, 3, 1 if cifar else 2, "stem")
-    x = _relu6(stem_gate(x), "stem_relu")
+    x = _relu6(x if stem_gate is None else stem_gate(x), "stem_relu")
     index = 0
     for expansion, channels, repeats, first_stride in settings:
         filters = make_divisible(channels * width_multiplier)

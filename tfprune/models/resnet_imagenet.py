@@ -114,8 +114,11 @@ def resnet_imagenet(depth, num_classes=1000, input_shape=(224, 224, 3), width_mu
     block_type, blocks_per_stage = IMAGENET_CONFIGS[depth]
     stage_gates = [ChannelGate(name=f"stage{s}_gate") for s in range(1, 5)]
     stem_width = scale_channels(64, width_multiplier)
-    # Basic-block stage 1 keeps 64 channels with identity shortcuts: the stem output joins its group.
-    stem_gate = stage_gates[0] if block_type == "basic" else ChannelGate(name="stem_gate")
+    stage1_width = scale_channels(STAGE_WIDTHS[0], width_multiplier)
+    stage1_filters = stage1_width if block_type == "basic" else stage1_width * BOTTLENECK_EXPANSION
+    # Basic-block stage 1 keeps the stem's width with identity shortcuts, so the stem output joins
+    # its group; bottleneck stage 1 projects 64 -> 256 and the stem is a group of its own.
+    stem_gate = stage_gates[0] if stem_width == stage1_filters else ChannelGate(name="stem_gate")
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = conv_bn(inputs, stem_width, 7, 2, "stem_conv", "stem_bn")
