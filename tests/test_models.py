@@ -233,7 +233,13 @@ def test_tiny_mobilenet_stem_joins_residual_stream():
 
 @pytest.mark.parametrize(
     "name,width",
-    [("resnet20", 0.5), ("resnet18", 0.125), ("resnet50", 0.125), ("mobilenetv2_cifar", 0.25), ("mobilenetv2", 0.35)],
+    [
+        ("resnet20", 0.5),
+        ("resnet18", 0.125),
+        ("resnet50", 0.125),
+        ("mobilenetv2_cifar", 0.25),
+        ("mobilenetv2", 0.35),
+    ],
 )
 def test_masked_model_equals_compact_model(name, width):
     """The architecture contract end to end: gates cover whole groups, so masking == removing channels."""

@@ -97,7 +97,8 @@ def resnet_stages(x, block_type, blocks_per_stage, widths, first_stride, width_m
             if block_type == "basic":
                 x = basic_block(x, width, strides, stage_gates[s - 1], name)
             else:
-                x = bottleneck_block(x, width, width * BOTTLENECK_EXPANSION, strides, stage_gates[s - 1], name)
+                filters = width * BOTTLENECK_EXPANSION
+                x = bottleneck_block(x, width, filters, strides, stage_gates[s - 1], name)
     return x
 
 
