@@ -216,7 +216,7 @@ def test_cli_missing_masks_file(tmp_path):
     assert "masks.json" in result.stderr and "Traceback" not in result.stderr
 
 
-def _gated_model():
+def _gated_model(num_classes=NUM_CLASSES):
     from tfprune.gates import ChannelGate
 
     inp = keras.Input(SHAPE)
@@ -232,19 +232,20 @@ def _gated_model():
     x = ChannelGate(name="g2")(x)
     x = layers.ReLU()(x)
     x = layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inp, layers.Dense(NUM_CLASSES)(x))
+    return keras.Model(inp, layers.Dense(num_classes)(x))
 
 
 def test_cli_end_to_end(tmp_path):
-    """Trained gated model (.keras) + mask file -> compact model, exports, report and table."""
+    """Gated model trained on digits (.keras) + mask file -> compact model, exports, report, table."""
+    from tfprune.data import build_datasets
     from tfprune.masks import save_masks
 
     keras.utils.set_random_seed(3)
-    model = _gated_model()
-    x, y = _easy_data(256, seed=3)
+    model = _gated_model(num_classes=10)
+    data = build_datasets("digits", batch_size=64, image_size=16, augment=False)
     model.compile(optimizer=keras.optimizers.Adam(0.01),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x, y, batch_size=32, epochs=3, verbose=0)
+    model.fit(data.train, epochs=4, verbose=0, shuffle=False)
     model_file = tmp_path / "gated_model.keras"
     model.save(model_file)
     masks = {"g1": np.arange(8) % 2 == 0, "g2": np.arange(16) < 10}
@@ -252,17 +253,42 @@ def test_cli_end_to_end(tmp_path):
 
     out = tmp_path / "export"
     result = _cli("--model_file", str(model_file), "--masks", str(tmp_path / "masks.json"),
-                  "--output_dir", str(out), "--representative_source", "random",
-                  "--min_int8_agreement", "0.5", "--runs", "3")
+                  "--output_dir", str(out), "--representative_source", "digits", "--runs", "3")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for name in ("model_float.tflite", "model_dynamic.tflite", "model_int8.tflite", "export_report.json",
-                 "export_summary.json", "full/model_float.tflite"):
+                 "export_summary.json", "full/model_float.tflite", "saved_model/saved_model.pb"):
         assert (out / name).is_file(), name
-    assert "FLOPs" in result.stdout and "params" in result.stdout
+    assert "FLOPs" in result.stdout and "latency" in result.stdout
     summary = json.loads((out / "export_summary.json").read_text())
     assert summary["kept_channels"] == {"g1": 4, "g2": 10}
     assert summary["surgery_max_abs_diff"] < 1e-4
     assert summary["pruned"]["flops"] < summary["full"]["flops"]
     assert summary["pruned"]["params"] == summary["pruned"]["keras_trainable_params"]
-    assert summary["pruned"]["tflite"]["float"]["size_bytes"] < summary["full"]["tflite"]["float"]["size_bytes"]
-    assert summary["pruned"]["tflite"]["float"]["verification"]["max_abs_diff"] < 1e-4
+    pruned, full = summary["pruned"]["tflite"], summary["full"]["tflite"]
+    assert pruned["float"]["size_bytes"] < full["float"]["size_bytes"]
+    assert pruned["float"]["verification"]["max_abs_diff"] < 1e-4
+    assert pruned["int8"]["verification"]["top1_agreement"] >= 0.9
+    assert summary["verification_failures"] == []
+
+
+def test_cli_zoo_model_and_bad_masks(tmp_path):
+    from tfprune.gates import gates_of
+    from tfprune.masks import save_masks
+    from tfprune.models import build_model
+
+    gated = build_model("resnet8", num_classes=10, input_shape=(16, 16, 3), width_multiplier=0.5)
+    masks = {name: np.arange(g.channels) < max(1, g.channels // 2) for name, g in gates_of(gated).items()}
+    save_masks(masks, tmp_path / "masks.json")
+    zoo = ("--model", "resnet8", "--input_shape", "16,16,3", "--width_multiplier", "0.5")
+    result = _cli(*zoo, "--masks", str(tmp_path / "masks.json"), "--output_dir", str(tmp_path / "o"),
+                  "--quantize", "float,dynamic", "--representative_source", "random", "--runs", "2",
+                  "--no_baseline")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((tmp_path / "o" / "export_summary.json").read_text())
+    assert 0.2 < summary["pruned"]["flops"] / summary["full"]["flops"] < 0.35
+    assert sorted(summary["pruned"]["tflite"]) == ["dynamic", "float"]
+
+    save_masks({"no_such_gate": [1, 0]}, tmp_path / "bad.json")
+    result = _cli(*zoo, "--masks", str(tmp_path / "bad.json"), "--output_dir", str(tmp_path / "o2"))
+    assert result.returncode == 2
+    assert "no_such_gate" in result.stderr and "Traceback" not in result.stderr

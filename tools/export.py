@@ -73,10 +73,11 @@ def build_parser():
                      help="int8 variant: keep float32 input/output tensors (int8 inside). Default: int8 "
                           "input/output tensors, what NPUs/DSPs want.")
     out.add_argument("--representative_source", choices=SOURCES, default="digits",
-                     help="Images for int8 calibration and for verification: 'digits' (scikit-learn's "
-                          "embedded 8x8 digits, via tfprune.data) or 'synthetic' (tfprune.data's synthetic "
-                          "images), resized to the model input; 'random' = standard-normal noise (only "
-                          "when you ask for it; calibration on noise gives poor int8 ranges).")
+                     help="Images for int8 calibration (the held-out slice of the training data) and for "
+                          "verification (the validation split), via tfprune.data.build_datasets with "
+                          "evaluation preprocessing at the model's input size: 'digits' (scikit-learn's "
+                          "embedded digits) or 'synthetic' (class templates plus noise). 'random' = "
+                          "standard-normal noise, used only when asked for (noise gives poor int8 ranges).")
     out.add_argument("--num_calibration", type=int, default=128,
                      help="Samples used to calibrate int8 activation ranges.")
     out.add_argument("--num_verify", type=int, default=64,
@@ -166,54 +167,49 @@ def _resize_to(images, shape):
     return images.astype(np.float32)
 
 
-def representative_images(source, input_shape, n, seed=0):
-    """``n`` float32 images of ``input_shape`` from ``source`` (see --representative_source)."""
+def representative_images(source, input_shape, num_calibration, num_verify, seed=0):
+    """(calibration, verification) float32 images of ``input_shape`` from ``source``.
+
+    For tfprune.data sources the calibration images come from the held-out slice of the training
+    data and the verification images from the validation split, both with evaluation preprocessing
+    (the normalisation the model was trained with). "random" draws standard-normal noise.
+    """
     import numpy as np
 
     if source == "random":
-        return np.random.default_rng(seed).standard_normal((n,) + tuple(input_shape)).astype(np.float32)
+        rng = np.random.default_rng(seed)
+        return (rng.standard_normal((num_calibration,) + tuple(input_shape)).astype(np.float32),
+                rng.standard_normal((num_verify,) + tuple(input_shape)).astype(np.float32))
     try:
-        import tfprune.data as data
+        from tfprune.data import DataError, build_datasets
     except ImportError as exc:
-        raise UsageError(
-            f"--representative_source {source}: tfprune.data is not available ({exc}); "
-            "use --representative_source random."
-        ) from exc
-    images = _images_from_data_module(data, source, input_shape, n, seed)
-    return _resize_to(images, input_shape)
+        raise UsageError(f"--representative_source {source}: tfprune.data is not available ({exc}); "
+                         "use --representative_source random.") from exc
+    h, w, c = input_shape
+    kwargs = {"channels": c} if source == "synthetic" else {}
+    try:
+        data = build_datasets(source, batch_size=64, image_size=(h, w), seed=seed, augment=False,
+                              held_out_examples=min(num_calibration, 512), **kwargs)
+    except DataError as exc:
+        raise UsageError(f"--representative_source {source}: {exc}") from exc
+    return (_resize_to(_take(data.held_out, num_calibration), input_shape),
+            _resize_to(_take(data.val, num_verify), input_shape))
 
 
-def _images_from_data_module(data, source, input_shape, n, seed):
-    """Take ``n`` evaluation-preprocessed images from tfprune.data's ``source`` pipeline."""
+def _take(dataset, n):
     import numpy as np
 
-    builder = getattr(data, "build_datasets", None) or getattr(data, "get_datasets", None)
-    if builder is None:
-        raise UsageError(
-            f"--representative_source {source}: tfprune.data has no build_datasets(); "
-            "use --representative_source random."
-        )
-    kwargs = dict(batch_size=min(n, 64))
-    try:
-        datasets = builder(source, image_shape=tuple(input_shape), **kwargs)
-    except TypeError:
-        datasets = builder(source, **kwargs)
-    except Exception as exc:
-        raise UsageError(f"--representative_source {source}: tfprune.data failed: {exc}") from exc
     images, count = [], 0
-    for split in ("val", "held_out", "train"):
-        for batch in getattr(datasets, split).as_numpy_iterator():
-            x = batch[0] if isinstance(batch, (tuple, list)) else batch
-            images.append(np.asarray(x))
-            count += len(x)
-            if count >= n:
-                break
+    for batch in dataset.as_numpy_iterator():
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        images.append(np.asarray(x, dtype=np.float32))
+        count += len(x)
         if count >= n:
             break
     if not images:
-        raise UsageError(f"--representative_source {source}: tfprune.data gave no images.")
+        raise UsageError("the representative data source gave no images.")
     images = np.concatenate(images)
-    if len(images) < n:  # small source: repeat
+    if len(images) < n:  # small split: repeat
         images = np.concatenate([images] * (-(-n // len(images))))
     return images[:n]
 
@@ -297,11 +293,8 @@ def run(args):
     full_cost, pruned_cost = cost_model.cost(), cost_model.cost(masks)
     input_shape = tuple(int(d) for d in gated.inputs[0].shape[1:])
 
-    data = representative_images(args.representative_source, input_shape,
-                                 args.num_calibration + args.num_verify)
-    calibration, samples = data[: args.num_calibration], data[args.num_calibration:]
-    if len(samples) == 0:
-        samples = calibration
+    calibration, samples = representative_images(
+        args.representative_source, input_shape, args.num_calibration, args.num_verify)
 
     # Surgery sanity check: the compact model computes what the masked gated model computes.
     surgery_diff = float(np.max(np.abs(
