@@ -105,3 +105,11 @@ def test_state_and_checkpoint_round_trip(data, tmp_path):
     fresh.set_state(state)
     np.testing.assert_allclose(fresh.predict(held_out[0], held_out[1]), reference, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(fresh.train(5), model.train(5), rtol=1e-5)
+
+
+def test_empty_state_round_trip():
+    model = DynamicsModel(DIM, max_epochs=EPOCHS, hidden_dim=8)
+    state = model.get_state()
+    model.observe(1, np.zeros((3, DIM)), np.ones(3))
+    model.set_state(state)
+    assert model.buffer_size == 0

@@ -233,9 +233,12 @@ class DynamicsModel:
         }
 
     def set_state(self, state):
-        epochs, actions, rewards = self._batch(state["epochs"], state["actions"], state["rewards"]) if len(
-            state["rewards"]
-        ) else (np.zeros((0,), np.int32), np.zeros((0, self.action_dim), np.float32), np.zeros((0,), np.float32))
+        """Restores what `get_state()` returned (the replay buffer, and the sampling state if present)."""
+        rewards = np.asarray(state["rewards"], np.float32).reshape(-1)
+        actions = np.asarray(state["actions"], np.float32).reshape(-1, self.action_dim)
+        epochs = self._check_epochs(np.asarray(state["epochs"], np.int32).reshape(-1))
+        if not len(epochs) == len(actions) == len(rewards):
+            raise ValueError("state: epochs, actions and rewards must have the same length.")
         self._epochs, self._actions, self._rewards = epochs.copy(), actions.copy(), rewards.copy()
         if "rng" in state:
             self._rng.bit_generator.state = state["rng"]

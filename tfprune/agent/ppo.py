@@ -16,6 +16,8 @@ from the current policy, which is exactly the policy that proposed the actions w
 `update()` follows the `propose()` that produced them.
 """
 
+import random
+
 import gin
 import numpy as np
 import tensorflow as tf
@@ -51,8 +53,8 @@ class PruningAgent:
             per-batch baseline, the robust choice for a bandit whose reward scale drifts as the
             CNN trains); "running" uses PPO's running reward normaliser; "none" uses raw rewards.
         normalize_observations: PPO's running observation normaliser.
-        seed: seeds the network initialisation (through `tf.random.set_seed`, i.e. the global TF
-            seed, at construction) and the sampling of `propose()` (a private numpy generator).
+        seed: seeds the network initialisation (Python's `random`, restored afterwards, and
+            `tf.random.set_seed`, i.e. TF's global seed, which stays set) and the sampling of `propose()` (a private numpy generator).
     """
 
     def __init__(
@@ -84,8 +86,34 @@ class PruningAgent:
         self.seed = seed
         self._rng = np.random.default_rng(seed)
 
+        python_random_state = random.getstate()
         if seed is not None:
+            # tf_keras draws the seeds of unseeded initialisers from Python's `random` and TF's global
+            # seed: set both while the networks are built, then give Python's state back.
+            random.seed(seed)
             tf.random.set_seed(seed)
+        try:
+            self._build(actor_layers, value_layers, learning_rate, num_epochs, importance_ratio_clipping,
+                        entropy_regularization, init_std, normalize_observations, seed)
+        finally:
+            if seed is not None:
+                random.setstate(python_random_state)
+        self._distribution_fn = tf.function(
+            self._distribution_params, input_signature=[tf.TensorSpec([None, self.observation_dim], tf.float32)],
+            autograph=False,
+        )
+        # TFAgent.train runs eagerly in TF2 unless wrapped (~200x slower per update here). One trace,
+        # for any batch size: [batch, 2 steps].
+        experience_spec = tf.nest.map_structure(
+            lambda spec: tf.TensorSpec([None, 2] + spec.shape.as_list(), spec.dtype),
+            self.agent.collect_data_spec,
+        )
+        self._train_fn = tf.function(lambda experience: self.agent.train(experience).loss,
+                                     input_signature=[experience_spec], autograph=False)
+
+    def _build(self, actor_layers, value_layers, learning_rate, num_epochs, importance_ratio_clipping,
+               entropy_regularization, init_std, normalize_observations, seed):
+        reward_normalization = self.reward_normalization
         self.observation_spec = tensor_spec.TensorSpec([self.observation_dim], tf.float32, name="observation")
         self.action_spec = tensor_spec.BoundedTensorSpec(
             [self.num_groups], tf.float32, minimum=0.0, maximum=self.max_ratio, name="action"
@@ -135,7 +163,6 @@ class PruningAgent:
         self.value_net.create_variables(self.observation_spec)
         # Create the optimizer's slots now so a checkpoint restore is immediate, not deferred.
         self.optimizer.build(self.actor_net.trainable_variables + self.value_net.trainable_variables)
-        self._distribution_fn = tf.function(self._distribution_params)
 
     # ------------------------------------------------------------------ helpers
     def _observations(self, observation, n=None):
@@ -225,8 +252,7 @@ class PruningAgent:
             reward=tf.constant(np.stack([rewards, np.zeros_like(rewards)], axis=1)),
             discount=tf.constant(np.tile(np.array([[0.0, 1.0]], np.float32), (n, 1))),
         )
-        loss_info = self.agent.train(experience)
-        return float(loss_info.loss.numpy())
+        return float(self._train_fn(experience).numpy())
 
     @property
     def checkpoint_items(self):
