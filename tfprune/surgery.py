@@ -41,6 +41,9 @@ def compact_model(model, masks=None, graph=None):
         keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t._keras_history[0].name) for t in functional.inputs
     ]
     outputs = functional._run_through_graph(new_inputs, operation_fn=replace)
+    # Same input structure as the original (a single tensor stays a single tensor, not a list);
+    # the outputs come back from _run_through_graph already in the original structure.
+    new_inputs = keras.tree.pack_sequence_as(functional._inputs_struct, new_inputs)
     compact = keras.Model(new_inputs, outputs, name=f"{functional.name}_compact")
 
     for info in node_info.values():

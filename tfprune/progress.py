@@ -1,0 +1,8 @@
+"""Progress bars for long loops: tqdm on a terminal, silent in logs (the per-epoch line still prints)."""
+
+from tqdm.auto import tqdm
+
+
+def progress(total=None, desc=None, disable=None):
+    """`disable=None` turns the bar off when stderr is not a terminal (CI logs stay readable)."""
+    return tqdm(total=total, desc=desc, disable=disable, leave=False, dynamic_ncols=True)
