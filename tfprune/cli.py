@@ -1,0 +1,56 @@
+"""Command-line entry points (tools/train.py, `tfprune-train`)."""
+
+import argparse
+import os
+import sys
+
+import gin
+
+
+def parse_gin(config_files, bindings):
+    """Parses gin files and bindings; a typo or unknown parameter becomes a one-line error."""
+    import tfprune.trainer  # noqa: F401  (registers every configurable)
+
+    for path in config_files:
+        if not os.path.exists(path):
+            raise SystemExit(f"error: config file {path!r} does not exist (configs/ lists the shipped ones).")
+    try:
+        gin.parse_config_files_and_bindings(config_files, bindings)
+    except (ValueError, KeyError, SyntaxError, gin.config.ParseError if hasattr(gin.config, "ParseError") else ValueError) as e:
+        message = str(e).strip().splitlines()
+        raise SystemExit(f"error: bad gin configuration: {' '.join(message)[:800]}\n"
+                         "Check the parameter names against the configurables listed in the README.") from None
+
+
+def train_main(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Jointly train and prune a CNN with an RL agent; re-run the same command to resume.")
+    parser.add_argument("--config", action="append", required=True,
+                        help="gin config file (repeatable; later files override earlier ones)")
+    parser.add_argument("--gin_bindings", action="append", default=[],
+                        help="extra gin binding, e.g. --gin_bindings 'run.epochs = 3' (repeatable)")
+    parser.add_argument("--workdir", default=None,
+                        help="output directory (default runs/<config name>); checkpoints and results go here")
+    args = parser.parse_args(argv)
+    parse_gin(args.config, args.gin_bindings)
+    workdir = args.workdir or os.path.join("runs", os.path.splitext(os.path.basename(args.config[-1]))[0])
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.gin"), "w") as f:
+        f.write(gin.config_str())
+
+    from tfprune import trainer
+    from tfprune.data import DataError
+
+    try:
+        trainer.run(workdir)
+    except (DataError, trainer.TrainingError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def export_main(argv=None):
+    import runpy
+
+    sys.argv = ["export.py"] + list(argv if argv is not None else sys.argv[1:])
+    runpy.run_path(os.path.join(os.path.dirname(__file__), "..", "tools", "export.py"), run_name="__main__")
