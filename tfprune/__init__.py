@@ -8,3 +8,32 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
+
+from tfprune.budget import BudgetError, project_to_budget  # noqa: E402
+from tfprune.flops import Cost, CostModel  # noqa: E402
+from tfprune.gates import ChannelGate  # noqa: E402
+from tfprune.graph import ChannelGraph, GraphError  # noqa: E402
+from tfprune.masks import MaskError, apply_masks, load_masks, read_masks, save_masks  # noqa: E402
+from tfprune.models import MODEL_NAMES, build_model  # noqa: E402
+from tfprune.pruner import JointPruner, PruningCallback  # noqa: E402
+from tfprune.surgery import compact_model  # noqa: E402
+
+__all__ = [
+    "BudgetError",
+    "ChannelGate",
+    "ChannelGraph",
+    "Cost",
+    "CostModel",
+    "GraphError",
+    "JointPruner",
+    "MODEL_NAMES",
+    "MaskError",
+    "PruningCallback",
+    "apply_masks",
+    "build_model",
+    "compact_model",
+    "load_masks",
+    "project_to_budget",
+    "read_masks",
+    "save_masks",
+]
