@@ -15,7 +15,6 @@ from tfprune.gates import ChannelGate  # noqa: E402
 from tfprune.graph import ChannelGraph, GraphError  # noqa: E402
 from tfprune.masks import MaskError, apply_masks, load_masks, read_masks, save_masks  # noqa: E402
 from tfprune.models import MODEL_NAMES, build_model  # noqa: E402
-from tfprune.pruner import JointPruner, PruningCallback  # noqa: E402
 from tfprune.surgery import compact_model  # noqa: E402
 
 __all__ = [
@@ -37,3 +36,12 @@ __all__ = [
     "read_masks",
     "save_masks",
 ]
+
+
+def __getattr__(name):
+    # The pruner pulls in TF-Agents (slow to import): load it on first use only.
+    if name in ("JointPruner", "PruningCallback"):
+        from tfprune import pruner
+
+        return getattr(pruner, name)
+    raise AttributeError(f"module 'tfprune' has no attribute {name!r}")
