@@ -1,0 +1,148 @@
+"""The joint train-and-prune job end to end: outputs, budget, resume after a crash or a kill, replicas."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import gin
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOKE = os.path.join(ROOT, "configs", "smoke.gin")
+# Smaller than smoke.gin so that the in-process tests stay fast.
+TINY = [
+    "run.epochs = 3",
+    "run.warmup_epochs = 1",
+    "run.finetune_epochs = 1",
+    "build_datasets.held_out_examples = 128",
+    "JointPruner.num_samples = 4",
+    "JointPruner.dynamics_steps = 5",
+]
+
+
+@pytest.fixture(autouse=True)
+def clean_gin():
+    gin.clear_config()
+    yield
+    gin.clear_config()
+
+
+def configure(*bindings):
+    from tfprune.cli import parse_gin
+
+    parse_gin([SMOKE], TINY + list(bindings))
+
+
+def test_run_writes_summary_models_and_lands_on_the_flops_budget(tmp_path):
+    from tfprune import trainer
+
+    configure()
+    summary = trainer.run(str(tmp_path))
+    for key in ("model", "flops_full", "flops_pruned", "flops_ratio", "params_full", "params_pruned",
+                "val_accuracy_full_model", "val_accuracy_pruned", "kept_channels", "saved_model", "tflite"):
+        assert key in summary
+    assert abs(summary["flops_ratio"] - 0.5) <= 0.02
+    assert summary["params_pruned"] < summary["params_full"]
+    assert os.path.exists(os.path.join(summary["saved_model"], "saved_model.pb"))
+    assert all(os.path.getsize(path) > 0 for path in summary["tflite"].values())
+    assert set(summary["tflite"]) == {"float", "dynamic", "int8"}
+    for name, (kept, total) in summary["kept_channels"].items():
+        assert 1 <= kept <= total
+    with open(tmp_path / "summary.json") as f:
+        assert json.load(f)["flops_pruned"] == summary["flops_pruned"]
+    # Digits are easy: even this 3-epoch run must learn far above chance (10%).
+    assert summary["val_accuracy_full_model"] > 0.5
+
+
+def crash_at(monkeypatch, crash_epoch):
+    """Makes the agent step of `crash_epoch` raise, as a kill there would stop the run."""
+    from tfprune import pruner
+
+    original = pruner.JointPruner.agent_step
+
+    def agent_step(self, epoch):
+        if epoch == crash_epoch:
+            raise KeyboardInterrupt("simulated kill")
+        return original(self, epoch)
+
+    monkeypatch.setattr(pruner.JointPruner, "agent_step", agent_step)
+    return lambda: monkeypatch.setattr(pruner.JointPruner, "agent_step", original)
+
+
+def test_crash_mid_training_resumes_from_last_checkpoint(tmp_path, monkeypatch, capsys):
+    from tfprune import trainer
+
+    configure()
+    undo = crash_at(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run(str(tmp_path))
+    assert not (tmp_path / "summary.json").exists()
+    undo()
+    gin.clear_config()
+    configure()
+    capsys.readouterr()
+    summary = trainer.run(str(tmp_path))
+    out = capsys.readouterr().out
+    assert "Resumed from" in out
+    assert "epoch 1/3" not in out and "epoch 2/3" not in out  # finished epochs are not redone
+    with open(tmp_path / "ckpt_joint" / "pruner_state-3.json") as f:
+        history = json.load(f)["history"]
+    assert [h["epoch"] for h in history] == [1, 2]  # the agent's record survived the crash
+    assert abs(summary["flops_ratio"] - 0.5) <= 0.02
+
+
+def test_checkpoint_of_another_model_is_a_clear_error(tmp_path, monkeypatch):
+    from tfprune import trainer
+
+    configure()
+    crash_at(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run(str(tmp_path))  # leaves the checkpoint of epoch 1 (warm-up)
+    gin.clear_config()
+    configure("run.width_multiplier = 1.0")
+    with pytest.raises(trainer.TrainingError, match="does not match"):
+        trainer.run(str(tmp_path))
+
+
+def test_non_finite_loss_stops_with_step_and_checkpoint_hint(tmp_path):
+    from tfprune import trainer
+
+    configure("make_optimizer.learning_rate = 1e30", "run.warmup_epochs = 3")
+    with pytest.raises(trainer.TrainingError, match=r"Non-finite loss or gradient at step \d+"):
+        trainer.run(str(tmp_path))
+
+
+def test_two_replicas_match_one_replica():
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "scripts", "replica_equivalence.py")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "mirrored replicas 2" in result.stdout
+    diff = float(result.stdout.split("MAX_WEIGHT_DIFF")[1].split()[0])
+    assert diff < 1e-4
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_when_the_command_is_rerun(tmp_path):
+    """SIGKILL the real CLI after the first joint checkpoint, re-run it, get a complete result."""
+    workdir = str(tmp_path / "run")
+    command = [sys.executable, os.path.join(ROOT, "tools", "train.py"), "--config", SMOKE, "--workdir", workdir]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = os.path.join(workdir, "ckpt_joint", "checkpoint")
+    deadline = time.time() + 240
+    while not os.path.exists(marker) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert os.path.exists(marker), "no checkpoint was written"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not os.path.exists(os.path.join(workdir, "summary.json"))
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Resumed from" in result.stdout
+    with open(os.path.join(workdir, "summary.json")) as f:
+        summary = json.load(f)
+    assert abs(summary["flops_ratio"] - 0.5) <= 0.02
+    assert np.isfinite(summary["val_accuracy_pruned"])
