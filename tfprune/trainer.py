@@ -352,7 +352,14 @@ class _Job:
             "tflite": {q: entry["path"] for q, entry in report["tflite"].items()},
             "tflite_latency_ms": {q: entry.get("latency_ms") for q, entry in report["tflite"].items()},
         }
+        _write_json(os.path.join(self.workdir, "history.json"), self.pruner.history)
         _write_json(os.path.join(self.workdir, "summary.json"), summary)
+        try:  # plots are a convenience: never fail a finished run over them
+            from tfprune.plots import write_run_plots
+
+            write_run_plots(self.workdir, summary, self.pruner.history)
+        except Exception as e:  # noqa: BLE001
+            print(f"warning: run plots not written: {type(e).__name__}: {e}", flush=True)
         print(json.dumps({k: v for k, v in summary.items() if k != "kept_channels"}, indent=2))
         return summary
 
