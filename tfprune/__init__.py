@@ -9,6 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
+from tfprune.auto_gate import auto_gate  # noqa: E402
 from tfprune.budget import BudgetError, project_to_budget  # noqa: E402
 from tfprune.flops import Cost, CostModel  # noqa: E402
 from tfprune.gates import ChannelGate  # noqa: E402
@@ -29,6 +30,7 @@ __all__ = [
     "MaskError",
     "PruningCallback",
     "apply_masks",
+    "auto_gate",
     "build_model",
     "compact_model",
     "load_masks",

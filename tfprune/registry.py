@@ -346,3 +346,40 @@ register(
 
 def is_gate(layer):
     return isinstance(layer, ChannelGate)
+
+
+# --- reshape (added for keras.applications' squeeze-excite blocks) ------------------------------
+
+
+def _reshape_keeps_channels(layer):
+    """A Reshape is channel-preserving when it only regroups the non-channel dims, i.e. its
+    target_shape ends in -1 (so the physically pruned copy adapts to fewer channels) and the other
+    target dims hold exactly the input's non-channel positions (so the -1 resolves to the input's
+    channel count, whatever it is). E.g. (C,) -> (1, 1, C) in squeeze-excite blocks, written
+    (1, 1, -1). `tfprune.auto_gate` rewrites a literal (1, 1, C) to (1, 1, -1)."""
+    target = tuple(layer.target_shape)
+    if not target or target[-1] != -1 or -1 in target[:-1]:
+        return False
+    nodes = getattr(layer, "_inbound_nodes", [])
+    if not nodes:
+        return False
+    for node in nodes:
+        if len(node.input_tensors) != 1:
+            return False
+        in_shape = tuple(node.input_tensors[0].shape)
+        if len(in_shape) < 2 or any(d is None for d in in_shape[1:]):
+            return False
+        if int(np.prod(in_shape[1:-1])) != int(np.prod(target[:-1])):
+            return False
+    return True
+
+
+register(
+    keras.layers.Reshape,
+    LayerRule(
+        "passthrough",
+        applies=_reshape_keeps_channels,
+        why_not="a Reshape keeps the channel axis only with target_shape ending in -1 and the other dims "
+        "holding the input's non-channel positions (tfprune.auto_gate rewrites (1, 1, C) to (1, 1, -1))",
+    ),
+)
