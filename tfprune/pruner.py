@@ -14,6 +14,7 @@ pipelines (through `JointPruner.callback()`).
 """
 
 import dataclasses
+import os
 
 import gin
 import keras
@@ -242,8 +243,33 @@ class JointPruner:
             choice = max(choice, rescored, key=lambda s: s.reward)
         return choice
 
-    def compact_model(self, masks):
+    def compact_model(self, masks=None):
+        """The physically pruned plain Keras model of a sub-network (no gates, fewer channels).
+
+        ``masks`` default to the final selection, ``self.select().masks``. Fine-tune the result with
+        ``compile`` + ``fit`` like any Keras model.
+        """
+        if masks is None:
+            masks = self.select().masks
         return compact_model(self.model, masks, graph=self.graph)
+
+    def export(self, out_dir, model=None, masks=None, **export_kwargs):
+        """SavedModel + TFLite export of the pruned model with `tfprune.export.export_all`; returns its report.
+
+        Args:
+            out_dir: output directory (``saved_model/``, ``model_<q>.tflite``, ``export_report.json``).
+            model: the compact model to export, e.g. after fine-tuning; default: ``compact_model(masks)``,
+                whose masks are then also written to ``out_dir/masks.json``.
+            masks: the sub-network when ``model`` is None (default: ``select()``'s).
+            **export_kwargs: passed to ``export_all`` (quantizations, representative_data, sample_inputs...).
+        """
+        from tfprune.export import export_all
+
+        if model is None:
+            masks = self.select().masks if masks is None else masks
+            model = self.compact_model(masks)
+            mask_lib.save_masks(masks, os.path.join(out_dir, "masks.json"))
+        return export_all(model, out_dir, **export_kwargs)
 
     def kept_channels(self, masks):
         """{group: [kept, total]} for reports."""
