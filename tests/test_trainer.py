@@ -111,7 +111,7 @@ def test_checkpoint_of_another_model_is_a_clear_error(tmp_path, monkeypatch):
 def test_non_finite_loss_stops_with_step_and_checkpoint_hint(tmp_path):
     from tfprune import trainer
 
-    configure("make_optimizer.learning_rate = 1e30", "run.warmup_epochs = 3")
+    configure("make_optimizer.learning_rate = 1e30", "run.warmup_epochs = 2")
     with pytest.raises(trainer.TrainingError, match=r"Non-finite loss or gradient at step \d+"):
         trainer.run(str(tmp_path))
 

@@ -32,6 +32,12 @@ def train_main(argv=None):
     parser.add_argument("--workdir", default=None,
                         help="output directory (default runs/<config name>); checkpoints and results go here")
     args = parser.parse_args(argv)
+    strategy = None
+    if os.environ.get("TF_CONFIG"):
+        # Collective ops must be configured before TensorFlow runs anything (importing TF-Agents does).
+        import tensorflow as tf
+
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
     parse_gin(args.config, args.gin_bindings)
     workdir = args.workdir or os.path.join("runs", os.path.splitext(os.path.basename(args.config[-1]))[0])
     os.makedirs(workdir, exist_ok=True)
@@ -42,7 +48,7 @@ def train_main(argv=None):
     from tfprune.data import DataError
 
     try:
-        trainer.run(workdir)
+        trainer.run(workdir, strategy=strategy)
     except (DataError, trainer.TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -124,6 +124,9 @@ class JointPruner:
             "uniform": np.zeros(n),
             "random": np.random.default_rng(seed).uniform(0.0, self.max_ratio, n),
         }[policy]
+        # Multi-worker training replaces this with an all-reduce that hands every worker the chief's
+        # array, so that all workers take the same decisions (see trainer.make_broadcast).
+        self.broadcast = lambda array: array
         self.best = None  # Selection: best sub-network of the latest agent step
         self.history = []  # one dict of statistics per agent step
         self._bn_moving = [
@@ -181,7 +184,7 @@ class JointPruner:
         actions = self.agent.propose(observation, self.num_samples)
         importance = mask_lib.channel_importance(self.graph)
         candidates = [self.masks_for_action(a, importance) for a in actions]
-        rewards = np.array([self.evaluate(m) for m, _ in candidates], dtype=np.float32)
+        rewards = self.broadcast(np.array([self.evaluate(m) for m, _ in candidates], dtype=np.float32))
         finite = np.isfinite(rewards)
         if finite.sum() < 2:
             raise FloatingPointError(f"Epoch {epoch}: sub-network rewards are not finite ({rewards}); weights diverged?")
@@ -241,7 +244,16 @@ class JointPruner:
             # Rescore the last best sample with today's weights so both are compared fairly.
             rescored = Selection(self.best.masks, self.evaluate(self.best.masks), self.best.flops_ratio, epoch)
             choice = max(choice, rescored, key=lambda s: s.reward)
-        return choice
+        return self._broadcast_selection(choice)
+
+    def _broadcast_selection(self, choice):
+        """Every worker adopts the chief's choice (identity on a single worker)."""
+        flat = np.concatenate([choice.masks[n] for n in self.group_names] + [[choice.reward, choice.flops_ratio]])
+        flat = self.broadcast(flat.astype(np.float32))
+        sizes = np.cumsum([choice.masks[n].size for n in self.group_names])[:-1]
+        parts = np.split(flat[:-2], sizes)
+        masks = {n: part >= 0.5 for n, part in zip(self.group_names, parts)}
+        return Selection(masks, float(flat[-2]), float(flat[-1]), choice.epoch)
 
     def compact_model(self, masks=None):
         """The physically pruned plain Keras model of a sub-network (no gates, fewer channels).

@@ -26,6 +26,7 @@ from tfprune.flops import CostModel
 from tfprune.models import build_model
 from tfprune.pruner import JointPruner
 from tfprune.progress import progress
+from tfprune.surgery import compact_model
 
 
 class TrainingError(RuntimeError):
@@ -175,58 +176,121 @@ class WeightTrainer:
 @gin.configurable
 def run(workdir, model_name=gin.REQUIRED, epochs=10, warmup_epochs=2, finetune_epochs=5,
         finetune_learning_rate=0.01, width_multiplier=1.0, export_quantizations=("float", "dynamic", "int8"),
-        seed=0, strategy=None):
-    """Runs (or resumes) the whole joint train-and-prune job in `workdir`; returns the summary dict."""
+        seed=0, deterministic=False, strategy=None):
+    """Runs (or resumes) the whole joint train-and-prune job in `workdir`; returns the summary dict.
+
+    Args:
+        deterministic: enable TensorFlow's deterministic ops, so the same seed and config give the
+            same masks and metrics (slower on GPU).
+    """
     os.makedirs(workdir, exist_ok=True)
     summary_path = os.path.join(workdir, "summary.json")
     if os.path.exists(summary_path):
         print(f"{summary_path} exists: this run is complete (use a new --workdir to train again).")
         with open(summary_path) as f:
             return json.load(f)
-    if warmup_epochs > epochs:
-        raise ValueError(f"warmup_epochs ({warmup_epochs}) exceeds epochs ({epochs}).")
+    if not 0 <= warmup_epochs < epochs:
+        raise TrainingError(f"Need 0 <= warmup_epochs < epochs for at least one agent step; got warmup_epochs="
+                            f"{warmup_epochs}, epochs={epochs}.")
+    strategy = strategy or make_strategy()  # first: multi-worker collectives must be set up before any op
     keras.utils.set_random_seed(seed)
-    strategy = strategy or make_strategy()
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
     data = build_datasets(seed=seed)
     with strategy.scope():
-        model = build_model(model_name, num_classes=data.info.num_classes, input_shape=data.info.image_shape,
-                            width_multiplier=width_multiplier)
+        model = _build_model(model_name, data.info, width_multiplier)
     job = _Job(workdir, strategy, model, data, epochs, warmup_epochs, seed)
-    selection = job.joint_phase()
-    compact = job.finetune_phase(selection, finetune_epochs, finetune_learning_rate)
-    return job.finish(compact, selection, export_quantizations)
+    masks, selection = job.joint_phase()
+    compact = job.finetune_phase(masks, finetune_epochs, finetune_learning_rate)
+    return job.finish(compact, masks, selection, export_quantizations)
+
+
+def _build_model(model_name, info, width_multiplier):
+    try:
+        return build_model(model_name, num_classes=info.num_classes, input_shape=info.image_shape,
+                           width_multiplier=width_multiplier)
+    except ValueError as e:
+        if "Unknown model" in str(e):
+            raise
+        raise TrainingError(
+            f"Cannot build {model_name} for {info.name} images of shape {info.image_shape}: {e}. The images may be "
+            "too small for the model's downsampling (ImageNet models need about 32x32 or more): set "
+            "build_datasets.image_size."
+        ) from e
+
+
+def worker_role(strategy):
+    """(is_chief, name) of this process: the chief writes checkpoints, summaries and exports."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not cluster:
+        return True, "chief"
+    task_type, task_id = resolver.task_type, int(resolver.task_id or 0)
+    is_chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in cluster)
+    return is_chief, f"{task_type}_{task_id}"
+
+
+def make_broadcast(strategy, is_chief):
+    """A function that gives every worker the chief's copy of a numpy array (identity on one worker).
+
+    Implemented as an all-reduce in which only the chief contributes, so the agent's decisions are made
+    once and every worker applies the same mask."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return lambda array: array
+    local_replicas = len(strategy.extended.worker_devices)
+
+    def broadcast(array):
+        array = np.asarray(array, np.float32)
+        value = tf.constant(array if is_chief else np.zeros_like(array)) / local_replicas
+        total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(value)), axis=None)
+        return total.numpy()
+
+    return broadcast
 
 
 class _Job:
-    """State of one `run`: the phases share the model, data, pruner and workdir layout."""
+    """State of one `run`: the phases share the model, data, pruner and workdir layout.
+
+    Reads come from `workdir` (the chief's files); writes go to `outdir`, which is `workdir` on the
+    chief and a private sub-directory on other workers (they must still save checkpoints in step)."""
 
     def __init__(self, workdir, strategy, model, data, epochs, warmup_epochs, seed):
         self.workdir = workdir
         self.strategy = strategy
+        self.is_chief, role = worker_role(strategy)
+        self.outdir = workdir if self.is_chief else os.path.join(workdir, f".{role}")
+        os.makedirs(self.outdir, exist_ok=True)
         self.model = model
         self.data = data
         self.epochs = epochs
         self.warmup_epochs = warmup_epochs
-        self.writer = tf.summary.create_file_writer(os.path.join(workdir, "tb"))
+        self.writer = tf.summary.create_file_writer(os.path.join(self.outdir, "tb"))
         with strategy.scope():
             self.pruner = JointPruner(model, data.held_out, max_epochs=epochs, warmup_epochs=warmup_epochs, seed=seed)
             self.optimizer = make_optimizer(total_steps=epochs * data.steps_per_epoch)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.pruner.broadcast = make_broadcast(strategy, self.is_chief)
         self.trainer = WeightTrainer(strategy, model, self.optimizer, data.batch_size,
                                      regularizer=self.pruner.alignment.penalty)
         self.full_cost = self.pruner.cost_model.full
 
+    def _read(self, name):
+        return os.path.join(self.workdir, name)
+
+    def _write(self, name):
+        return os.path.join(self.outdir, name)
+
     # --- joint phase -----------------------------------------------------------------------------
     def joint_phase(self):
-        selection_path = os.path.join(self.workdir, "selection.json")
-        if os.path.exists(selection_path):
-            with open(selection_path) as f:
-                print("Sub-network already selected; skipping to fine-tuning.")
-                return json.load(f)
+        """Returns the selected masks and the selection record (resuming from the workdir)."""
+        if os.path.exists(self._read("selection.json")):
+            print("Sub-network already selected; skipping to fine-tuning.")
+            with open(self._read("selection.json")) as f:
+                return mask_lib.load_masks(self._read("masks.json")), json.load(f)
         checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch,
                                          **self.pruner.checkpoint_items())
-        manager = tf.train.CheckpointManager(checkpoint, os.path.join(self.workdir, "ckpt_joint"), max_to_keep=2)
-        _restore(manager, checkpoint, lambda n: self._load_pruner_state(n))
+        manager = tf.train.CheckpointManager(checkpoint, self._write("ckpt_joint"), max_to_keep=2)
+        _restore(self._read("ckpt_joint"), checkpoint, self._load_pruner_state)
         for epoch in range(int(self.epoch.numpy()), self.epochs):
             t0 = time.time()
             strength = self.pruner.update_alignment(epoch)
@@ -237,7 +301,8 @@ class _Job:
             val = self.trainer.evaluate(self.data.val)
             self._log_epoch(epoch, stats, agent, val, strength, time.time() - t0, t_weights)
             self.epoch.assign(epoch + 1)
-            self._save_pruner_state(manager.checkpoint.save_counter.numpy() + 1)
+            # The pruner's JSON state first: a checkpoint never exists without its state.
+            self._save_pruner_state(int(checkpoint.save_counter.numpy()) + 1)
             manager.save()
         return self._select()
 
@@ -245,14 +310,15 @@ class _Job:
         val_full = self.trainer.evaluate(self.data.val)
         choice = self.pruner.select(self.epochs - 1)
         mask_lib.apply_masks(self.model, choice.masks)
-        mask_lib.save_masks(choice.masks, os.path.join(self.workdir, "masks.json"))
-        self.model.save(os.path.join(self.workdir, "gated_model.keras"))
         selection = {"reward": choice.reward, "flops_ratio": choice.flops_ratio, "val_accuracy_full_model": val_full,
                      "val_accuracy_masked_before_finetune": self.trainer.evaluate(self.data.val)}
-        _write_json(os.path.join(self.workdir, "selection.json"), selection)
+        mask_lib.save_masks(choice.masks, self._write("masks.json"))
+        self.model.save(self._write("gated_model.keras"))
+        _write_json(self._write("selection.json"), selection)  # last: marks the phase as done
         print(f"Selected sub-network: FLOPs ratio {choice.flops_ratio:.3f}, held-out reward {choice.reward:.3f}, "
               f"full-model val accuracy {val_full:.4f}")
-        return selection
+        self._gated_in_memory = True
+        return choice.masks, selection
 
     def _log_epoch(self, epoch, stats, agent, val, strength, seconds, t_weights):
         line = (f"epoch {epoch + 1}/{self.epochs}: loss {stats['loss']:.4f} train acc {stats['accuracy']:.4f} "
@@ -279,14 +345,11 @@ class _Job:
         self.writer.flush()
         print(line, flush=True)
 
-    def _state_path(self, number):
-        return os.path.join(self.workdir, "ckpt_joint", f"pruner_state-{number}.json")
-
     def _save_pruner_state(self, number):
-        _write_json(self._state_path(number), self.pruner.get_state())
+        _write_json(os.path.join(self.outdir, "ckpt_joint", f"pruner_state-{number}.json"), self.pruner.get_state())
 
     def _load_pruner_state(self, number):
-        path = self._state_path(number)
+        path = os.path.join(self.workdir, "ckpt_joint", f"pruner_state-{number}.json")
         if not os.path.exists(path):
             raise TrainingError(f"Checkpoint {number} has no pruner state ({path}); the workdir is corrupt: "
                                 "delete it or use a new --workdir.")
@@ -294,18 +357,19 @@ class _Job:
             self.pruner.set_state(json.load(f))
 
     # --- fine-tuning -----------------------------------------------------------------------------
-    def finetune_phase(self, selection, finetune_epochs, learning_rate):
-        masks = mask_lib.load_masks(os.path.join(self.workdir, "masks.json"))
+    def finetune_phase(self, masks, finetune_epochs, learning_rate):
+        """Physically prunes the gated model and fine-tunes the compact model (resumable)."""
         with self.strategy.scope():
-            gated = keras.saving.load_model(os.path.join(self.workdir, "gated_model.keras"))
-            compact = self.pruner.compact_model(masks) if gated is None else _compact(gated, masks)
-            steps = max(1, finetune_epochs * self.data.steps_per_epoch)
-            optimizer = make_optimizer(total_steps=steps, learning_rate=learning_rate)
+            gated = self.model if getattr(self, "_gated_in_memory", False) else keras.saving.load_model(
+                self._read("gated_model.keras"))
+            compact = compact_model(gated, masks)
+            optimizer = make_optimizer(total_steps=max(1, finetune_epochs * self.data.steps_per_epoch),
+                                       learning_rate=learning_rate)
             epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="finetune_epoch")
         trainer = WeightTrainer(self.strategy, compact, optimizer, self.data.batch_size)
         checkpoint = tf.train.Checkpoint(model=compact, optimizer=optimizer, epoch=epoch)
-        manager = tf.train.CheckpointManager(checkpoint, os.path.join(self.workdir, "ckpt_finetune"), max_to_keep=2)
-        _restore(manager, checkpoint)
+        manager = tf.train.CheckpointManager(checkpoint, self._write("ckpt_finetune"), max_to_keep=2)
+        _restore(self._read("ckpt_finetune"), checkpoint)
         for e in range(int(epoch.numpy()), finetune_epochs):
             stats = trainer.train_epoch(self.data.train, self.data.steps_per_epoch, f"finetune {e + 1}/{finetune_epochs}")
             val = trainer.evaluate(self.data.val)
@@ -319,22 +383,13 @@ class _Job:
         return compact
 
     # --- the end ---------------------------------------------------------------------------------
-    def finish(self, compact, selection, quantizations):
-        from tfprune.export import export_all
-
+    def finish(self, compact, masks, selection, quantizations):
+        """Final evaluation, then (chief only) the compact model, exports, summary.json and plots."""
         val_pruned = self.finetune_trainer.evaluate(self.data.val)
-        compact_path = os.path.join(self.workdir, "compact_model.keras")
-        compact.save(compact_path)
-        masks = mask_lib.load_masks(os.path.join(self.workdir, "masks.json"))
         pruned_cost = self.pruner.cost_model.cost(masks)
         compact_cost = CostModel(compact).full
         if abs(compact_cost.flops - pruned_cost.flops) > 1e-6 * max(1.0, pruned_cost.flops):
             raise TrainingError(f"Compact model FLOPs {compact_cost.flops} differ from the counter's {pruned_cost.flops}.")
-        held_out_images = self.pruner.held_out[0].numpy()
-        val_images = next(iter(self.data.val))[0].numpy()
-        report = export_all(compact, os.path.join(self.workdir, "export"), quantizations=quantizations,
-                            representative_data=[held_out_images[i:i + 32] for i in range(0, len(held_out_images), 32)],
-                            sample_inputs=val_images, latency_runs=20)
         summary = {
             "model": self.model.name,
             "dataset": self.data.info.name,
@@ -347,13 +402,12 @@ class _Job:
             "val_accuracy_masked_before_finetune": selection["val_accuracy_masked_before_finetune"],
             "val_accuracy_pruned": val_pruned,
             "kept_channels": self.pruner.kept_channels(masks),
-            "compact_model": compact_path,
-            "saved_model": report["saved_model"]["path"],
-            "tflite": {q: entry["path"] for q, entry in report["tflite"].items()},
-            "tflite_latency_ms": {q: entry.get("latency_ms") for q, entry in report["tflite"].items()},
         }
-        _write_json(os.path.join(self.workdir, "history.json"), self.pruner.history)
-        _write_json(os.path.join(self.workdir, "summary.json"), summary)
+        if not self.is_chief:
+            return summary
+        summary.update(self._export(compact, quantizations))
+        _write_json(self._write("history.json"), self.pruner.history)
+        _write_json(self._write("summary.json"), summary)
         try:  # plots are a convenience: never fail a finished run over them
             from tfprune.plots import write_run_plots
 
@@ -363,16 +417,27 @@ class _Job:
         print(json.dumps({k: v for k, v in summary.items() if k != "kept_channels"}, indent=2))
         return summary
 
+    def _export(self, compact, quantizations):
+        from tfprune.export import export_all
 
-def _compact(gated, masks):
-    from tfprune.surgery import compact_model
+        compact_path = self._write("compact_model.keras")
+        compact.save(compact_path)
+        held_out_images = self.pruner.held_out[0].numpy()
+        val_images = next(iter(self.data.val))[0].numpy()
+        report = export_all(compact, self._write("export"), quantizations=quantizations,
+                            representative_data=[held_out_images[i:i + 32] for i in range(0, len(held_out_images), 32)],
+                            sample_inputs=val_images, latency_runs=20)
+        return {
+            "compact_model": compact_path,
+            "saved_model": report["saved_model"]["path"],
+            "tflite": {q: entry["path"] for q, entry in report["tflite"].items()},
+            "tflite_latency_ms": {q: entry.get("latency_ms") for q, entry in report["tflite"].items()},
+        }
 
-    return compact_model(gated, masks)
 
-
-def _restore(manager, checkpoint, on_restore=None):
-    """Restores the latest checkpoint, with an error that says what to do if it does not fit."""
-    path = manager.latest_checkpoint
+def _restore(directory, checkpoint, on_restore=None):
+    """Restores the latest checkpoint in `directory`, with an error that says what to do if it does not fit."""
+    path = tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None
     if path is None:
         return
     try:
@@ -382,9 +447,8 @@ def _restore(manager, checkpoint, on_restore=None):
             f"Checkpoint {path} does not match this model/config ({type(e).__name__}: {str(e)[:300]}). "
             "It was written by another model or config, or is corrupt: use a new --workdir or the original config."
         ) from e
-    number = int(path.rsplit("-", 1)[-1])
     if on_restore is not None:
-        on_restore(number)
+        on_restore(int(path.rsplit("-", 1)[-1]))
     print(f"Resumed from {path}.")
 
 
