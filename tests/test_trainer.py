@@ -146,3 +146,33 @@ def test_killed_training_resumes_when_the_command_is_rerun(tmp_path):
         summary = json.load(f)
     assert abs(summary["flops_ratio"] - 0.5) <= 0.02
     assert np.isfinite(summary["val_accuracy_pruned"])
+
+
+@pytest.mark.slow
+def test_kills_at_random_points_still_give_a_complete_valid_result(tmp_path):
+    """Up to 3 SIGKILLs at random moments (weight training, agent step, fine-tuning or export), each
+    followed by the same command, must end in a complete run whose outputs are consistent."""
+    rng = np.random.default_rng(7)
+    workdir = str(tmp_path / "run")
+    command = [sys.executable, os.path.join(ROOT, "tools", "train.py"), "--config", SMOKE, "--workdir", workdir]
+    kills = 0
+    for delay in rng.uniform(6, 30, size=3):
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            process.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            kills += 1
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert kills >= 1
+    with open(os.path.join(workdir, "summary.json")) as f:
+        summary = json.load(f)
+    assert abs(summary["flops_ratio"] - 0.5) <= 0.02
+    from tfprune.masks import load_masks
+
+    masks = load_masks(os.path.join(workdir, "masks.json"))
+    assert {name: [int(m.sum()), m.size] for name, m in masks.items()} == {
+        name: kept for name, kept in summary["kept_channels"].items()}
+    assert all(os.path.getsize(path) > 0 for path in summary["tflite"].values())

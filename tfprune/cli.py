@@ -45,11 +45,17 @@ def train_main(argv=None):
         f.write(gin.config_str())
 
     from tfprune import trainer
+    from tfprune.budget import BudgetError
     from tfprune.data import DataError
+    from tfprune.export import ExportVerificationError, TFLiteConversionError
+    from tfprune.graph import GraphError
+    from tfprune.masks import MaskError
 
     try:
         trainer.run(workdir, strategy=strategy)
-    except (DataError, trainer.TrainingError) as e:
+    except (DataError, BudgetError, GraphError, MaskError, TFLiteConversionError, ExportVerificationError,
+            trainer.TrainingError) as e:
+        # Problems with the user's input or run: one clear line, no traceback from deep inside TF.
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -442,7 +442,7 @@ def _restore(directory, checkpoint, on_restore=None):
         return
     try:
         checkpoint.restore(path).assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
+    except Exception as e:  # noqa: BLE001  (a damaged file fails in many ways: each means the same here)
         raise TrainingError(
             f"Checkpoint {path} does not match this model/config ({type(e).__name__}: {str(e)[:300]}). "
             "It was written by another model or config, or is corrupt: use a new --workdir or the original config."

@@ -47,6 +47,7 @@ def build_datasets(source="digits", batch_size=128, image_size=None, data_dir=No
         `Datasets` with `train` (one finite epoch, shuffled, augmented, drop_remainder=True),
         `held_out` and `val` (fixed, not augmented, last batch may be partial) and `info`.
     """
+    _check_image_size(image_size)
     loader = SOURCES.get(source)
     if loader is None:
         raise DataError(f"Unknown data source {source!r}; valid sources: {', '.join(sorted(SOURCES))}.")
@@ -65,6 +66,15 @@ def build_datasets(source="digits", batch_size=128, image_size=None, data_dir=No
         info=info,
         batch_size=batch_size,
     )
+
+
+def _check_image_size(image_size):
+    """A clear error for sizes no image can have, before TensorFlow fails deep inside a resize."""
+    if image_size is None:
+        return
+    sizes = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(sizes) != 2 or not all(isinstance(s, int) and s > 0 for s in sizes):
+        raise DataError(f"image_size must be a positive int or (height, width) of positive ints, got {image_size!r}.")
 
 
 def _finish(image, label, shape):
