@@ -22,16 +22,17 @@ from tfprune.data import build_datasets  # noqa: E402
 
 def my_cnn(input_shape, num_classes, width=32):
     """Any functional or Sequential Keras CNN works; this one has a residual block."""
+    bn = lambda: keras.layers.BatchNormalization(momentum=0.9)  # noqa: E731  (short runs: fast BN averages)
     inputs = keras.Input(input_shape)
     x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False)(inputs)
-    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    x = keras.layers.ReLU()(bn()(x))
     y = keras.layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
-    y = keras.layers.ReLU()(keras.layers.BatchNormalization()(y))
+    y = keras.layers.ReLU()(bn()(y))
     y = keras.layers.Conv2D(width, 3, padding="same", use_bias=False)(y)
-    y = keras.layers.BatchNormalization()(y)
+    y = bn()(y)
     x = keras.layers.ReLU()(keras.layers.Add()([x, y]))  # residual: both convs' channels are coupled
     x = keras.layers.Conv2D(2 * width, 3, strides=2, padding="same", use_bias=False)(x)
-    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    x = keras.layers.ReLU()(bn()(x))
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(num_classes)(x)
     return keras.Model(inputs, outputs, name="my_cnn")
