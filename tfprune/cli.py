@@ -1,6 +1,7 @@
 """Command-line entry points (tools/train.py, `tfprune-train`)."""
 
 import argparse
+import logging
 import os
 import sys
 
@@ -14,12 +15,27 @@ def parse_gin(config_files, bindings):
     for path in config_files:
         if not os.path.exists(path):
             raise SystemExit(f"error: config file {path!r} does not exist (configs/ lists the shipped ones).")
+        # `include 'base/x.gin'` resolves relative to the including config's folder.
+        gin.add_config_file_search_path(os.path.dirname(os.path.abspath(path)))
+    quiet = _DropMessages("Path not found")  # gin logs each search-path miss of an include as an error
+    logging.getLogger().addFilter(quiet)
     try:
         gin.parse_config_files_and_bindings(config_files, bindings)
-    except (ValueError, KeyError, SyntaxError, gin.config.ParseError if hasattr(gin.config, "ParseError") else ValueError) as e:
+    except (ValueError, KeyError, SyntaxError, OSError) as e:
         message = str(e).strip().splitlines()
         raise SystemExit(f"error: bad gin configuration: {' '.join(message)[:800]}\n"
                          "Check the parameter names against the configurables listed in the README.") from None
+    finally:
+        logging.getLogger().removeFilter(quiet)
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, prefix):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record):
+        return not str(record.msg).startswith(self.prefix)
 
 
 def train_main(argv=None):
