@@ -268,7 +268,8 @@ def _plan(graph, excluded):
             in_flags.append(f)
         out = _out_flags(info, in_flags)
         for t in node.outputs:
-            flags[id(t)] = out if len(out) == len(graph._layout_of(t)) else (info.layer.name,) * len(graph._layout_of(t))
+            n = len(graph._layout_of(t))
+            flags[id(t)] = out if len(out) == n else (info.layer.name,) * n
     return gate_at, conflicts
 
 
