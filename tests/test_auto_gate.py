@@ -171,11 +171,6 @@ def test_adapted_normalization_is_copied_with_its_statistics():
     np.testing.assert_allclose(auto_gate(model)(x), model(x), atol=1e-5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="surgery.compact_model re-creates an adapted Normalization with set_weights but does not call its "
-    "finalize_state(), so the compact copy normalises with mean 0 / variance 1 (fix belongs in surgery.py)",
-)
 def test_adapted_normalization_survives_compaction():
     gated = auto_gate(_adapted_normalization_model())
     x = _x((8, 8, 3))

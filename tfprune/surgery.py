@@ -50,6 +50,8 @@ def compact_model(model, masks=None, graph=None):
         new_layer = replacements.get(id(info.layer))
         if isinstance(new_layer, keras.layers.Layer) and info.layer.weights:
             new_layer.set_weights(_sliced_weights(info, indices))
+            if callable(getattr(new_layer, "finalize_state", None)):
+                new_layer.finalize_state()  # e.g. an adapted Normalization recomputes mean/std from its weights
     return compact
 
 
