@@ -145,24 +145,57 @@ def bench_agent(args, results, step_seconds):
         kwargs["dynamics_steps"] = args.dynamics_steps
     held_out = _batch(args, args.held_out, seed=1)
     pruner = JointPruner(model, held_out, target_flops_ratio=args.target_flops, max_epochs=200, **kwargs)
+    parts = _time_parts(pruner)
     start = time.perf_counter()
     pruner.agent_step(0)
     first = time.perf_counter() - start
+    for key in parts:
+        parts[key] = 0.0
     timed = []
     for e in range(1, 1 + args.agent_steps):
         start = time.perf_counter()
         pruner.agent_step(e)
         timed.append(time.perf_counter() - start)
+    breakdown = {k: v / len(timed) for k, v in parts.items()}
+    breakdown["other (importance, alignment targets, bookkeeping)"] = sum(timed) / len(timed) - sum(breakdown.values())
     agent = statistics.median(timed)
     steps_per_epoch = math.ceil(CIFAR_TRAIN / args.batch_size)
     epoch = step_seconds * steps_per_epoch
     results["agent"] = {
         "num_samples": pruner.num_samples, "dynamics_steps": pruner.dynamics_steps, "held_out": args.held_out,
         "first_agent_step_seconds": first, "agent_step_seconds": agent, "agent_step_seconds_all": timed,
+        "agent_step_breakdown_seconds": breakdown,
         "train_step_seconds": step_seconds, "steps_per_cifar_epoch": steps_per_epoch,
         "cifar_epoch_weight_seconds": epoch, "agent_fraction_of_epoch": agent / (epoch + agent),
         "target": 0.05,
     }
+
+
+def _time_parts(pruner):
+    """Wraps the agent step's parts (instance attributes shadow the methods) to accumulate their time."""
+    parts = {}
+
+    def wrap(owner, name, label):
+        original = getattr(owner, name)
+        parts[label] = 0.0
+
+        def timed(*a, **k):
+            start = time.perf_counter()
+            try:
+                return original(*a, **k)
+            finally:
+                parts[label] += time.perf_counter() - start
+
+        setattr(owner, name, timed)
+
+    wrap(pruner, "evaluate", "score sub-networks on held-out (evaluate)")
+    wrap(pruner, "masks_for_action", "budget projection + masks (masks_for_action)")
+    wrap(pruner.agent, "propose", "PPO sample actions (agent.propose)")
+    wrap(pruner.agent, "update", "PPO update (agent.update)")
+    wrap(pruner.dynamics, "train", "dynamics model training (dynamics.train)")
+    wrap(pruner.dynamics, "representation", "dynamics representation")
+    wrap(pruner.dynamics, "predict", "dynamics predict (stats)")
+    return parts
 
 
 def bench_tflite(args, results):
@@ -234,6 +267,8 @@ def table(results):
         rows.append((f"CIFAR epoch of weight training ({a['steps_per_cifar_epoch']} steps)",
                      f"{a['cifar_epoch_weight_seconds']:.0f} s",
                      f"agent = {100 * a['agent_fraction_of_epoch']:.2f}% of the epoch (target <= 5%)"))
+        for part, seconds in a.get("agent_step_breakdown_seconds", {}).items():
+            rows.append((f"  agent step part: {part}", f"{seconds:.2f} s", ""))
     if "tflite" in results:
         t = results["tflite"]
         rows.append((f"TFLite float latency, full ({t['threads']} thread, batch 1)",
