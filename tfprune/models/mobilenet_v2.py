@@ -11,7 +11,7 @@ stream are not gated; they stay at full width. The last 1x1 conv has `head_gate`
 import keras
 
 from tfprune.gates import ChannelGate
-from tfprune.models.resnet_imagenet import BN_EPSILON, BN_MOMENTUM, classifier, conv_kernel_initializer
+from tfprune.models.resnet_imagenet import BN_EPSILON, BN_MOMENTUM, classifier, conv_bn, conv_kernel_initializer
 
 # (expansion t, output channels c, repeats n, first stride s), from the paper's Table 2.
 IMAGENET_SETTINGS = (
@@ -49,16 +49,7 @@ def _bn(x, name):
 
 
 def _conv_bn(x, filters, kernel_size, strides, name):
-    x = keras.layers.Conv2D(
-        filters,
-        kernel_size,
-        strides=strides,
-        padding="same",
-        use_bias=False,
-        kernel_initializer=conv_kernel_initializer(),
-        name=f"{name}_conv",
-    )(x)
-    return _bn(x, f"{name}_bn")
+    return conv_bn(x, filters, kernel_size, strides, f"{name}_conv", f"{name}_bn")
 
 
 def _relu6(x, name):
