@@ -162,6 +162,17 @@ class WeightTrainer:
         return {"loss": totals[0] / seen, "penalty": totals[1] / seen,
                 "accuracy": totals[2] / (seen * self.global_batch_size), "steps": seen}
 
+    def recalibrate_batchnorm(self, dataset, steps=50):
+        """Re-estimates BatchNorm moving statistics for the current sub-network (forward passes in
+        training mode, no weight update): the full network's statistics do not fit a pruned one."""
+        if not hasattr(self, "_bn_step"):
+            self._bn_step = tf.function(
+                lambda batch: self.strategy.run(lambda images, labels: self.model(images, training=True), args=batch))
+        for step, batch in enumerate(self.strategy.experimental_distribute_dataset(dataset)):
+            if step >= steps:
+                break
+            self._bn_step(batch)
+
     def evaluate(self, dataset):
         correct = count = 0.0
         for batch in self.strategy.experimental_distribute_dataset(dataset):
@@ -310,6 +321,7 @@ class _Job:
         val_full = self.trainer.evaluate(self.data.val)
         choice = self.pruner.select(self.epochs - 1)
         mask_lib.apply_masks(self.model, choice.masks)
+        self.trainer.recalibrate_batchnorm(self.data.train)  # the compact model starts from these statistics
         selection = {"reward": choice.reward, "flops_ratio": choice.flops_ratio, "val_accuracy_full_model": val_full,
                      "val_accuracy_masked_before_finetune": self.trainer.evaluate(self.data.val)}
         mask_lib.save_masks(choice.masks, self._write("masks.json"))
