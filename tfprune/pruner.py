@@ -65,6 +65,8 @@ class JointPruner:
         policy: "agent" (the method); the baselines "uniform" (every group pruned by the same ratio)
             and "random" (one random ratio per group, drawn once) keep the rest of the schedule
             (budget projection, importance, alignment) identical, so comparisons isolate the agent.
+        target_switch_margin: held-out accuracy by which an epoch's best sample must beat the current
+            alignment target (rescored on the same weights) to replace it; keeps the target stable.
         seed: seeds the agent, the dynamics model and the random baseline.
     """
 
@@ -84,6 +86,7 @@ class JointPruner:
         alignment_ramp_epochs=5,
         reward_bn="batch",
         policy="agent",
+        target_switch_margin=0.02,
         seed=0,
     ):
         if reward_bn not in ("batch", "moving"):
@@ -91,6 +94,7 @@ class JointPruner:
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}.")
         self.policy = policy
+        self.target_switch_margin = float(target_switch_margin)
         self.model = model
         self.graph = ChannelGraph(model)
         if not self.graph.gated_groups:
@@ -184,18 +188,22 @@ class JointPruner:
         actions = self.agent.propose(observation, self.num_samples)
         importance = mask_lib.channel_importance(self.graph)
         candidates = [self.masks_for_action(a, importance) for a in actions]
-        rewards = self.broadcast(np.array([self.evaluate(m) for m, _ in candidates], dtype=np.float32))
+        scores = [self.evaluate(m) for m, _ in candidates]
+        if self.best is not None:
+            scores.append(self.evaluate(self.best.masks))  # the current target, rescored on today's weights
+        scores = self.broadcast(np.array(scores, dtype=np.float32))
+        rewards, incumbent = scores[: len(candidates)], (scores[-1] if self.best is not None else None)
         finite = np.isfinite(rewards)
         if finite.sum() < 2:
             raise FloatingPointError(f"Epoch {epoch}: sub-network rewards are not finite ({rewards}); weights diverged?")
         actions, rewards = actions[finite], rewards[finite]
         candidates = [c for c, ok in zip(candidates, finite) if ok]  # a NaN reward never reaches the agent
+        # Forecast error: the dynamics model predicts this epoch's rewards before it sees them.
+        forecast_mse = float(np.mean((self.dynamics.predict(epoch, actions) - rewards) ** 2))
         self.dynamics.observe(epoch, actions, rewards)
         dynamics_loss = self.dynamics.train(self.dynamics_steps)
         agent_loss = self.agent.update(observation, actions, rewards)
-        best = int(np.argmax(rewards))
-        self.best = Selection(candidates[best][0], float(rewards[best]), float(candidates[best][1]), epoch)
-        self.alignment.set_targets(self.best.masks)
+        switched = self._update_target(candidates, rewards, incumbent, epoch)
         stats = {
             "epoch": epoch,
             "reward_mean": float(rewards.mean()),
@@ -203,13 +211,30 @@ class JointPruner:
             "reward_min": float(rewards.min()),
             "dynamics_loss": float(dynamics_loss),
             "dynamics_prediction_mse": float(np.mean((self.dynamics.predict(epoch, actions) - rewards) ** 2)),
+            "dynamics_forecast_mse": forecast_mse,
             "agent_loss": float(agent_loss),
+            "target_reward": self.best.reward,
+            "target_switched": switched,
             "flops_ratio": self.best.flops_ratio,
             "best_kept": {n: int(m.sum()) for n, m in self.best.masks.items()},
             "mean_action": actions.mean(axis=0).tolist(),
         }
         self.history.append(stats)
         return stats
+
+    def _update_target(self, candidates, rewards, incumbent, epoch):
+        """The epoch's best sample replaces the alignment target only if it beats the current target,
+        rescored on today's weights, by `target_switch_margin`: a target that hops between
+        near-equal masks every epoch would pull the weights toward none of them."""
+        best = int(np.argmax(rewards))
+        challenger = Selection(candidates[best][0], float(rewards[best]), float(candidates[best][1]), epoch)
+        keep = incumbent is not None and np.isfinite(incumbent)
+        if keep and challenger.reward < incumbent + self.target_switch_margin:
+            self.best = Selection(self.best.masks, float(incumbent), self.best.flops_ratio, epoch)
+            return False
+        self.best = challenger
+        self.alignment.set_targets(self.best.masks)
+        return True
 
     def _fixed_step(self, epoch):
         """Baseline policies: the same ratios every epoch, channels re-chosen by today's importance."""

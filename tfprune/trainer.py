@@ -296,6 +296,9 @@ class _Job:
         """Returns the selected masks and the selection record (resuming from the workdir)."""
         if os.path.exists(self._read("selection.json")):
             print("Sub-network already selected; skipping to fine-tuning.")
+            latest = tf.train.latest_checkpoint(self._read("ckpt_joint"))
+            if latest is not None:  # the agent's history, for history.json and the plots
+                self._load_pruner_state(int(latest.rsplit("-", 1)[-1]))
             with open(self._read("selection.json")) as f:
                 return mask_lib.load_masks(self._read("masks.json")), json.load(f)
         checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch,
