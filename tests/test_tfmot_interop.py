@@ -8,7 +8,6 @@ import keras
 import numpy as np
 import pytest
 
-from tfprune import masks as mask_lib
 from tfprune.auto_gate import auto_gate
 from tfprune.graph import ChannelGraph
 from tfprune.surgery import compact_model

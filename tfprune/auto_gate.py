@@ -32,7 +32,6 @@ import warnings
 import keras
 import numpy as np
 
-from tfprune import registry
 from tfprune.gates import ChannelGate
 from tfprune.graph import ChannelGraph, GraphError, as_functional, topological_nodes
 

@@ -132,10 +132,6 @@ def load_gated_model(args):
 
     if args.model_file is not None:
         try:
-            import tfprune.models  # noqa: F401  (registers any custom zoo layers)
-        except ImportError:
-            pass
-        try:
             return keras.saving.load_model(args.model_file, compile=False)
         except Exception as exc:  # corrupt file, unknown custom layer, ...
             raise UsageError(f"cannot load --model_file {args.model_file!r}: {exc}") from exc
