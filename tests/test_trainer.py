@@ -176,3 +176,28 @@ def test_kills_at_random_points_still_give_a_complete_valid_result(tmp_path):
     assert {name: [int(m.sum()), m.size] for name, m in masks.items()} == {
         name: kept for name, kept in summary["kept_channels"].items()}
     assert all(os.path.getsize(path) > 0 for path in summary["tflite"].values())
+
+
+def test_nan_policy_skip_drops_only_the_bad_step():
+    import keras
+    import tensorflow as tf
+
+    from tfprune.trainer import TrainingError, WeightTrainer, make_strategy
+
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(48, 8, 8, 3)).astype("float32")
+    images[20] = np.nan  # poisons the second batch of 16
+    labels = rng.integers(0, 3, 48).astype("int32")
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
+
+    def trainer(policy):
+        inp = keras.Input((8, 8, 3))
+        model = keras.Model(inp, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inp))))
+        return WeightTrainer(make_strategy("one_device"), model, keras.optimizers.SGD(0.1), 16, nan_policy=policy)
+
+    skipping = trainer("skip")
+    skipping.train_epoch(dataset)
+    assert skipping.skipped_steps == 1
+    assert all(np.isfinite(w.numpy()).all() for w in skipping.model.weights)
+    with pytest.raises(TrainingError, match="step 1"):
+        trainer("stop").train_epoch(dataset)
