@@ -71,8 +71,10 @@ def train_main(argv=None):
         trainer.run(workdir, strategy=strategy)
     except (DataError, BudgetError, GraphError, MaskError, TFLiteConversionError, ExportVerificationError,
             trainer.TrainingError) as e:
-        # Problems with the user's input or run: one clear line, no traceback from deep inside TF.
-        print(f"error: {e}", file=sys.stderr)
+        # Problems with the user's input or run: one clear line, no traceback from deep inside TF
+        # (nor gin's "In call to configurable ..." trail).
+        message = "\n".join(line for line in str(e).splitlines() if not line.strip().startswith("In call to configurable"))
+        print(f"error: {message}", file=sys.stderr)
         return 2
     return 0
 
