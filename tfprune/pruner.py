@@ -67,6 +67,8 @@ class JointPruner:
             (budget projection, importance, alignment) identical, so comparisons isolate the agent.
         target_switch_margin: held-out accuracy by which an epoch's best sample must beat the current
             alignment target (rescored on the same weights) to replace it; keeps the target stable.
+        reward_batch_size: held-out images per forward pass when scoring (BatchNorm batch statistics
+            are those of each such batch).
         seed: seeds the agent, the dynamics model and the random baseline.
     """
 
@@ -87,6 +89,7 @@ class JointPruner:
         reward_bn="batch",
         policy="agent",
         target_switch_margin=0.02,
+        reward_batch_size=256,
         seed=0,
     ):
         if reward_bn not in ("batch", "moving"):
@@ -95,6 +98,7 @@ class JointPruner:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}.")
         self.policy = policy
         self.target_switch_margin = float(target_switch_margin)
+        self.reward_batch_size = int(reward_batch_size)
         self.model = model
         self.graph = ChannelGraph(model)
         if not self.graph.gated_groups:
@@ -171,7 +175,11 @@ class JointPruner:
 
             self._eval_fn = correct
         images, labels = self.held_out
-        return float(self._eval_fn(images, labels)) / len(labels)
+        correct = 0.0
+        for start in range(0, len(labels), self.reward_batch_size):  # bounded device memory at any scale
+            end = start + self.reward_batch_size
+            correct += float(self._eval_fn(images[start:end], labels[start:end]))
+        return correct / len(labels)
 
     # --- the agent step ------------------------------------------------------------------------
     def observation(self, epoch):
@@ -384,7 +392,7 @@ class PruningCallback(keras.callbacks.Callback):
 
 
 def _as_arrays(held_out):
-    """The held-out data as two tensors (one batch): it is small and scored many times."""
+    """The held-out data as two host arrays: small, scored many times, fed in `reward_batch_size` chunks."""
     if isinstance(held_out, tf.data.Dataset):
         images, labels = [], []
         for x, y in held_out:
@@ -396,5 +404,5 @@ def _as_arrays(held_out):
     images, labels = held_out
     if len(images) != len(labels) or len(labels) == 0:
         raise ValueError(f"held_out needs as many labels as images (got {len(images)} and {len(labels)}), at least one.")
-    return tf.constant(images, tf.float32), tf.constant(np.asarray(labels).reshape(-1), tf.int32)
+    return np.asarray(images, np.float32), np.asarray(labels).reshape(-1).astype(np.int32)
 

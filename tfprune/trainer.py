@@ -437,7 +437,7 @@ class _Job:
 
         compact_path = self._write("compact_model.keras")
         compact.save(compact_path)
-        held_out_images = self.pruner.held_out[0].numpy()
+        held_out_images = self.pruner.held_out[0]
         val_images = next(iter(self.data.val))[0].numpy()
         report = export_all(compact, self._write("export"), quantizations=quantizations,
                             representative_data=[held_out_images[i:i + 32] for i in range(0, len(held_out_images), 32)],
