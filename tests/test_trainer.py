@@ -201,3 +201,33 @@ def test_nan_policy_skip_drops_only_the_bad_step():
     assert all(np.isfinite(w.numpy()).all() for w in skipping.model.weights)
     with pytest.raises(TrainingError, match="step 1"):
         trainer("stop").train_epoch(dataset)
+
+
+def test_mid_epoch_checkpoint_resumes_inside_the_epoch(tmp_path, monkeypatch, capsys):
+    from tfprune import trainer
+
+    configure("run.checkpoint_every_steps = 5")
+    calls = {"n": 0}
+    original = trainer.WeightTrainer.train_epoch
+
+    def crash_after_12_steps(self, dataset, steps=None, description="train", step_offset=0, start_step=0,
+                             after_step=None):
+        def counting(done):
+            after_step(done)
+            calls["n"] += 1
+            if calls["n"] == 12:
+                raise KeyboardInterrupt("simulated kill mid-epoch")
+
+        return original(self, dataset, steps, description, step_offset, start_step, counting)
+
+    monkeypatch.setattr(trainer.WeightTrainer, "train_epoch", crash_after_12_steps)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run(str(tmp_path))
+    monkeypatch.setattr(trainer.WeightTrainer, "train_epoch", original)
+    gin.clear_config()
+    configure("run.checkpoint_every_steps = 5")
+    capsys.readouterr()
+    summary = trainer.run(str(tmp_path))
+    out = capsys.readouterr().out
+    assert "Resuming epoch 1 at step 10." in out
+    assert abs(summary["flops_ratio"] - 0.5) <= 0.02

@@ -136,12 +136,16 @@ class WeightTrainer:
         return (self.strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None),
                 self.strategy.reduce(tf.distribute.ReduceOp.SUM, count, axis=None))
 
-    def train_epoch(self, dataset, steps=None, description="train", step_offset=0):
-        """One pass over `dataset` (global batches); returns mean loss, penalty and accuracy."""
+    def train_epoch(self, dataset, steps=None, description="train", step_offset=0, start_step=0, after_step=None):
+        """One pass over `dataset` (global batches); returns mean loss, penalty and accuracy.
+
+        `start_step` skips the batches a resumed epoch already trained on; `after_step(done)` is called
+        after every step with the number of steps done in the epoch (mid-epoch checkpoints)."""
         totals = np.zeros(3)
         seen = 0
-        bar = progress(total=steps, desc=description)
-        for step, batch in enumerate(self.strategy.experimental_distribute_dataset(dataset)):
+        bar = progress(total=steps, desc=description, initial=start_step)
+        dataset = dataset.skip(start_step) if start_step else dataset
+        for step, batch in enumerate(self.strategy.experimental_distribute_dataset(dataset), start=start_step):
             loss, penalty, correct, non_finite = self._train_step(batch)
             if float(non_finite) > 0:
                 if self.nan_policy == "stop":
@@ -156,6 +160,8 @@ class WeightTrainer:
             seen += 1
             bar.update(1)
             bar.set_postfix(loss=f"{totals[0] / seen:.3f}", acc=f"{totals[2] / (seen * self.global_batch_size):.3f}")
+            if after_step is not None:
+                after_step(step + 1)
         bar.close()
         if seen == 0:
             raise TrainingError(f"The {description} dataset yielded no batch: is it empty or smaller than a batch?")
@@ -187,12 +193,15 @@ class WeightTrainer:
 @gin.configurable
 def run(workdir, model_name=gin.REQUIRED, epochs=10, warmup_epochs=2, finetune_epochs=5,
         finetune_learning_rate=0.01, width_multiplier=1.0, export_quantizations=("float", "dynamic", "int8"),
-        seed=0, deterministic=False, strategy=None):
+        seed=0, deterministic=False, checkpoint_every_steps=0, strategy=None):
     """Runs (or resumes) the whole joint train-and-prune job in `workdir`; returns the summary dict.
 
     Args:
         deterministic: enable TensorFlow's deterministic ops, so the same seed and config give the
             same masks and metrics (slower on GPU).
+        checkpoint_every_steps: also checkpoint every this many training steps inside an epoch of the
+            joint phase (0: only at epoch ends), so a kill on a long ImageNet epoch loses at most that
+            many steps. A resumed epoch skips the batches already trained on.
     """
     os.makedirs(workdir, exist_ok=True)
     summary_path = os.path.join(workdir, "summary.json")
@@ -211,6 +220,7 @@ def run(workdir, model_name=gin.REQUIRED, epochs=10, warmup_epochs=2, finetune_e
     with strategy.scope():
         model = _build_model(model_name, data.info, width_multiplier)
     job = _Job(workdir, strategy, model, data, epochs, warmup_epochs, seed)
+    job.checkpoint_every_steps = int(checkpoint_every_steps)
     masks, selection = job.joint_phase()
     compact = job.finetune_phase(masks, finetune_epochs, finetune_learning_rate)
     return job.finish(compact, masks, selection, export_quantizations)
@@ -280,6 +290,8 @@ class _Job:
             self.pruner = JointPruner(model, data.held_out, max_epochs=epochs, warmup_epochs=warmup_epochs, seed=seed)
             self.optimizer = make_optimizer(total_steps=epochs * data.steps_per_epoch)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+            self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
+        self.checkpoint_every_steps = 0
         self.pruner.broadcast = make_broadcast(strategy, self.is_chief)
         self.trainer = WeightTrainer(strategy, model, self.optimizer, data.batch_size,
                                      regularizer=self.pruner.alignment.penalty)
@@ -302,22 +314,37 @@ class _Job:
             with open(self._read("selection.json")) as f:
                 return mask_lib.load_masks(self._read("masks.json")), json.load(f)
         checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch,
-                                         **self.pruner.checkpoint_items())
+                                         step_in_epoch=self.step_in_epoch, **self.pruner.checkpoint_items())
         manager = tf.train.CheckpointManager(checkpoint, self._write("ckpt_joint"), max_to_keep=2)
         _restore(self._read("ckpt_joint"), checkpoint, self._load_pruner_state)
+
+        def save():
+            # The pruner's JSON state first: a checkpoint never exists without its state.
+            self._save_pruner_state(int(checkpoint.save_counter.numpy()) + 1)
+            manager.save()
+
+        def mid_epoch_checkpoint(done):
+            every = self.checkpoint_every_steps
+            if every and done % every == 0 and done < self.data.steps_per_epoch:
+                self.step_in_epoch.assign(done)
+                save()
+
         for epoch in range(int(self.epoch.numpy()), self.epochs):
             t0 = time.time()
+            start = int(self.step_in_epoch.numpy())
+            if start:
+                print(f"Resuming epoch {epoch + 1} at step {start}.")
             strength = self.pruner.update_alignment(epoch)
             stats = self.trainer.train_epoch(self.data.train, self.data.steps_per_epoch,
-                                             f"epoch {epoch + 1}/{self.epochs}", epoch * self.data.steps_per_epoch)
+                                             f"epoch {epoch + 1}/{self.epochs}", epoch * self.data.steps_per_epoch,
+                                             start_step=start, after_step=mid_epoch_checkpoint)
             t_weights = time.time() - t0
             agent = self.pruner.agent_step(epoch) if epoch >= self.warmup_epochs else None
             val = self.trainer.evaluate(self.data.val)
             self._log_epoch(epoch, stats, agent, val, strength, time.time() - t0, t_weights)
             self.epoch.assign(epoch + 1)
-            # The pruner's JSON state first: a checkpoint never exists without its state.
-            self._save_pruner_state(int(checkpoint.save_counter.numpy()) + 1)
-            manager.save()
+            self.step_in_epoch.assign(0)
+            save()
         return self._select()
 
     def _select(self):
