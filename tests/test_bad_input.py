@@ -77,3 +77,9 @@ def test_tflite_export_of_an_unsupported_op_names_it():
     with pytest.raises(export.TFLiteConversionError, match="Erf") as info:
         export.convert_tflite(model, "float")
     assert "SELECT_TF_OPS" in str(info.value) or "allow_select_tf_ops" in str(info.value)
+
+
+def test_unknown_model_name(tmp_path, capsys):
+    assert train(tmp_path, 'run.model_name = "resnet57"') == 2
+    err = capsys.readouterr().err
+    assert "Unknown model 'resnet57'" in err and "resnet56" in err

@@ -5,8 +5,9 @@ agent step) -> selection of the final sub-network -> physical pruning -> fine-tu
 model -> evaluation -> SavedModel/TFLite export and `summary.json`. A custom loop (`strategy.run` in a
 `tf.function`), not `model.fit`, so weight updates and agent steps interleave freely.
 
-Everything that survives a crash lives in the workdir: a checkpoint per epoch (model, optimizer,
-agent, dynamics model, alignment, epoch counter) plus the pruner's JSON state, then `selection.json`,
+Everything that survives a crash lives in the workdir: a checkpoint per epoch, and optionally every N
+steps (model, optimizer, agent, dynamics model, alignment, epoch and step counters) plus the pruner's
+JSON state, then `selection.json`,
 `masks.json` and `gated_model.keras` once the sub-network is chosen, then fine-tuning checkpoints.
 Re-running the same command resumes from the last of these.
 """
@@ -219,8 +220,7 @@ def run(workdir, model_name=gin.REQUIRED, epochs=10, warmup_epochs=2, finetune_e
     data = build_datasets(seed=seed)
     with strategy.scope():
         model = _build_model(model_name, data.info, width_multiplier)
-    job = _Job(workdir, strategy, model, data, epochs, warmup_epochs, seed)
-    job.checkpoint_every_steps = int(checkpoint_every_steps)
+    job = _Job(workdir, strategy, model, data, epochs, warmup_epochs, seed, checkpoint_every_steps)
     masks, selection = job.joint_phase()
     compact = job.finetune_phase(masks, finetune_epochs, finetune_learning_rate)
     return job.finish(compact, masks, selection, export_quantizations)
@@ -232,7 +232,7 @@ def _build_model(model_name, info, width_multiplier):
                            width_multiplier=width_multiplier)
     except ValueError as e:
         if "Unknown model" in str(e):
-            raise
+            raise TrainingError(f"{e} (gin: run.model_name)") from e
         raise TrainingError(
             f"Cannot build {model_name} for {info.name} images of shape {info.image_shape}: {e}. The images may be "
             "too small for the model's downsampling (ImageNet models need about 32x32 or more): set "
@@ -275,7 +275,7 @@ class _Job:
     Reads come from `workdir` (the chief's files); writes go to `outdir`, which is `workdir` on the
     chief and a private sub-directory on other workers (they must still save checkpoints in step)."""
 
-    def __init__(self, workdir, strategy, model, data, epochs, warmup_epochs, seed):
+    def __init__(self, workdir, strategy, model, data, epochs, warmup_epochs, seed, checkpoint_every_steps=0):
         self.workdir = workdir
         self.strategy = strategy
         self.is_chief, role = worker_role(strategy)
@@ -291,7 +291,7 @@ class _Job:
             self.optimizer = make_optimizer(total_steps=epochs * data.steps_per_epoch)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
-        self.checkpoint_every_steps = 0
+        self.checkpoint_every_steps = int(checkpoint_every_steps)
         self.pruner.broadcast = make_broadcast(strategy, self.is_chief)
         self.trainer = WeightTrainer(strategy, model, self.optimizer, data.batch_size,
                                      regularizer=self.pruner.alignment.penalty)
