@@ -1,4 +1,4 @@
-"""Command-line entry points (tools/train.py, `tfprune-train`)."""
+"""Command-line entry point of training (tools/train.py, and the `tfprune-train` console script)."""
 
 import argparse
 import logging
@@ -78,9 +78,3 @@ def train_main(argv=None):
         return 2
     return 0
 
-
-def export_main(argv=None):
-    import runpy
-
-    sys.argv = ["export.py"] + list(argv if argv is not None else sys.argv[1:])
-    runpy.run_path(os.path.join(os.path.dirname(__file__), "..", "tools", "export.py"), run_name="__main__")
