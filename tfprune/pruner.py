@@ -32,6 +32,11 @@ from tfprune.surgery import compact_model
 POLICIES = ("agent", "uniform", "random")
 
 
+def count_correct(logits, labels):
+    """Number of top-1 hits in a batch, as float32 (summed across batches and replicas)."""
+    return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))
+
+
 @dataclasses.dataclass
 class Selection:
     """A sub-network and what it scored."""
@@ -170,8 +175,7 @@ class JointPruner:
 
             @tf.function(reduce_retracing=True)
             def correct(images, labels):
-                logits = self.model(images, training=training)
-                return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))
+                return count_correct(self.model(images, training=training), labels)
 
             self._eval_fn = correct
         images, labels = self.held_out

@@ -25,7 +25,7 @@ from tfprune import masks as mask_lib
 from tfprune.data import build_datasets
 from tfprune.flops import CostModel
 from tfprune.models import build_model
-from tfprune.pruner import JointPruner
+from tfprune.pruner import JointPruner, count_correct
 from tfprune.progress import progress
 from tfprune.surgery import compact_model
 
@@ -119,7 +119,7 @@ class WeightTrainer:
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads]) & tf.math.is_finite(total)
         grads = [tf.where(finite, g, tf.zeros_like(g)) for g in grads]
         self.optimizer.apply_gradients(zip(grads, variables))
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))
+        correct = count_correct(logits, labels)
         return loss, penalty, correct, 1.0 - tf.cast(finite, tf.float32)
 
     def _distributed_train_step(self, batch):
@@ -129,7 +129,7 @@ class WeightTrainer:
 
     def _replica_eval_step(self, images, labels):
         logits = self.model(images, training=False)
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))
+        correct = count_correct(logits, labels)
         return correct, tf.cast(tf.shape(labels)[0], tf.float32)
 
     def _distributed_eval_step(self, batch):
