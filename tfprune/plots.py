@@ -85,23 +85,27 @@ def plot_rewards(history, path):
 
 
 def plot_dynamics_error(history, path):
-    """Dynamics model: MSE of its reward reconstruction and its training loss, per agent step (log y)."""
+    """Dynamics model: MSE of its reward forecast (before seeing the epoch's rewards), of its
+    reconstruction (after training on them) and its training loss, per agent step (log y)."""
     xs = _epochs(history)
+    forecast = [h.get("dynamics_forecast_mse", float("nan")) for h in history]
     mse = [h.get("dynamics_prediction_mse", float("nan")) for h in history]
     loss = [h.get("dynamics_loss", float("nan")) for h in history]
     if not _finite(mse) and not _finite(loss):
         raise ValueError("history has no dynamics-model statistics (a baseline policy has none).")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
+    if _finite(forecast):
+        ax.plot(xs, forecast, "-^", markersize=3, label="reward forecast MSE (before training on this epoch)")
     if _finite(mse):
         ax.plot(xs, mse, "-o", markersize=3, label="reward reconstruction MSE (this epoch)")
     if _finite(loss):
         ax.plot(xs, loss, "-s", markersize=3, label="training loss")
-    if all(v > 0 for v in _finite(mse) + _finite(loss)):
+    if all(v > 0 for v in _finite(forecast) + _finite(mse) + _finite(loss)):
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("error")
-    ax.set_title("dynamics model reconstruction error", fontsize=9)
+    ax.set_title("dynamics model: forecast and reconstruction error", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
