@@ -8,10 +8,11 @@ repairs channel-rounding error one channel at a time until FLOPs are within the 
 
 import numpy as np
 
+from tfprune.errors import TfpruneError
 from tfprune.masks import kept_from_ratios
 
 
-class BudgetError(ValueError):
+class BudgetError(TfpruneError, ValueError):
     """No sub-network within the allowed ratios reaches the FLOPs target."""
 
 

@@ -61,16 +61,11 @@ def train_main(argv=None):
         f.write(gin.config_str())
 
     from tfprune import trainer
-    from tfprune.budget import BudgetError
-    from tfprune.data import DataError
-    from tfprune.export import ExportVerificationError, TFLiteConversionError
-    from tfprune.graph import GraphError
-    from tfprune.masks import MaskError
+    from tfprune.errors import TfpruneError
 
     try:
         trainer.run(workdir, strategy=strategy)
-    except (DataError, BudgetError, GraphError, MaskError, TFLiteConversionError, ExportVerificationError,
-            trainer.TrainingError) as e:
+    except TfpruneError as e:
         # Problems with the user's input or run: one clear line, no traceback from deep inside TF
         # (nor gin's "In call to configurable ..." trail).
         message = "\n".join(line for line in str(e).splitlines() if not line.strip().startswith("In call to configurable"))

@@ -35,6 +35,8 @@ import warnings
 
 import numpy as np
 
+from tfprune.errors import TfpruneError
+
 QUANTIZATIONS = ("float", "dynamic", "int8")
 
 # Verification defaults (see verify_tflite).
@@ -43,7 +45,7 @@ DEFAULT_MIN_TOP1_AGREEMENT = 0.9
 DEFAULT_MAX_CALIBRATION_SAMPLES = 256
 
 
-class ExportVerificationError(AssertionError):
+class ExportVerificationError(TfpruneError, AssertionError):
     """A converted model does not reproduce the Keras model closely enough. ``.report`` holds the numbers."""
 
     def __init__(self, message, report=None):
@@ -51,7 +53,7 @@ class ExportVerificationError(AssertionError):
         self.report = report
 
 
-class TFLiteConversionError(RuntimeError):
+class TFLiteConversionError(TfpruneError, RuntimeError):
     """The TFLite converter failed; the message names the unsupported ops (if any) and the fix."""
 
     def __init__(self, message, ops=()):

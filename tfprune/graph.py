@@ -14,9 +14,10 @@ import keras
 import numpy as np
 
 from tfprune import registry
+from tfprune.errors import TfpruneError
 
 
-class GraphError(ValueError):
+class GraphError(TfpruneError, ValueError):
     """The model cannot be analysed or its gates are placed inconsistently."""
 
 

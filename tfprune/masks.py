@@ -11,10 +11,11 @@ import os
 
 import numpy as np
 
+from tfprune.errors import TfpruneError
 from tfprune.gates import gates_of
 
 
-class MaskError(ValueError):
+class MaskError(TfpruneError, ValueError):
     """A mask does not fit the model (unknown gate, wrong length, empty group, bad ratio)."""
 
 

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from tfprune import masks as mask_lib
 from tfprune.data import build_datasets
+from tfprune.errors import TfpruneError
 from tfprune.flops import CostModel
 from tfprune.models import build_model
 from tfprune.pruner import JointPruner, count_correct
@@ -30,7 +31,7 @@ from tfprune.progress import progress
 from tfprune.surgery import compact_model
 
 
-class TrainingError(RuntimeError):
+class TrainingError(TfpruneError, RuntimeError):
     """Training cannot continue (non-finite loss, mismatched checkpoint, ...): the message says why."""
 
 

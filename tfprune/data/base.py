@@ -5,8 +5,10 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
+from tfprune.errors import TfpruneError
 
-class DataError(ValueError):
+
+class DataError(TfpruneError, ValueError):
     """Missing or malformed input data. The message names the problem and how to fix it.
 
     Raised instead of falling back to synthetic data, so that a run never silently trains on noise.
