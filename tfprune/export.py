@@ -403,31 +403,9 @@ def verify_tflite(
             f"TFLite ({quantization}) output shape {got.shape} != Keras output shape {ref.shape}.",
             {"quantization": quantization, "tflite_shape": list(got.shape), "keras_shape": list(ref.shape)},
         )
-    diff = np.abs(got.astype(np.float64) - ref.astype(np.float64))
-    scale = max(float(np.max(np.abs(ref))), 1.0)
-    report = {
-        "quantization": quantization,
-        "num_samples": int(x.shape[0]),
-        "max_abs_diff": float(diff.max()),
-        "mean_abs_diff": float(diff.mean()),
-        "output_scale": scale,
-        "top1_agreement": float(np.mean(np.argmax(got, -1) == np.argmax(ref, -1))),
-    }
-    if quantization == "int8":
-        report["min_top1_agreement"] = float(min_top1_agreement)
-        passed = report["top1_agreement"] >= min_top1_agreement
-        criterion = f"top-1 agreement {report['top1_agreement']:.4f} < required {min_top1_agreement}"
-    else:
-        tol = DEFAULT_TOLERANCES[quantization] if tolerance is None else float(tolerance)
-        report["tolerance"] = tol
-        report["max_allowed_diff"] = tol * scale
-        passed = report["max_abs_diff"] <= tol * scale
-        criterion = (
-            f"max |tflite - keras| = {report['max_abs_diff']:.3g} > {tol:g} x output scale "
-            f"{scale:.3g} = {tol * scale:.3g}"
-        )
-    report["passed"] = bool(passed)
-    if not passed:
+    report = _difference_report(got, ref, quantization)
+    criterion = _judge(report, tolerance, min_top1_agreement)
+    if not report["passed"]:
         raise ExportVerificationError(
             f"TFLite ({quantization}) does not match the Keras model on {report['num_samples']} samples: "
             f"{criterion} (mean abs diff {report['mean_abs_diff']:.3g}, top-1 agreement "
@@ -435,6 +413,40 @@ def verify_tflite(
             report,
         )
     return report
+
+
+def _difference_report(got, ref, quantization):
+    """The numbers every verification reports: differences, output scale and top-1 agreement."""
+    diff = np.abs(got.astype(np.float64) - ref.astype(np.float64))
+    return {
+        "quantization": quantization,
+        "num_samples": int(ref.shape[0]),
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+        "output_scale": max(float(np.max(np.abs(ref))), 1.0),
+        "top1_agreement": float(np.mean(np.argmax(got, -1) == np.argmax(ref, -1))),
+    }
+
+
+def _judge(report, tolerance, min_top1_agreement):
+    """Adds the quantization's threshold and ``passed`` to ``report``; returns the failed criterion's text.
+
+    int8 is judged by top-1 agreement (its outputs are quantized, an absolute bound would be arbitrary);
+    float and dynamic by the max difference relative to the output scale.
+    """
+    if report["quantization"] == "int8":
+        report["min_top1_agreement"] = float(min_top1_agreement)
+        report["passed"] = bool(report["top1_agreement"] >= min_top1_agreement)
+        return f"top-1 agreement {report['top1_agreement']:.4f} < required {min_top1_agreement}"
+    scale = report["output_scale"]
+    tol = DEFAULT_TOLERANCES[report["quantization"]] if tolerance is None else float(tolerance)
+    report["tolerance"] = tol
+    report["max_allowed_diff"] = tol * scale
+    report["passed"] = bool(report["max_abs_diff"] <= tol * scale)
+    return (
+        f"max |tflite - keras| = {report['max_abs_diff']:.3g} > {tol:g} x output scale "
+        f"{scale:.3g} = {tol * scale:.3g}"
+    )
 
 
 # ------------------------------------------------------------------------------------------------ All
@@ -463,10 +475,7 @@ def export_all(
     standard-normal inputs when there is none (float/dynamic only: int8 needs representative data).
     Verification failure raises ``ExportVerificationError`` after writing the files and the report.
     """
-    quantizations = tuple(quantizations)
-    for q in quantizations:
-        if q not in QUANTIZATIONS:
-            raise ValueError(f"Unknown quantization {q!r}; choose from {QUANTIZATIONS}.")
+    quantizations = _checked_quantizations(quantizations)
     calibration = _as_batches(representative_data, max_calibration_samples)
     if "int8" in quantizations and not calibration:
         raise ValueError(
@@ -474,31 +483,16 @@ def export_all(
             "of the model input) for full-integer calibration."
         )
     tolerances = dict(tolerances or {})
-
-    sample_source = "sample_inputs"
-    if sample_inputs is not None:
-        samples = _concat(sample_inputs, 256)
-    elif calibration:
-        samples, sample_source = _concat(calibration, 64), "representative_data"
-    else:
-        shape = [16] + [int(d) for d in model.inputs[0].shape[1:]]
-        samples = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-        sample_source = "random_normal"
+    samples, sample_source = _verification_samples(model, sample_inputs, calibration)
 
     os.makedirs(out_dir, exist_ok=True)
     sm_path = export_saved_model(model, os.path.join(out_dir, "saved_model"))
-    ref = _keras_outputs(model, samples)
-    reload_diff = float(np.max(np.abs(load_saved_model_fn(sm_path)(samples) - ref)))
     report = {
         "input_shape": [None] + [int(d) for d in model.inputs[0].shape[1:]],
         "params": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
         "sample_source": sample_source,
         "num_calibration_samples": int(sum(b.shape[0] for b in calibration)),
-        "saved_model": {
-            "path": sm_path,
-            "size_bytes": model_size_bytes(sm_path),
-            "reload_max_abs_diff": reload_diff,
-        },
+        "saved_model": _saved_model_entry(model, sm_path, samples),
         "tflite": {},
         "latency": {"num_threads": num_threads, "runs": latency_runs, "batch_size": 1} if latency else None,
     }
@@ -507,26 +501,75 @@ def export_all(
         tfl = convert_tflite(
             sm_path, q, representative_data=calibration if q == "int8" else None, int8_io=int8_io
         )
-        path = os.path.join(out_dir, f"model_{q}.tflite")
-        with open(path, "wb") as f:
-            f.write(tfl)
-        entry = {"path": path, "size_bytes": len(tfl)}
-        if q == "int8":
-            entry["int8_io"] = bool(int8_io)
+        entry = _write_tflite(tfl, os.path.join(out_dir, f"model_{q}.tflite"), q, int8_io)
         if verify:
-            try:
-                entry["verification"] = verify_tflite(
-                    tfl, model, samples, q, tolerance=tolerances.get(q), min_top1_agreement=min_top1_agreement
-                )
-            except ExportVerificationError as exc:
-                entry["verification"] = exc.report
-                failures.append(str(exc))
+            failure = _verify_into(entry, tfl, model, samples, q, tolerances.get(q), min_top1_agreement)
+            if failure:
+                failures.append(failure)
         if latency:
             entry["latency_ms"] = tflite_latency_ms(tfl, num_threads, latency_runs, latency_warmup)
         report["tflite"][q] = entry
+    return _write_report(report, failures, out_dir)
+
+
+def _write_report(report, failures, out_dir):
+    """Writes ``export_report.json`` (also when verification failed: the numbers say by how much), then
+    raises ``ExportVerificationError`` if any variant failed; else returns ``report``."""
     report["verification_failures"] = failures
     with open(os.path.join(out_dir, "export_report.json"), "w") as f:
         json.dump(report, f, indent=2)
     if failures:
         raise ExportVerificationError("Export verification failed:\n" + "\n".join(failures), report)
     return report
+
+
+def _checked_quantizations(quantizations):
+    """``quantizations`` as a tuple; a ValueError (before anything is written) for an unknown one."""
+    quantizations = tuple(quantizations)
+    for q in quantizations:
+        if q not in QUANTIZATIONS:
+            raise ValueError(f"Unknown quantization {q!r}; choose from {QUANTIZATIONS}.")
+    return quantizations
+
+
+def _verification_samples(model, sample_inputs, calibration):
+    """(samples, where they came from): the given samples, else the calibration data, else noise."""
+    if sample_inputs is not None:
+        return _concat(sample_inputs, 256), "sample_inputs"
+    if calibration:
+        return _concat(calibration, 64), "representative_data"
+    shape = [16] + [int(d) for d in model.inputs[0].shape[1:]]
+    return np.random.default_rng(0).standard_normal(shape).astype(np.float32), "random_normal"
+
+
+def _saved_model_entry(model, sm_path, samples):
+    """The SavedModel's report entry; reloading it checks that the export computes the Keras model."""
+    ref = _keras_outputs(model, samples)
+    reload_diff = float(np.max(np.abs(load_saved_model_fn(sm_path)(samples) - ref)))
+    return {"path": sm_path, "size_bytes": model_size_bytes(sm_path), "reload_max_abs_diff": reload_diff}
+
+
+def _write_tflite(tflite_bytes, path, quantization, int8_io):
+    """Writes one flatbuffer; returns its report entry (path, size, int8 I/O type)."""
+    with open(path, "wb") as f:
+        f.write(tflite_bytes)
+    entry = {"path": path, "size_bytes": len(tflite_bytes)}
+    if quantization == "int8":
+        entry["int8_io"] = bool(int8_io)
+    return entry
+
+
+def _verify_into(entry, tflite_bytes, model, samples, quantization, tolerance, min_top1_agreement):
+    """Verifies one variant into ``entry["verification"]``; returns the failure message or None.
+
+    A failure does not stop export_all: every variant is written and reported before it raises.
+    """
+    try:
+        entry["verification"] = verify_tflite(
+            tflite_bytes, model, samples, quantization, tolerance=tolerance,
+            min_top1_agreement=min_top1_agreement,
+        )
+    except ExportVerificationError as exc:
+        entry["verification"] = exc.report
+        return str(exc)
+    return None
