@@ -16,7 +16,9 @@ from the current policy, which is exactly the policy that proposed the actions w
 `update()` follows the `propose()` that produced them.
 """
 
+import contextlib
 import random
+from typing import NamedTuple
 
 import gin
 import numpy as np
@@ -32,6 +34,203 @@ REWARD_NORMALIZATIONS = ("batch", "running", "none")
 
 def _inverse_softplus(x):
     return float(np.log(np.expm1(x)))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Building the TF-Agents networks and agent
+# ----------------------------------------------------------------------------------------------------
+
+
+class PPONetworks(NamedTuple):
+    """Everything `build_ppo` creates: the specs, the two networks, the optimizer, the step counter
+    and the PPO agent that ties them together (the agent keeps references to all of them)."""
+
+    observation_spec: tensor_spec.TensorSpec
+    action_spec: tensor_spec.BoundedTensorSpec
+    time_step_spec: ts.TimeStep
+    actor_net: actor_distribution_network.ActorDistributionNetwork
+    value_net: value_network.ValueNetwork
+    optimizer: tf.keras.optimizers.Optimizer
+    train_step: tf.Variable
+    agent: ppo_clip_agent.PPOClipAgent
+
+
+@contextlib.contextmanager
+def _seeded(seed):
+    """Makes network initialisation reproducible without touching the caller's Python `random`.
+
+    tf_keras draws the seeds of unseeded initialisers from Python's `random` and TF's global seed:
+    both are set while the networks are built, then Python's state is given back (TF's global seed
+    stays set). `seed=None` leaves both alone.
+    """
+    python_random_state = random.getstate()
+    if seed is not None:
+        random.seed(seed)
+        tf.random.set_seed(seed)
+    try:
+        yield
+    finally:
+        if seed is not None:
+            random.setstate(python_random_state)
+
+
+def _projection_net_factory(max_ratio, init_std):
+    """The actor's Gaussian head: a learned state-independent std starting at `init_std * max_ratio`.
+
+    The mean is tanh-squashed into the action bounds; samples are not squashed (`propose()` clips
+    them), which keeps the PPO log-probabilities those of a plain Gaussian.
+    """
+    std_bias = _inverse_softplus(init_std * max_ratio)
+
+    def projection_net(spec, seed=None, seed_stream_class=None):
+        del seed_stream_class
+        return normal_projection_network.NormalProjectionNetwork(
+            spec,
+            init_means_output_factor=0.1,
+            std_bias_initializer_value=std_bias,
+            scale_distribution=False,
+            seed=seed,
+        )
+
+    return projection_net
+
+
+def build_ppo(observation_dim, num_groups, max_ratio, *, actor_layers, value_layers, learning_rate, num_epochs,
+              importance_ratio_clipping, entropy_regularization, init_std, reward_normalization,
+              normalize_observations, seed):
+    """Builds the TF-Agents PPO agent and creates every variable now -> `PPONetworks`.
+
+    Creating all variables (networks, normalisers, optimizer slots) up front makes a checkpoint
+    restore immediate rather than deferred. The creation order is fixed: with a seed it decides the
+    initial weights. The bandit setting fixes `discount_factor=1` and plain advantages (no GAE).
+    """
+    with _seeded(seed):
+        observation_spec = tensor_spec.TensorSpec([observation_dim], tf.float32, name="observation")
+        action_spec = tensor_spec.BoundedTensorSpec(
+            [num_groups], tf.float32, minimum=0.0, maximum=max_ratio, name="action"
+        )
+        time_step_spec = ts.time_step_spec(observation_spec)
+        actor_net = actor_distribution_network.ActorDistributionNetwork(
+            observation_spec,
+            action_spec,
+            fc_layer_params=tuple(actor_layers),
+            continuous_projection_net=_projection_net_factory(max_ratio, init_std),
+            seed=seed,
+        )
+        value_net = value_network.ValueNetwork(observation_spec, fc_layer_params=tuple(value_layers))
+        optimizer = tf.keras.optimizers.Adam(learning_rate=learning_rate)
+        train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="agent_train_step")
+        agent = ppo_clip_agent.PPOClipAgent(
+            time_step_spec,
+            action_spec,
+            optimizer=optimizer,
+            actor_net=actor_net,
+            value_net=value_net,
+            importance_ratio_clipping=importance_ratio_clipping,
+            entropy_regularization=entropy_regularization,
+            num_epochs=num_epochs,
+            discount_factor=1.0,
+            use_gae=False,
+            normalize_rewards=reward_normalization == "running",
+            normalize_observations=normalize_observations,
+            train_step_counter=train_step,
+        )
+        agent.initialize()
+        actor_net.create_variables(observation_spec)
+        value_net.create_variables(observation_spec)
+        optimizer.build(actor_net.trainable_variables + value_net.trainable_variables)
+    return PPONetworks(observation_spec, action_spec, time_step_spec, actor_net, value_net, optimizer,
+                       train_step, agent)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Experience for single-step episodes
+# ----------------------------------------------------------------------------------------------------
+
+
+def single_step_trajectories(observations, actions, rewards, loc, scale):
+    """N one-step episodes as a `[N, 2]` `Trajectory` PPO can train on.
+
+    PPO expects sequences, so each sample becomes a FIRST->LAST transition carrying the reward, then
+    the LAST->FIRST boundary step that PPO masks out. `loc`/`scale` are the behaviour policy's
+    Gaussian parameters, which PPO needs for the clipped importance ratio.
+    """
+    n = actions.shape[0]
+
+    def two(x):  # [N, ...] -> [N, 2, ...] (the step and its boundary)
+        return np.stack([x, x], axis=1)
+
+    first, last = int(ts.StepType.FIRST), int(ts.StepType.LAST)
+    return trajectory.Trajectory(
+        step_type=tf.constant(np.tile([[first, last]], (n, 1)), tf.int32),
+        observation=tf.constant(two(observations)),
+        action=tf.constant(two(actions)),
+        policy_info={"dist_params": {"loc": tf.constant(two(loc)), "scale": tf.constant(two(scale))}},
+        next_step_type=tf.constant(np.tile([[last, first]], (n, 1)), tf.int32),
+        reward=tf.constant(np.stack([rewards, np.zeros_like(rewards)], axis=1)),
+        discount=tf.constant(np.tile(np.array([[0.0, 1.0]], np.float32), (n, 1))),
+    )
+
+
+def normalize_batch_rewards(rewards, reward_normalization):
+    """With "batch", standardises the rewards of one `update()` batch (a per-batch baseline that
+    survives the reward scale drifting as the CNN trains); other modes leave them to PPO."""
+    if reward_normalization == "batch":
+        std = rewards.std()
+        return (rewards - rewards.mean()) / (std if std > 1e-8 else 1.0)
+    return rewards
+
+
+def _compile_distribution(agent, observation_dim):
+    """A traced function observations [N, D] -> the collect policy's (loc, scale), each [N, A].
+
+    These are the parameters PPO stores as the behaviour policy ("dist_params"); sampling from them
+    happens in numpy so that `propose()` draws from the agent's own seeded generator.
+    """
+
+    def distribution_params(observations):
+        n = tf.shape(observations)[0]
+        time_step = ts.TimeStep(
+            step_type=tf.fill([n], tf.constant(int(ts.StepType.FIRST), tf.int32)),
+            reward=tf.zeros([n], tf.float32),
+            discount=tf.ones([n], tf.float32),
+            observation=observations,
+        )
+        params = agent.collect_policy.distribution(time_step).info["dist_params"]
+        return params["loc"], params["scale"]
+
+    return tf.function(distribution_params, input_signature=[tf.TensorSpec([None, observation_dim], tf.float32)],
+                       autograph=False)
+
+
+def _compile_train(agent):
+    """`agent.train` traced once for any batch size ([batch, 2 steps] experience) -> total loss.
+
+    TFAgent.train runs eagerly in TF2 unless wrapped, which is ~200x slower per update here.
+    """
+    experience_spec = tf.nest.map_structure(
+        lambda spec: tf.TensorSpec([None, 2] + spec.shape.as_list(), spec.dtype),
+        agent.collect_data_spec,
+    )
+    return tf.function(lambda experience: agent.train(experience).loss,
+                       input_signature=[experience_spec], autograph=False)
+
+
+def _as_observations(observation, observation_dim, n=None):
+    """One observation (shared by all `n` samples) or `[n, observation_dim]` -> contiguous float32 [n, D]."""
+    obs = np.asarray(observation, dtype=np.float32)
+    if obs.ndim == 1:
+        obs = np.broadcast_to(obs, (1 if n is None else n, obs.shape[0]))
+    if obs.ndim != 2 or obs.shape[1] != observation_dim:
+        raise ValueError(f"observation must be [{observation_dim}] or [N, {observation_dim}], got {obs.shape}.")
+    if n is not None and obs.shape[0] != n:
+        raise ValueError(f"expected {n} observations, got {obs.shape[0]}.")
+    return np.ascontiguousarray(obs)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The agent
+# ----------------------------------------------------------------------------------------------------
 
 
 @gin.configurable
@@ -55,6 +254,9 @@ class PruningAgent:
         normalize_observations: PPO's running observation normaliser.
         seed: seeds the network initialisation (Python's `random`, restored afterwards, and
             `tf.random.set_seed`, i.e. TF's global seed, which stays set) and the sampling of `propose()` (a private numpy generator).
+
+    The TF-Agents objects `build_ppo` creates are attributes: `agent`, `actor_net`, `value_net`,
+    `optimizer`, `train_step` and the specs.
     """
 
     def __init__(
@@ -85,138 +287,40 @@ class PruningAgent:
         self.reward_normalization = reward_normalization
         self.seed = seed
         self._rng = np.random.default_rng(seed)
-
-        python_random_state = random.getstate()
-        if seed is not None:
-            # tf_keras draws the seeds of unseeded initialisers from Python's `random` and TF's global
-            # seed: set both while the networks are built, then give Python's state back.
-            random.seed(seed)
-            tf.random.set_seed(seed)
-        try:
-            self._build(actor_layers, value_layers, learning_rate, num_epochs, importance_ratio_clipping,
-                        entropy_regularization, init_std, normalize_observations, seed)
-        finally:
-            if seed is not None:
-                random.setstate(python_random_state)
-        self._distribution_fn = tf.function(
-            self._distribution_params, input_signature=[tf.TensorSpec([None, self.observation_dim], tf.float32)],
-            autograph=False,
+        (self.observation_spec, self.action_spec, self.time_step_spec, self.actor_net, self.value_net,
+         self.optimizer, self.train_step, self.agent) = build_ppo(
+            self.observation_dim, self.num_groups, self.max_ratio, actor_layers=actor_layers,
+            value_layers=value_layers, learning_rate=learning_rate, num_epochs=num_epochs,
+            importance_ratio_clipping=importance_ratio_clipping, entropy_regularization=entropy_regularization,
+            init_std=init_std, reward_normalization=reward_normalization,
+            normalize_observations=normalize_observations, seed=seed,
         )
-        # TFAgent.train runs eagerly in TF2 unless wrapped (~200x slower per update here). One trace,
-        # for any batch size: [batch, 2 steps].
-        experience_spec = tf.nest.map_structure(
-            lambda spec: tf.TensorSpec([None, 2] + spec.shape.as_list(), spec.dtype),
-            self.agent.collect_data_spec,
-        )
-        self._train_fn = tf.function(lambda experience: self.agent.train(experience).loss,
-                                     input_signature=[experience_spec], autograph=False)
-
-    def _build(self, actor_layers, value_layers, learning_rate, num_epochs, importance_ratio_clipping,
-               entropy_regularization, init_std, normalize_observations, seed):
-        reward_normalization = self.reward_normalization
-        self.observation_spec = tensor_spec.TensorSpec([self.observation_dim], tf.float32, name="observation")
-        self.action_spec = tensor_spec.BoundedTensorSpec(
-            [self.num_groups], tf.float32, minimum=0.0, maximum=self.max_ratio, name="action"
-        )
-        self.time_step_spec = ts.time_step_spec(self.observation_spec)
-
-        std_bias = _inverse_softplus(init_std * self.max_ratio)
-
-        def projection_net(spec, seed=None, seed_stream_class=None):
-            del seed_stream_class
-            # Mean tanh-squashed into [0, max_ratio]; Gaussian samples are clipped by `propose()`.
-            return normal_projection_network.NormalProjectionNetwork(
-                spec,
-                init_means_output_factor=0.1,
-                std_bias_initializer_value=std_bias,
-                scale_distribution=False,
-                seed=seed,
-            )
-
-        self.actor_net = actor_distribution_network.ActorDistributionNetwork(
-            self.observation_spec,
-            self.action_spec,
-            fc_layer_params=tuple(actor_layers),
-            continuous_projection_net=projection_net,
-            seed=seed,
-        )
-        self.value_net = value_network.ValueNetwork(self.observation_spec, fc_layer_params=tuple(value_layers))
-        self.optimizer = tf.keras.optimizers.Adam(learning_rate=learning_rate)
-        self.train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="agent_train_step")
-        self.agent = ppo_clip_agent.PPOClipAgent(
-            self.time_step_spec,
-            self.action_spec,
-            optimizer=self.optimizer,
-            actor_net=self.actor_net,
-            value_net=self.value_net,
-            importance_ratio_clipping=importance_ratio_clipping,
-            entropy_regularization=entropy_regularization,
-            num_epochs=num_epochs,
-            discount_factor=1.0,
-            use_gae=False,
-            normalize_rewards=reward_normalization == "running",
-            normalize_observations=normalize_observations,
-            train_step_counter=self.train_step,
-        )
-        self.agent.initialize()
-        self.actor_net.create_variables(self.observation_spec)
-        self.value_net.create_variables(self.observation_spec)
-        # Create the optimizer's slots now so a checkpoint restore is immediate, not deferred.
-        self.optimizer.build(self.actor_net.trainable_variables + self.value_net.trainable_variables)
-
-    # ------------------------------------------------------------------ helpers
-    def _observations(self, observation, n=None):
-        obs = np.asarray(observation, dtype=np.float32)
-        if obs.ndim == 1:
-            obs = np.broadcast_to(obs, (1 if n is None else n, obs.shape[0]))
-        if obs.ndim != 2 or obs.shape[1] != self.observation_dim:
-            raise ValueError(f"observation must be [{self.observation_dim}] or [N, {self.observation_dim}], got {obs.shape}.")
-        if n is not None and obs.shape[0] != n:
-            raise ValueError(f"expected {n} observations, got {obs.shape[0]}.")
-        return np.ascontiguousarray(obs)
-
-    def _distribution_params(self, observations):
-        n = tf.shape(observations)[0]
-        time_step = ts.TimeStep(
-            step_type=tf.fill([n], tf.constant(int(ts.StepType.FIRST), tf.int32)),
-            reward=tf.zeros([n], tf.float32),
-            discount=tf.ones([n], tf.float32),
-            observation=observations,
-        )
-        step = self.agent.collect_policy.distribution(time_step)
-        params = step.info["dist_params"]  # what PPO stores as the behaviour policy: loc, scale (std)
-        return params["loc"], params["scale"]
+        self._distribution_fn = _compile_distribution(self.agent, self.observation_dim)
+        self._train_fn = _compile_train(self.agent)
 
     def _params(self, observations):
         loc, scale = self._distribution_fn(tf.constant(observations))
         return loc.numpy(), scale.numpy()
 
-    # ---------------------------------------------------------------- public API
     def propose(self, observation, num_samples=1):
         """Samples `num_samples` actions (collect policy) -> float32 [num_samples, num_groups] in bounds.
 
         `observation` is one vector [observation_dim] (shared by all samples) or [num_samples, observation_dim].
         """
-        obs = self._observations(observation, num_samples)
+        obs = _as_observations(observation, self.observation_dim, num_samples)
         loc, scale = self._params(obs)
         actions = loc + scale * self._rng.standard_normal(loc.shape).astype(np.float32)
         return np.clip(actions, 0.0, self.max_ratio).astype(np.float32)
 
     def greedy(self, observation):
         """The mean action for one observation -> float32 [num_groups] in bounds."""
-        loc, _ = self._params(self._observations(observation))
+        loc, _ = self._params(_as_observations(observation, self.observation_dim))
         return np.clip(loc[0], 0.0, self.max_ratio).astype(np.float32)
 
     def policy_std(self, observation):
         """The current Gaussian standard deviation per group (diagnostics)."""
-        _, scale = self._params(self._observations(observation))
+        _, scale = self._params(_as_observations(observation, self.observation_dim))
         return scale[0]
-
-    def _normalize(self, rewards):
-        if self.reward_normalization == "batch":
-            std = rewards.std()
-            return (rewards - rewards.mean()) / (std if std > 1e-8 else 1.0)
-        return rewards
 
     def update(self, observation, actions, rewards):
         """One PPO training call on single-step episodes -> total loss (float).
@@ -235,23 +339,11 @@ class PruningAgent:
             raise ValueError(f"got {n} actions but {rewards.shape[0]} rewards.")
         if n < 2:
             raise ValueError("update() needs at least 2 samples.")
-        obs = self._observations(observation, n)
+        obs = _as_observations(observation, self.observation_dim, n)
+        # The current policy is the one that proposed `actions` when update() follows its propose().
         loc, scale = self._params(obs)
-        rewards = self._normalize(rewards)
-
-        def two(x):  # [N, ...] -> [N, 2, ...] (the step and its boundary)
-            return np.stack([x, x], axis=1)
-
-        first, last = int(ts.StepType.FIRST), int(ts.StepType.LAST)
-        experience = trajectory.Trajectory(
-            step_type=tf.constant(np.tile([[first, last]], (n, 1)), tf.int32),
-            observation=tf.constant(two(obs)),
-            action=tf.constant(two(actions)),
-            policy_info={"dist_params": {"loc": tf.constant(two(loc)), "scale": tf.constant(two(scale))}},
-            next_step_type=tf.constant(np.tile([[last, first]], (n, 1)), tf.int32),
-            reward=tf.constant(np.stack([rewards, np.zeros_like(rewards)], axis=1)),
-            discount=tf.constant(np.tile(np.array([[0.0, 1.0]], np.float32), (n, 1))),
-        )
+        rewards = normalize_batch_rewards(rewards, self.reward_normalization)
+        experience = single_step_trajectories(obs, actions, rewards, loc, scale)
         return float(self._train_fn(experience).numpy())
 
     @property
