@@ -19,27 +19,27 @@ def make_pruner(**kwargs):
 def test_agent_step_meets_budget_and_sets_alignment_target():
     pruner = make_pruner()
     stats = pruner.agent_step(0)
-    assert abs(stats["flops_ratio"] - 0.5) <= 0.02
-    assert 0.0 <= stats["reward_min"] <= stats["reward_max"] <= 1.0
-    assert np.isfinite(stats["dynamics_forecast_mse"])
-    for name, mask in pruner.best.masks.items():
+    assert abs(stats.flops_ratio - 0.5) <= 0.02
+    assert 0.0 <= stats.reward_min <= stats.reward_max <= 1.0
+    assert np.isfinite(stats.dynamics_forecast_mse)
+    for name, mask in pruner.target.best.masks.items():
         np.testing.assert_array_equal(pruner.alignment.targets[name].numpy(), mask.astype("float32"))
-    assert pruner.evaluate() >= 0.0  # the full network, gates restored afterwards
+    assert pruner.scorer.score() >= 0.0  # the full network, gates restored afterwards
     assert all(m.all() for m in read_masks(pruner.model).values())
 
 
 def test_nan_rewards_never_reach_the_agent(monkeypatch):
     pruner = make_pruner()
     scores = iter([np.nan, 0.5, 0.25, np.nan])
-    monkeypatch.setattr(pruner, "evaluate", lambda masks=None: next(scores))
+    monkeypatch.setattr(pruner.scorer, "score", lambda masks=None: next(scores))
     seen = {}
-    original = pruner.agent.update
+    original = pruner.policy.agent.update
 
     def record_update(observation, actions, rewards):
         seen["r"] = rewards
         return original(observation, actions, rewards)
 
-    monkeypatch.setattr(pruner.agent, "update", record_update)
+    monkeypatch.setattr(pruner.policy.agent, "update", record_update)
     pruner.agent_step(0)
     np.testing.assert_array_equal(seen["r"], [0.5, 0.25])
 
@@ -47,16 +47,16 @@ def test_nan_rewards_never_reach_the_agent(monkeypatch):
 def test_target_only_switches_for_a_clearly_better_sub_network(monkeypatch):
     pruner = make_pruner(target_switch_margin=0.05)
     pruner.agent_step(0)
-    first = {k: v.copy() for k, v in pruner.best.masks.items()}
+    first = {k: v.copy() for k, v in pruner.target.best.masks.items()}
     # Next epoch: every sample scores 0.52 while the incumbent rescores 0.50 (< margin): keep it.
     scores = iter([0.52, 0.51, 0.50, 0.52, 0.50])
-    monkeypatch.setattr(pruner, "evaluate", lambda masks=None: next(scores))
+    monkeypatch.setattr(pruner.scorer, "score", lambda masks=None: next(scores))
     stats = pruner.agent_step(1)
-    assert not stats["target_switched"]
-    assert all((pruner.best.masks[k] == first[k]).all() for k in first)
+    assert not stats.target_switched
+    assert all((pruner.target.best.masks[k] == first[k]).all() for k in first)
     scores = iter([0.9, 0.51, 0.50, 0.52, 0.50])
     stats = pruner.agent_step(2)
-    assert stats["target_switched"] and pruner.best.reward == pytest.approx(0.9)
+    assert stats.target_switched and pruner.target.best.reward == pytest.approx(0.9)
 
 
 def test_state_round_trip_restores_history_and_target():
@@ -66,8 +66,8 @@ def test_state_round_trip_restores_history_and_target():
     other = make_pruner()
     other.set_state(state)
     assert other.history == pruner.history
-    assert all((other.best.masks[k] == pruner.best.masks[k]).all() for k in pruner.best.masks)
-    assert other.dynamics.buffer_size == pruner.dynamics.buffer_size
+    assert all((other.target.best.masks[k] == pruner.target.best.masks[k]).all() for k in pruner.target.best.masks)
+    assert other.policy.dynamics.buffer_size == pruner.policy.dynamics.buffer_size
 
 
 def test_uniform_policy_prunes_every_group_alike():

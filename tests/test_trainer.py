@@ -182,7 +182,9 @@ def test_nan_policy_skip_drops_only_the_bad_step():
     import keras
     import tensorflow as tf
 
-    from tfprune.trainer import TrainingError, WeightTrainer, make_strategy
+    from tfprune.distribute import make_strategy
+    from tfprune.errors import TrainingError
+    from tfprune.weight_trainer import WeightTrainer
 
     rng = np.random.default_rng(0)
     images = rng.normal(size=(48, 8, 8, 3)).astype("float32")
@@ -204,11 +206,11 @@ def test_nan_policy_skip_drops_only_the_bad_step():
 
 
 def test_mid_epoch_checkpoint_resumes_inside_the_epoch(tmp_path, monkeypatch, capsys):
-    from tfprune import trainer
+    from tfprune import trainer, weight_trainer
 
     configure("run.checkpoint_every_steps = 5")
     calls = {"n": 0}
-    original = trainer.WeightTrainer.train_epoch
+    original = weight_trainer.WeightTrainer.train_epoch
 
     def crash_after_12_steps(self, dataset, steps=None, description="train", step_offset=0, start_step=0,
                              after_step=None):
@@ -220,10 +222,10 @@ def test_mid_epoch_checkpoint_resumes_inside_the_epoch(tmp_path, monkeypatch, ca
 
         return original(self, dataset, steps, description, step_offset, start_step, counting)
 
-    monkeypatch.setattr(trainer.WeightTrainer, "train_epoch", crash_after_12_steps)
+    monkeypatch.setattr(weight_trainer.WeightTrainer, "train_epoch", crash_after_12_steps)
     with pytest.raises(KeyboardInterrupt):
         trainer.run(str(tmp_path))
-    monkeypatch.setattr(trainer.WeightTrainer, "train_epoch", original)
+    monkeypatch.setattr(weight_trainer.WeightTrainer, "train_epoch", original)
     gin.clear_config()
     configure("run.checkpoint_every_steps = 5")
     capsys.readouterr()

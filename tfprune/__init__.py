@@ -10,12 +10,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 __version__ = "0.1.0"
 
 from tfprune.auto_gate import auto_gate  # noqa: E402
-from tfprune.budget import BudgetError, project_to_budget  # noqa: E402
+from tfprune.budget import BudgetError, FlopsBudget, project_to_budget  # noqa: E402
+from tfprune.callback import PruningCallback  # noqa: E402
+from tfprune.errors import TfpruneError  # noqa: E402
 from tfprune.flops import Cost, CostModel  # noqa: E402
 from tfprune.gates import ChannelGate  # noqa: E402
 from tfprune.graph import ChannelGraph, GraphError  # noqa: E402
 from tfprune.masks import MaskError, apply_masks, load_masks, read_masks, save_masks  # noqa: E402
 from tfprune.models import MODEL_NAMES, build_model  # noqa: E402
+from tfprune.pruner import JointPruner  # noqa: E402  (TF-Agents itself loads on the agent's first use)
 from tfprune.surgery import compact_model  # noqa: E402
 
 __all__ = [
@@ -24,6 +27,7 @@ __all__ = [
     "ChannelGraph",
     "Cost",
     "CostModel",
+    "FlopsBudget",
     "GraphError",
     "JointPruner",
     "MODEL_NAMES",
@@ -37,13 +41,5 @@ __all__ = [
     "project_to_budget",
     "read_masks",
     "save_masks",
+    "TfpruneError",
 ]
-
-
-def __getattr__(name):
-    # The pruner pulls in TF-Agents (slow to import): load it on first use only.
-    if name in ("JointPruner", "PruningCallback"):
-        from tfprune import pruner
-
-        return getattr(pruner, name)
-    raise AttributeError(f"module 'tfprune' has no attribute {name!r}")

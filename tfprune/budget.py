@@ -9,7 +9,7 @@ repairs channel-rounding error one channel at a time until FLOPs are within the 
 import numpy as np
 
 from tfprune.errors import TfpruneError
-from tfprune.masks import kept_from_ratios
+from tfprune.masks import channel_importance, kept_from_ratios, masks_from_kept
 
 
 class BudgetError(TfpruneError, ValueError):
@@ -100,3 +100,30 @@ def _best_move(kept, moves, floor, sizes, gap, current):
 def uniform_kept(cost_model, target_flops_ratio, max_ratio=0.9, tolerance=0.02):
     """The same pruning ratio for every group, at the FLOPs target (the uniform baseline)."""
     return project_to_budget(np.zeros(len(cost_model.group_names)), cost_model, target_flops_ratio, max_ratio, tolerance)
+
+
+class FlopsBudget:
+    """Turns per-group pruning ratios into channel masks that keep `target_flops_ratio` of the FLOPs.
+
+    The kept channels of each group are those with the largest importance (L1 norm of the producing
+    kernels, `tfprune.masks.channel_importance`). Construction fails at once (`BudgetError`) when the
+    target is unreachable, before any training time is spent.
+    """
+
+    def __init__(self, cost_model, graph, target_flops_ratio=0.5, max_ratio=0.9, tolerance=0.02):
+        self.cost_model = cost_model
+        self.graph = graph
+        self.target_flops_ratio = float(target_flops_ratio)
+        self.max_ratio = float(max_ratio)
+        self.tolerance = float(tolerance)
+        self.project(np.zeros(len(cost_model.group_names)))
+
+    def project(self, ratios):
+        """(kept channel counts, achieved FLOPs ratio) of the ratios moved onto the budget."""
+        return project_to_budget(ratios, self.cost_model, self.target_flops_ratio, self.max_ratio, self.tolerance)
+
+    def masks(self, ratios, importance=None):
+        """(masks, achieved FLOPs ratio); pass `importance` to reuse one ranking for many ratios."""
+        kept, achieved = self.project(ratios)
+        importance = importance if importance is not None else channel_importance(self.graph)
+        return masks_from_kept(kept, self.cost_model.group_names, importance), achieved

@@ -10,7 +10,8 @@ import gin
 
 def parse_gin(config_files, bindings):
     """Parses gin files and bindings; a typo or unknown parameter becomes a one-line error."""
-    import tfprune.trainer  # noqa: F401  (registers every configurable)
+    import tfprune.agent  # noqa: F401  (registers the agent's configurables; TF-Agents loads lazily elsewhere)
+    import tfprune.trainer  # noqa: F401  (registers every other configurable)
 
     for path in config_files:
         if not os.path.exists(path):
@@ -57,7 +58,9 @@ def train_main(argv=None):
     parse_gin(args.config, args.gin_bindings)
     workdir = args.workdir or os.path.join("runs", os.path.splitext(os.path.basename(args.config[-1]))[0])
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.gin"), "w") as f:
+    from tfprune.workdir import CONFIG
+
+    with open(os.path.join(workdir, CONFIG), "w") as f:
         f.write(gin.config_str())
 
     from tfprune import trainer

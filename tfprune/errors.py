@@ -9,3 +9,7 @@ match.
 
 class TfpruneError(Exception):
     """A problem with the user's input, configuration or run, with a message that names the fix."""
+
+
+class TrainingError(TfpruneError, RuntimeError):
+    """Training cannot continue (non-finite loss, mismatched checkpoint, ...): the message says why."""

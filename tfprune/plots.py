@@ -15,6 +15,8 @@ WORKDIR/history.json). Baseline policies have NaN dynamics statistics: that plot
 import math
 import os
 
+from tfprune.workdir import PLOTS
+
 
 def _pyplot():
     import matplotlib
@@ -142,7 +144,7 @@ def plot_accuracy_vs_flops(rows, path, accuracy_key="val_acc_pruned"):
 
 def write_run_plots(workdir, summary, history):
     """Writes WORKDIR/plots/{kept_channels,rewards,dynamics_error}.png (those that apply); returns paths."""
-    out = os.path.join(workdir, "plots")
+    out = os.path.join(workdir, PLOTS)
     paths = [plot_kept_channels(summary, os.path.join(out, "kept_channels.png"))]
     if history:
         paths.append(plot_rewards(history, os.path.join(out, "rewards.png")))

@@ -17,7 +17,8 @@ import numpy as np  # noqa: E402
 from tfprune.gates import ChannelGate  # noqa: E402
 from tfprune.graph import ChannelGraph  # noqa: E402
 from tfprune.alignment import GroupLassoAlignment  # noqa: E402
-from tfprune.trainer import WeightTrainer, make_strategy  # noqa: E402
+from tfprune.distribute import make_strategy  # noqa: E402
+from tfprune.weight_trainer import WeightTrainer  # noqa: E402
 
 
 def build(strategy):

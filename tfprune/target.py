@@ -1,0 +1,71 @@
+"""The alignment target: which sub-network the weights are pulled toward, and when it changes.
+
+After each agent step the best scored sub-network is offered as the new target. Under a sampling
+search (`stable_target`), it replaces the current target only if it beats it, rescored on today's
+weights, by `switch_margin`: a target that hops between near-equal masks every epoch would pull the
+weights toward none of them. Without it (fixed rules), today's masks always become the target.
+"""
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Selection:
+    """A sub-network and what it scored."""
+
+    masks: dict
+    reward: float
+    flops_ratio: float
+    epoch: int
+
+    def to_json(self):
+        return {**dataclasses.asdict(self), "masks": {k: np.asarray(v).astype(int).tolist() for k, v in self.masks.items()}}
+
+    @classmethod
+    def from_json(cls, data):
+        masks = {k: np.asarray(v, bool) for k, v in data["masks"].items()}
+        return cls(masks, data["reward"], data["flops_ratio"], data["epoch"])
+
+
+class AlignmentTarget:
+    """Holds the current target (`best`) and writes it into the alignment regulariser when it changes.
+
+    Args:
+        alignment: the `GroupLassoAlignment` whose target masks this sets.
+        switch_margin: held-out accuracy by which a challenger must beat the rescored incumbent.
+    """
+
+    def __init__(self, alignment, switch_margin=0.02):
+        self.alignment = alignment
+        self.switch_margin = float(switch_margin)
+        self.best = None  # Selection, or None before the first agent step
+
+    def offer(self, challenger, incumbent_reward=None):
+        """Adopts `challenger` unless the incumbent, rescored today (`incumbent_reward`, None = not
+        rescored), is within the margin; returns whether the target switched."""
+        keep = self.best is not None and incumbent_reward is not None and np.isfinite(incumbent_reward)
+        if keep and challenger.reward < incumbent_reward + self.switch_margin:
+            self.best = Selection(self.best.masks, float(incumbent_reward), self.best.flops_ratio, challenger.epoch)
+            return False
+        self.best = challenger
+        self.alignment.set_targets(challenger.masks)
+        return True
+
+    def get_state(self):
+        return None if self.best is None else self.best.to_json()
+
+    def set_state(self, state):
+        """The target masks themselves are restored with the alignment's variables (TF checkpoint)."""
+        self.best = None if state is None else Selection.from_json(state)
+
+
+def broadcast_selection(selection, group_names, broadcast):
+    """Every worker adopts the chief's selection (identity on a single worker): masks, reward and FLOPs
+    ratio packed into one float array for `broadcast`."""
+    flat = np.concatenate([selection.masks[n] for n in group_names] + [[selection.reward, selection.flops_ratio]])
+    flat = broadcast(flat.astype(np.float32))
+    sizes = np.cumsum([selection.masks[n].size for n in group_names])[:-1]
+    masks = {n: part >= 0.5 for n, part in zip(group_names, np.split(flat[:-2], sizes))}
+    return Selection(masks, float(flat[-2]), float(flat[-1]), selection.epoch)
