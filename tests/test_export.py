@@ -292,3 +292,59 @@ def test_cli_zoo_model_and_bad_masks(tmp_path):
     result = _cli(*zoo, "--masks", str(tmp_path / "bad.json"), "--output_dir", str(tmp_path / "o2"))
     assert result.returncode == 2
     assert "no_such_gate" in result.stderr and "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------------ library: export_study
+
+
+def test_export_study_from_python(tmp_path):
+    """The study behind tools/export.py, called with plain arguments: files, summary, table, log lines."""
+    import io
+
+    from tfprune.export_study import export_study, print_table
+    from tfprune.masks import read_masks
+
+    model = _gated_model()
+    masks = {"g1": np.arange(8) < 3, "g2": np.arange(16) % 4 == 0}
+    lines = []
+    summary = export_study(model, tmp_path / "o", masks, quantize=("float",), representative_source="random",
+                           num_calibration=8, num_verify=8, runs=2, log=lines.append)
+    assert lines == [f"exporting pruned model -> {tmp_path / 'o'}", f"exporting full model -> {tmp_path / 'o' / 'full'}"]
+    for name in ("model_float.tflite", "export_report.json", "export_summary.json", "full/model_float.tflite"):
+        assert (tmp_path / "o" / name).is_file(), name
+    assert not (tmp_path / "o" / "model_int8.tflite").exists()
+    assert json.loads((tmp_path / "o" / "export_summary.json").read_text()) == json.loads(json.dumps(summary))
+    assert summary["kept_channels"] == {"g1": 3, "g2": 4}
+    assert summary["source"] == {"model_file": None, "model": None, "masks": None}
+    assert summary["surgery_max_abs_diff"] < 1e-4
+    assert summary["pruned"]["params"] == summary["pruned"]["keras_trainable_params"]
+    assert summary["pruned"]["flops"] < summary["full"]["flops"]
+    assert summary["pruned"]["tflite"]["float"]["size_bytes"] < summary["full"]["tflite"]["float"]["size_bytes"]
+    assert summary["verification_failures"] == []
+    assert {k: v.tolist() for k, v in read_masks(model).items()} == {k: v.tolist() for k, v in masks.items()}
+
+    out = io.StringIO()
+    print_table(summary, ("float",), stream=out)
+    text = out.getvalue()
+    assert text.splitlines()[0].split() == ["full", "pruned", "pruned/full"]
+    assert "TFLite float size" in text and "TFLite float latency" in text
+    assert "verify float (pruned)" in text and "ok" in text and "FAILED" not in text
+
+
+def test_export_study_usage_errors(tmp_path):
+    from tfprune.errors import TfpruneError
+    from tfprune.export_study import UsageError, export_study, load_gated_model, representative_images
+
+    assert issubclass(UsageError, TfpruneError)
+    with pytest.raises(UsageError, match="no_such_gate"):
+        export_study(_gated_model(), tmp_path / "o", {"no_such_gate": [1, 0]}, representative_source="random")
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(UsageError, match="exactly one"):
+        load_gated_model()
+    with pytest.raises(UsageError, match="no_such_model"):
+        load_gated_model(model_name="no_such_model")
+    calib, verify = representative_images("random", (5, 6, 2), 7, 3)
+    assert calib.shape == (7, 5, 6, 2) and verify.shape == (3, 5, 6, 2) and calib.dtype == np.float32
+    calib, verify = representative_images("digits", (12, 12, 3), 10, 4)  # 8x8 gray digits -> resized, RGB
+    assert calib.shape == (10, 12, 12, 3) and verify.shape == (4, 12, 12, 3)
+    assert np.allclose(calib[..., 0], calib[..., 2])
