@@ -20,6 +20,159 @@ from keras import ops
 RNN_TYPES = ("gru", "lstm")
 
 
+def _check_epochs(epochs, max_epochs):
+    """Epoch indices as int32, rejected up front: an out-of-range index would silently gather garbage."""
+    epochs = np.asarray(epochs, np.int32)
+    if epochs.size and (epochs.min() < 0 or epochs.max() >= max_epochs):
+        raise ValueError(f"epochs must lie in [0, {max_epochs}), got {epochs.min()}..{epochs.max()}.")
+    return epochs
+
+
+def _as_samples(epoch, actions, rewards, action_dim, max_epochs):
+    """Validates a caller's samples -> (epochs [N], actions [N, D]) or, with rewards, (..., rewards [N]).
+
+    `epoch` is an int (shared by all actions) or one int per action; one action may be a vector [D].
+    """
+    actions = np.asarray(actions, np.float32)
+    if actions.ndim == 1:
+        actions = actions[None]
+    if actions.ndim != 2 or actions.shape[1] != action_dim:
+        raise ValueError(f"actions must be [N, {action_dim}], got {actions.shape}.")
+    n = actions.shape[0]
+    epochs = _check_epochs(np.broadcast_to(np.asarray(epoch, np.int32), (n,)), max_epochs)
+    if rewards is None:
+        return epochs, actions
+    rewards = np.asarray(rewards, np.float32).reshape(-1)
+    if rewards.shape[0] != n:
+        raise ValueError(f"got {n} actions but {rewards.shape[0]} rewards.")
+    return epochs, actions, rewards
+
+
+# ----------------------------------------------------------------------------------------------------
+# The network: epoch embeddings -> RNN representation -> reward decoder
+# ----------------------------------------------------------------------------------------------------
+
+
+class RewardNetwork:
+    """The Keras 3 layers of the dynamics model and the two computations built from them.
+
+    A plain holder, not a `keras.Model`: the layers are checkpointed one by one under the keys of
+    `DynamicsModel.checkpoint_items`, and each gets its own seeded initialiser (`seed * 1000 + k`) so
+    that seeded runs reproduce. Constructing it creates the decoder's variables; `build()` creates
+    the embedding's and the RNN's.
+    """
+
+    def __init__(self, action_dim, max_epochs, embed_dim, hidden_dim, rnn, decoder_layers, use_representation,
+                 seed):
+        self.use_representation = use_representation
+        self.embed_dim = embed_dim
+        base = 0 if seed is None else int(seed) * 1000
+
+        def init(kind, k, **kw):
+            return getattr(keras.initializers, kind)(seed=None if seed is None else base + k, **kw)
+
+        self.embedding = keras.layers.Embedding(
+            max_epochs,
+            embed_dim,
+            embeddings_initializer=init("RandomNormal", 1, stddev=0.1),
+            name="epoch_embedding",
+        )
+        rnn_cls = keras.layers.GRU if rnn == "gru" else keras.layers.LSTM
+        self.rnn = rnn_cls(
+            hidden_dim,
+            return_sequences=True,
+            kernel_initializer=init("GlorotUniform", 2),
+            recurrent_initializer=init("Orthogonal", 3),
+            name=f"epoch_{rnn}",
+        )
+        decoder = [keras.Input((action_dim + (hidden_dim if use_representation else 0),))]
+        for i, units in enumerate(decoder_layers):
+            decoder.append(
+                keras.layers.Dense(units, activation="relu", kernel_initializer=init("GlorotUniform", 10 + i))
+            )
+        decoder.append(keras.layers.Dense(1, kernel_initializer=init("GlorotUniform", 99)))
+        self.decoder = keras.Sequential(decoder, name="reward_decoder")
+
+    def build(self):
+        """Creates the embedding and RNN variables (the decoder has its own since construction)."""
+        self.embedding.build((None,))
+        self.rnn.build((1, None, self.embed_dim))
+
+    @property
+    def trainable_variables(self):
+        """The decoder's variables, preceded by the embedding's and RNN's when they are used."""
+        variables = list(self.decoder.trainable_variables)
+        if self.use_representation:
+            variables = self.embedding.trainable_variables + self.rnn.trainable_variables + variables
+        return variables
+
+    def representations(self, horizon):
+        """Representations of epochs 0..horizon-1 -> [horizon, hidden_dim] (causal: row e sees 0..e)."""
+        embedded = self.embedding(ops.arange(horizon))
+        return self.rnn(embedded[None])[0]
+
+    def __call__(self, epochs, actions, horizon):
+        """Predicted rewards [N] of `actions` taken at `epochs` (all < horizon)."""
+        if not self.use_representation:
+            return self.decoder(actions)[:, 0]
+        reps = ops.take(self.representations(horizon), epochs, axis=0)
+        return self.decoder(ops.concatenate([reps, actions], axis=-1))[:, 0]
+
+
+# ----------------------------------------------------------------------------------------------------
+# The replay buffer of (epoch, action, reward)
+# ----------------------------------------------------------------------------------------------------
+
+
+class ReplayBuffer:
+    """Every (epoch, action, reward) observed so far, optionally only the most recent `max_size`.
+
+    The dynamics model is refit on the whole history each agent step (not just the newest epoch),
+    which is what lets the representation explain how the reward drifts across epochs.
+    """
+
+    def __init__(self, action_dim, max_size=None):
+        self.max_size = max_size
+        self.epochs = np.zeros((0,), np.int32)
+        self.actions = np.zeros((0, action_dim), np.float32)
+        self.rewards = np.zeros((0,), np.float32)
+
+    def __len__(self):
+        return int(self.rewards.shape[0])
+
+    def append(self, epochs, actions, rewards):
+        """Adds validated samples, then drops the oldest beyond `max_size`."""
+        self.epochs = np.concatenate([self.epochs, epochs])
+        self.actions = np.concatenate([self.actions, actions])
+        self.rewards = np.concatenate([self.rewards, rewards])
+        if self.max_size is not None and len(self) > self.max_size:
+            self.epochs = self.epochs[-self.max_size :]
+            self.actions = self.actions[-self.max_size :]
+            self.rewards = self.rewards[-self.max_size :]
+
+    def replace(self, epochs, actions, rewards):
+        """Replaces the contents with copies of validated arrays of equal length (a state restore)."""
+        self.epochs, self.actions, self.rewards = epochs.copy(), actions.copy(), rewards.copy()
+
+    def state(self):
+        """Copies of the three arrays, keyed as in `DynamicsModel.get_state()`."""
+        return {"epochs": self.epochs.copy(), "actions": self.actions.copy(), "rewards": self.rewards.copy()}
+
+    def sample(self, rng, batch_size):
+        """A minibatch of `batch_size` drawn with replacement from `rng`, or everything (drawing
+        nothing) when the buffer is not larger than `batch_size`."""
+        n = len(self)
+        if n > batch_size:
+            idx = rng.integers(0, n, batch_size)
+            return self.epochs[idx], self.actions[idx], self.rewards[idx]
+        return self.epochs, self.actions, self.rewards
+
+
+# ----------------------------------------------------------------------------------------------------
+# The dynamics model
+# ----------------------------------------------------------------------------------------------------
+
+
 @gin.configurable
 class DynamicsModel:
     """Per-epoch embeddings + RNN representation + reward decoder, trained on observed rewards.
@@ -63,43 +216,14 @@ class DynamicsModel:
         self.use_representation = bool(use_representation)
         self.max_buffer = max_buffer
         self._rng = np.random.default_rng(seed)
-        base = 0 if seed is None else int(seed) * 1000
-
-        def init(kind, k, **kw):
-            return getattr(keras.initializers, kind)(seed=None if seed is None else base + k, **kw)
-
-        self.embedding = keras.layers.Embedding(
-            self.max_epochs,
-            self.embed_dim,
-            embeddings_initializer=init("RandomNormal", 1, stddev=0.1),
-            name="epoch_embedding",
-        )
-        rnn_cls = keras.layers.GRU if rnn == "gru" else keras.layers.LSTM
-        self.rnn = rnn_cls(
-            self.hidden_dim,
-            return_sequences=True,
-            kernel_initializer=init("GlorotUniform", 2),
-            recurrent_initializer=init("Orthogonal", 3),
-            name=f"epoch_{rnn}",
-        )
-        decoder = [keras.Input((self.action_dim + (self.hidden_dim if self.use_representation else 0),))]
-        for i, units in enumerate(decoder_layers):
-            decoder.append(
-                keras.layers.Dense(units, activation="relu", kernel_initializer=init("GlorotUniform", 10 + i))
-            )
-        decoder.append(keras.layers.Dense(1, kernel_initializer=init("GlorotUniform", 99)))
-        self.decoder = keras.Sequential(decoder, name="reward_decoder")
+        self.network = RewardNetwork(self.action_dim, self.max_epochs, self.embed_dim, self.hidden_dim, rnn,
+                                     decoder_layers, self.use_representation, seed)
         self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
-
-        # Build every variable now (embedding, RNN, decoder, optimizer slots) so that a checkpoint
-        # restore assigns values immediately.
-        self.embedding.build((None,))
-        self.rnn.build((1, None, self.embed_dim))
+        # Build every variable now (embedding, RNN, optimizer slots) so that a checkpoint restore
+        # assigns values immediately.
+        self.network.build()
         self.optimizer.build(self.trainable_variables)
-
-        self._epochs = np.zeros((0,), np.int32)
-        self._actions = np.zeros((0, self.action_dim), np.float32)
-        self._rewards = np.zeros((0,), np.float32)
+        self.buffer = ReplayBuffer(self.action_dim, max_buffer)
 
         spec = [
             tf.TensorSpec([None], tf.int32),
@@ -108,91 +232,54 @@ class DynamicsModel:
             tf.TensorSpec([], tf.int32),
         ]
         self._train_step = tf.function(self._train_step_impl, input_signature=spec)
-        self._predict_fn = tf.function(self._predict_impl, input_signature=spec[:2] + spec[3:])
+        self._predict_fn = tf.function(self.network.__call__, input_signature=spec[:2] + spec[3:])
         self._representations_fn = tf.function(
-            self._representations, input_signature=[tf.TensorSpec([], tf.int32)]
+            self.network.representations, input_signature=[tf.TensorSpec([], tf.int32)]
         )
 
-    # ------------------------------------------------------------------ model
+    # The network's variables and layers, also reachable here (they were attributes of this class).
     @property
     def trainable_variables(self):
-        variables = list(self.decoder.trainable_variables)
-        if self.use_representation:
-            variables = self.embedding.trainable_variables + self.rnn.trainable_variables + variables
-        return variables
+        return self.network.trainable_variables
 
-    def _representations(self, horizon):
-        """Representations of epochs 0..horizon-1 -> [horizon, hidden_dim] (causal: row e sees 0..e)."""
-        embedded = self.embedding(ops.arange(horizon))
-        return self.rnn(embedded[None])[0]
+    @property
+    def embedding(self):
+        return self.network.embedding
 
-    def _forward(self, epochs, actions, horizon):
-        if not self.use_representation:
-            return self.decoder(actions)[:, 0]
-        reps = ops.take(self._representations(horizon), epochs, axis=0)
-        return self.decoder(ops.concatenate([reps, actions], axis=-1))[:, 0]
+    @property
+    def rnn(self):
+        return self.network.rnn
+
+    @property
+    def decoder(self):
+        return self.network.decoder
 
     def _train_step_impl(self, epochs, actions, rewards, horizon):
+        """One Adam step on the squared error of the predicted rewards (traced as `_train_step`)."""
         with tf.GradientTape() as tape:
-            loss = ops.mean(ops.square(self._forward(epochs, actions, horizon) - rewards))
+            loss = ops.mean(ops.square(self.network(epochs, actions, horizon) - rewards))
         variables = self.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
-    def _predict_impl(self, epochs, actions, horizon):
-        return self._forward(epochs, actions, horizon)
-
-    # --------------------------------------------------------------- buffer
-    def _check_epochs(self, epochs):
-        epochs = np.asarray(epochs, np.int32)
-        if epochs.size and (epochs.min() < 0 or epochs.max() >= self.max_epochs):
-            raise ValueError(f"epochs must lie in [0, {self.max_epochs}), got {epochs.min()}..{epochs.max()}.")
-        return epochs
-
     def _batch(self, epoch, actions, rewards=None):
-        actions = np.asarray(actions, np.float32)
-        if actions.ndim == 1:
-            actions = actions[None]
-        if actions.ndim != 2 or actions.shape[1] != self.action_dim:
-            raise ValueError(f"actions must be [N, {self.action_dim}], got {actions.shape}.")
-        n = actions.shape[0]
-        epochs = self._check_epochs(np.broadcast_to(np.asarray(epoch, np.int32), (n,)))
-        if rewards is None:
-            return epochs, actions
-        rewards = np.asarray(rewards, np.float32).reshape(-1)
-        if rewards.shape[0] != n:
-            raise ValueError(f"got {n} actions but {rewards.shape[0]} rewards.")
-        return epochs, actions, rewards
+        return _as_samples(epoch, actions, rewards, self.action_dim, self.max_epochs)
 
     def observe(self, epoch, actions, rewards):
         """Appends samples to the replay buffer. `epoch`: an int or one int per action; actions [N, D]; rewards [N]."""
-        epochs, actions, rewards = self._batch(epoch, actions, rewards)
-        self._epochs = np.concatenate([self._epochs, epochs])
-        self._actions = np.concatenate([self._actions, actions])
-        self._rewards = np.concatenate([self._rewards, rewards])
-        if self.max_buffer is not None and len(self._rewards) > self.max_buffer:
-            self._epochs = self._epochs[-self.max_buffer :]
-            self._actions = self._actions[-self.max_buffer :]
-            self._rewards = self._rewards[-self.max_buffer :]
+        self.buffer.append(*self._batch(epoch, actions, rewards))
 
     @property
     def buffer_size(self):
-        return int(self._rewards.shape[0])
+        return len(self.buffer)
 
     def train(self, steps=100):
         """`steps` Adam steps on the buffer -> mean loss of the last min(steps, 10) steps (nan if empty)."""
-        n = self.buffer_size
-        if n == 0:
+        if len(self.buffer) == 0:
             return float("nan")
-        horizon = tf.constant(int(self._epochs.max()) + 1, tf.int32)
-        losses = []
-        for _ in range(int(steps)):
-            if n > self.batch_size:
-                idx = self._rng.integers(0, n, self.batch_size)
-                batch = (self._epochs[idx], self._actions[idx], self._rewards[idx])
-            else:
-                batch = (self._epochs, self._actions, self._rewards)
-            losses.append(float(self._train_step(*batch, horizon)))
+        horizon = tf.constant(int(self.buffer.epochs.max()) + 1, tf.int32)
+        losses = [float(self._train_step(*self.buffer.sample(self._rng, self.batch_size), horizon))
+                  for _ in range(int(steps))]
         return float(np.mean(losses[-10:]))
 
     def evaluate(self, epochs, actions, rewards):
@@ -200,10 +287,9 @@ class DynamicsModel:
         epochs, actions, rewards = self._batch(epochs, actions, rewards)
         return float(np.mean((self.predict(epochs, actions) - rewards) ** 2))
 
-    # -------------------------------------------------------------- queries
     def representation(self, epoch):
         """Representation of epoch `epoch` -> float32 [hidden_dim] (the agent's observation)."""
-        epoch = int(self._check_epochs(epoch))
+        epoch = int(_check_epochs(epoch, self.max_epochs))
         return self._representations_fn(tf.constant(epoch + 1, tf.int32)).numpy()[epoch].astype(np.float32)
 
     def predict(self, epoch, actions):
@@ -212,7 +298,6 @@ class DynamicsModel:
         horizon = tf.constant(int(epochs.max()) + 1 if epochs.size else 1, tf.int32)
         return self._predict_fn(epochs, actions, horizon).numpy().astype(np.float32)
 
-    # ---------------------------------------------------------- checkpoints
     @property
     def checkpoint_items(self):
         """Trackables to put in a `tf.train.Checkpoint`: embedding, RNN, decoder, optimizer."""
@@ -225,20 +310,15 @@ class DynamicsModel:
 
     def get_state(self):
         """The replay buffer (and sampling generator state) as numpy arrays / plain Python."""
-        return {
-            "epochs": self._epochs.copy(),
-            "actions": self._actions.copy(),
-            "rewards": self._rewards.copy(),
-            "rng": self._rng.bit_generator.state,
-        }
+        return {**self.buffer.state(), "rng": self._rng.bit_generator.state}
 
     def set_state(self, state):
         """Restores what `get_state()` returned (the replay buffer, and the sampling state if present)."""
         rewards = np.asarray(state["rewards"], np.float32).reshape(-1)
         actions = np.asarray(state["actions"], np.float32).reshape(-1, self.action_dim)
-        epochs = self._check_epochs(np.asarray(state["epochs"], np.int32).reshape(-1))
+        epochs = _check_epochs(np.asarray(state["epochs"], np.int32).reshape(-1), self.max_epochs)
         if not len(epochs) == len(actions) == len(rewards):
             raise ValueError("state: epochs, actions and rewards must have the same length.")
-        self._epochs, self._actions, self._rewards = epochs.copy(), actions.copy(), rewards.copy()
+        self.buffer.replace(epochs, actions, rewards)
         if "rng" in state:
             self._rng.bit_generator.state = state["rng"]
