@@ -214,6 +214,56 @@ def _split_size(builder, split, fallback):
         return fallback
 
 
+def _read_tfds_splits(builder, val_split, held_out_examples, seed, decoders):
+    """(train, held_out, val) raw streams of a prepared TFDS builder.
+
+    The held-out examples are `train[:held_out_examples]` and the training stream the rest: TFDS
+    slicing is exact, and shuffling the files of one slice keeps the two disjoint.
+    """
+    import tensorflow_datasets as tfds
+
+    def read(split, shuffle_files):
+        return builder.as_dataset(
+            split=split, as_supervised=True, shuffle_files=shuffle_files, decoders=decoders,
+            read_config=tfds.ReadConfig(shuffle_seed=seed),
+        )
+
+    train = read(f"train[{held_out_examples}:]", True)
+    held_out = read(f"train[:{held_out_examples}]", False) if held_out_examples else train.take(0)
+    val = read(val_split, False)
+    return train, held_out, val
+
+
+def _tfds_image_fns(is_imagenet, hw, mean, std):
+    """(decode, train_fn, eval_fn) for TFDS (image, label) pairs.
+
+    ImageNet arrives as encoded JPEGs (decoded after the shuffle) and uses the inception recipe.
+    CIFAR arrives decoded at 32x32: pad-4 random crop + flip, resized only when `hw` differs.
+    """
+    if is_imagenet:
+        train_fn, eval_fn, _ = _image_transforms(hw, mean, std, "inception")
+
+        def decode(image, label):
+            return _decode_image(image), tf.cast(label, tf.int32)
+
+        return decode, train_fn, eval_fn
+    native = (32, 32)
+
+    def fit(image):
+        return image if hw == native else aug.resize(image, hw)
+
+    def train_fn(image, seed_):
+        return aug.normalize(fit(aug.pad_crop_flip(image, seed_, pad=4)), mean, std)
+
+    def eval_fn(image):
+        return aug.normalize(fit(image), mean, std)
+
+    def decode(image, label):
+        return image, tf.cast(label, tf.int32)
+
+    return decode, train_fn, eval_fn
+
+
 @gin.configurable
 def tfds_source(name, *, image_size=None, data_dir=None, seed=0, held_out_examples=512, download=False,
                 manual_dir=None):
@@ -235,41 +285,12 @@ def tfds_source(name, *, image_size=None, data_dir=None, seed=0, held_out_exampl
     num_val = _split_size(builder, spec["val_split"], spec["counts"][1])
     _check_held_out(held_out_examples, num_pool, name)
     hw = _hw(image_size, spec["size"])
-    mean, std = spec["mean"], spec["std"]
     is_imagenet = name == "imagenet2012"
     # ImageNet: shuffle the encoded JPEGs (small) and decode after; decoded images would not fit a
     # 10k shuffle buffer. CIFAR: TFDS decodes to uint8 and the pipeline caches the whole set.
     decoders = {"image": tfds.decode.SkipDecoding()} if is_imagenet else None
-
-    def read(split, shuffle_files):
-        return builder.as_dataset(
-            split=split, as_supervised=True, shuffle_files=shuffle_files, decoders=decoders,
-            read_config=tfds.ReadConfig(shuffle_seed=seed),
-        )
-
-    train = read(f"train[{held_out_examples}:]", True)
-    held_out = read(f"train[:{held_out_examples}]", False) if held_out_examples else train.take(0)
-    val = read(spec["val_split"], False)
-
-    if is_imagenet:
-        train_fn, eval_fn, _ = _image_transforms(hw, mean, std, "inception")
-
-        def decode(image, label):
-            return _decode_image(image), tf.cast(label, tf.int32)
-    else:
-        native = (32, 32)
-
-        def fit(image):
-            return image if hw == native else aug.resize(image, hw)
-
-        def train_fn(image, seed_):
-            return aug.normalize(fit(aug.pad_crop_flip(image, seed_, pad=4)), mean, std)
-
-        def eval_fn(image):
-            return aug.normalize(fit(image), mean, std)
-
-        def decode(image, label):
-            return image, tf.cast(label, tf.int32)
+    train, held_out, val = _read_tfds_splits(builder, spec["val_split"], held_out_examples, seed, decoders)
+    decode, train_fn, eval_fn = _tfds_image_fns(is_imagenet, hw, spec["mean"], spec["std"])
 
     num_classes = builder.info.features["label"].num_classes
     return SourceSplits(
@@ -427,6 +448,61 @@ def _count_records(files):
     return int(tf.data.TFRecordDataset(files).reduce(np.int64(0), lambda n, _: n + 1))
 
 
+def _tfrecord_patterns(data_dir, file_pattern, val_file_pattern):
+    """(file_pattern, val_file_pattern): explicit globs win; else `data_dir/train-*` and, when such
+    files exist, `data_dir/validation-*` (the tensorflow/models ImageNet layout)."""
+    if file_pattern is not None:
+        return file_pattern, val_file_pattern
+    if not data_dir:
+        raise DataError("source='tfrecord' needs file_pattern (a glob of training TFRecords) or data_dir "
+                        "holding train-* (and validation-*) files.")
+    file_pattern = os.path.join(data_dir, "train-*")
+    if val_file_pattern is None and tf.io.gfile.glob(os.path.join(data_dir, "validation-*")):
+        val_file_pattern = os.path.join(data_dir, "validation-*")
+    return file_pattern, val_file_pattern
+
+
+def _filter_by_role(stream, num_records, val_fraction, held_out_examples, seed):
+    """(train, held_out, val, num_train, num_val) carved out of one record stream by a seeded split.
+
+    Each record's role (0 train, 1 held-out, 2 val) is looked up by its position, so the three
+    streams stay disjoint and read the files sequentially.
+    """
+    train_idx, held_idx, val_idx = _split_indices(num_records, val_fraction, held_out_examples, seed)
+    role = np.zeros(num_records, np.int32)
+    role[held_idx], role[val_idx] = 1, 2
+    role = tf.constant(role)
+
+    def pick(r):
+        picked = stream.enumerate().filter(lambda i, _: tf.gather(role, i) == r)
+        return picked.map(lambda _, record: record)
+
+    return pick(0), pick(1), pick(2), len(train_idx), len(val_idx)
+
+
+def _tfrecord_decoder(hw, resized, num_classes, label_offset):
+    """A serialized tf.train.Example -> (image uint8, label int32).
+
+    The label is checked against [0, num_classes) at decode time: a wrong `label_offset` (1-based
+    ImageNet labels) would otherwise train silently on shifted classes or crash deep in the loss.
+    """
+
+    def decode(record):
+        parsed = tf.io.parse_single_example(record, _FEATURES)
+        label = tf.cast(parsed["image/class/label"] - label_offset, tf.int32)
+        check = tf.debugging.assert_less(
+            label, num_classes,
+            message=f"TFRecord label >= num_classes={num_classes}: check num_classes and label_offset "
+                    f"(1-based ImageNet labels need label_offset=1).")
+        check_neg = tf.debugging.assert_non_negative(
+            label, message="Negative TFRecord label after label_offset: check label_offset.")
+        with tf.control_dependencies([check, check_neg]):
+            image = _decode_image(parsed["image/encoded"])
+        return (_resize_uint8(image, hw) if resized else image), label
+
+    return decode
+
+
 @gin.configurable
 def tfrecord_source(*, image_size=None, data_dir=None, seed=0, held_out_examples=512, num_classes=None,
                     file_pattern=None, val_file_pattern=None, val_fraction=0.2, label_offset=0,
@@ -442,13 +518,7 @@ def tfrecord_source(*, image_size=None, data_dir=None, seed=0, held_out_examples
     """
     if num_classes is None:
         raise DataError("source='tfrecord' needs num_classes: the records do not say how many classes exist.")
-    if file_pattern is None:
-        if not data_dir:
-            raise DataError("source='tfrecord' needs file_pattern (a glob of training TFRecords) or data_dir "
-                            "holding train-* (and validation-*) files.")
-        file_pattern = os.path.join(data_dir, "train-*")
-        if val_file_pattern is None and tf.io.gfile.glob(os.path.join(data_dir, "validation-*")):
-            val_file_pattern = os.path.join(data_dir, "validation-*")
+    file_pattern, val_file_pattern = _tfrecord_patterns(data_dir, file_pattern, val_file_pattern)
     train_files = _glob(file_pattern, "file_pattern")
     stream = tf.data.TFRecordDataset(train_files)
     num_pool = num_train_examples or _count_records(train_files)
@@ -461,38 +531,15 @@ def tfrecord_source(*, image_size=None, data_dir=None, seed=0, held_out_examples
         num_train = num_pool - held_out_examples
         num_val = num_val_examples or _count_records(val_files)
     else:
-        train_idx, held_idx, val_idx = _split_indices(num_pool, val_fraction, held_out_examples, seed)
-        role = np.zeros(num_pool, np.int32)
-        role[held_idx], role[val_idx] = 1, 2
-        role = tf.constant(role)
-
-        def pick(r):
-            picked = stream.enumerate().filter(lambda i, _: tf.gather(role, i) == r)
-            return picked.map(lambda _, record: record)
-
-        train, held_out, val = pick(0), pick(1), pick(2)
-        num_train, num_val = len(train_idx), len(val_idx)
+        train, held_out, val, num_train, num_val = _filter_by_role(
+            stream, num_pool, val_fraction, held_out_examples, seed)
 
     hw = _hw(image_size, 224)
     train_fn, eval_fn, resized = _image_transforms(hw, mean, std, crop_policy)
-
-    def decode(record):
-        parsed = tf.io.parse_single_example(record, _FEATURES)
-        label = tf.cast(parsed["image/class/label"] - label_offset, tf.int32)
-        check = tf.debugging.assert_less(
-            label, num_classes,
-            message=f"TFRecord label >= num_classes={num_classes}: check num_classes and label_offset "
-                    f"(1-based ImageNet labels need label_offset=1).")
-        check_neg = tf.debugging.assert_non_negative(
-            label, message="Negative TFRecord label after label_offset: check label_offset.")
-        with tf.control_dependencies([check, check_neg]):
-            image = _decode_image(parsed["image/encoded"])
-        return (_resize_uint8(image, hw) if resized else image), label
-
     return SourceSplits(
         train=train, held_out=held_out, val=val,
         info=DatasetInfo(int(num_classes), (*hw, 3), num_train, num_val, "tfrecord", held_out_examples),
-        decode=decode, train_fn=train_fn, eval_fn=eval_fn,
+        decode=_tfrecord_decoder(hw, resized, num_classes, label_offset), train_fn=train_fn, eval_fn=eval_fn,
         cache=resized and _cache_fits(num_train, hw),
         shuffle_buffer=10_000,
     )
