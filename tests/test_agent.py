@@ -98,3 +98,53 @@ def test_other_reward_normalizations_train(mode):
     for _ in range(2):
         actions = agent.propose(observations, 12)
         assert np.isfinite(agent.update(observations, actions, _reward(actions)))
+
+
+def test_build_ppo_seeds_without_consuming_python_random():
+    import random
+
+    from tfprune.agent.ppo import build_ppo
+
+    kwargs = dict(actor_layers=(8,), value_layers=(8,), learning_rate=1e-3, num_epochs=1,
+                  importance_ratio_clipping=0.2, entropy_regularization=0.0, init_std=0.25,
+                  reward_normalization="batch", normalize_observations=True)
+    random.seed(11)
+    expected = random.random()
+    random.seed(11)
+    nets = build_ppo(OBS_DIM, GROUPS, MAX_RATIO, seed=4, **kwargs)
+    assert random.random() == expected
+    again = build_ppo(OBS_DIM, GROUPS, MAX_RATIO, seed=4, **kwargs)
+    for a, b in zip(nets.actor_net.variables, again.actor_net.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert nets.optimizer.variables, "optimizer slots are created up front"
+
+
+def test_single_step_trajectories_layout():
+    from tf_agents.trajectories import time_step as ts
+
+    from tfprune.agent.ppo import single_step_trajectories
+
+    n = 3
+    obs = np.arange(n * OBS_DIM, dtype=np.float32).reshape(n, OBS_DIM)
+    actions = np.full((n, GROUPS), 0.5, np.float32)
+    rewards = np.array([1.0, 2.0, 3.0], np.float32)
+    loc, scale = actions * 0.5, np.ones_like(actions)
+    traj = single_step_trajectories(obs, actions, rewards, loc, scale)
+    first, last = int(ts.StepType.FIRST), int(ts.StepType.LAST)
+    np.testing.assert_array_equal(traj.step_type.numpy(), [[first, last]] * n)
+    np.testing.assert_array_equal(traj.next_step_type.numpy(), [[last, first]] * n)
+    np.testing.assert_array_equal(traj.reward.numpy(), np.stack([rewards, np.zeros(n)], axis=1))
+    np.testing.assert_array_equal(traj.discount.numpy(), [[0.0, 1.0]] * n)
+    assert traj.observation.shape == (n, 2, OBS_DIM) and traj.action.shape == (n, 2, GROUPS)
+    np.testing.assert_array_equal(traj.policy_info["dist_params"]["loc"].numpy()[:, 1], loc)
+
+
+def test_normalize_batch_rewards():
+    from tfprune.agent.ppo import normalize_batch_rewards
+
+    rewards = np.array([0.2, 0.4, 0.9], np.float32)
+    normed = normalize_batch_rewards(rewards, "batch")
+    assert abs(normed.mean()) < 1e-6 and abs(normed.std() - 1.0) < 1e-5
+    np.testing.assert_array_equal(normalize_batch_rewards(np.full(4, 0.5, np.float32), "batch"), np.zeros(4))
+    for mode in ("running", "none"):
+        assert normalize_batch_rewards(rewards, mode) is rewards

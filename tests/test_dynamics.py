@@ -113,3 +113,35 @@ def test_empty_state_round_trip():
     model.observe(1, np.zeros((3, DIM)), np.ones(3))
     model.set_state(state)
     assert model.buffer_size == 0
+
+
+def test_replay_buffer_keeps_recent_and_samples():
+    from tfprune.agent.dynamics import ReplayBuffer
+
+    buffer = ReplayBuffer(DIM, max_size=5)
+    for epoch in range(3):
+        buffer.append(np.full(3, epoch, np.int32), np.full((3, DIM), epoch, np.float32), np.full(3, epoch, np.float32))
+    assert len(buffer) == 5
+    np.testing.assert_array_equal(buffer.epochs, [1, 1, 2, 2, 2])
+    assert set(buffer.state()) == {"epochs", "actions", "rewards"}
+
+    rng = np.random.default_rng(0)
+    before = rng.bit_generator.state
+    epochs, _, _ = buffer.sample(rng, batch_size=8)  # not larger than the batch: everything, no draw
+    np.testing.assert_array_equal(epochs, buffer.epochs)
+    assert rng.bit_generator.state == before
+    epochs, actions, rewards = buffer.sample(rng, batch_size=4)
+    assert epochs.shape == (4,) and actions.shape == (4, DIM) and rewards.shape == (4,)
+    np.testing.assert_array_equal(actions[:, 0], rewards)
+
+
+def test_max_buffer_and_layer_attributes():
+    model = DynamicsModel(DIM, max_epochs=EPOCHS, hidden_dim=8, max_buffer=4, seed=0)
+    model.observe(0, np.zeros((3, DIM)), np.zeros(3))
+    model.observe(1, np.ones((3, DIM)), np.ones(3))
+    assert model.buffer_size == 4
+    np.testing.assert_array_equal(model.get_state()["epochs"], [0, 1, 1, 1])
+    items = model.checkpoint_items
+    assert items["dynamics_embedding"] is model.embedding and items["dynamics_rnn"] is model.rnn
+    assert items["dynamics_decoder"] is model.decoder
+    assert len(model.trainable_variables) == len(model.network.trainable_variables) > 0
