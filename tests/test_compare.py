@@ -1,7 +1,8 @@
-"""tools/compare.py: runs methods on a minimal config, writes the table and CSV, resumes finished runs."""
+"""tools/compare.py and tfprune.compare: runs methods on a minimal config, writes the table and CSV,
+resumes finished runs."""
 
 import csv
-import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -15,13 +16,6 @@ TINY = [
     'run.export_quantizations = ("float",)', "build_datasets.held_out_examples = 64",
     "JointPruner.num_samples = 4", "JointPruner.dynamics_steps = 5",
 ]
-
-
-def _load_compare():
-    spec = importlib.util.spec_from_file_location("compare_tool", COMPARE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _run(workdir, *extra):
@@ -58,10 +52,7 @@ def test_compare_two_methods_and_resume(tmp_path):
         assert len(list(csv.DictReader(f))) == 2
 
 
-def test_markdown_mean_std_and_paired_rows():
-    compare = _load_compare()
-    args = compare.parse_args(["--config", os.path.join(ROOT, "configs", "smoke.gin"),
-                               "--methods", "agent,uniform,l1", "--seeds", "0,1"])
+def _fake_rows():
     rows = []
     for method, acc in (("agent", 0.95), ("uniform", 0.93), ("l1", 0.90)):
         for seed in (0, 1):
@@ -69,7 +60,17 @@ def test_markdown_mean_std_and_paired_rows():
                          "params_full": 400, "val_acc_full": 0.98, "val_acc_masked": 0.5,
                          "val_acc_pruned": acc + 0.01 * seed, "latency_float_ms": 0.1,
                          "final_reward": 0.9, "seconds": 60.0})
-    text = compare.markdown(rows, args.methods, args.seeds, args)
+    return rows
+
+
+def test_markdown_mean_std_and_paired_rows():
+    from tfprune import compare
+
+    args = compare.parse_args(["--config", os.path.join(ROOT, "configs", "smoke.gin"),
+                               "--methods", "agent,uniform,l1", "--seeds", "0,1"])
+    assert args.methods == ["agent", "uniform", "l1"] and args.seeds == [0, 1]
+    assert args.workdir == os.path.join("runs", "compare_smoke")
+    text = compare.markdown(_fake_rows(), args.methods, args.seeds, args.config)
     assert "Mean ± std over seeds 0, 1" in text
     assert "| agent | 2 | 0.300 ± 0.000 |" in text
     assert "95.50 ± 0.71" in text  # mean and sample std of 95.00 and 96.00
@@ -81,3 +82,48 @@ def test_bad_method_is_a_usage_error():
     result = subprocess.run([sys.executable, COMPARE, "--config", os.path.join(ROOT, "configs", "smoke.gin"),
                              "--methods", "agent,magic"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2 and "magic" in result.stderr
+
+
+def test_write_tables_from_python(tmp_path):
+    """tfprune.compare.write_tables on fake rows: the CSV round-trips, the markdown and the plot exist."""
+    from tfprune.compare import COLUMNS, write_tables
+
+    rows = _fake_rows()
+    text = write_tables(rows, ["agent", "uniform", "l1"], [0, 1], str(tmp_path / "w"), ["a.gin", "b.gin"],
+                        command="python my_script.py")
+    assert text == (tmp_path / "w" / "comparison.md").read_text()
+    assert text.startswith("# Method comparison: a.gin, b.gin\n\nCommand: `python my_script.py`")
+    assert "| l1 | 1 | 0.300 | 100 | 400 | 98.00 | 50.00 | 91.00 | 0.1000 | 90.00 | 60 |" in text
+    with open(tmp_path / "w" / "comparison.csv") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == COLUMNS
+        back = list(reader)
+    assert [(r["method"], int(r["seed"])) for r in back] == [(r["method"], r["seed"]) for r in rows]
+    assert [float(r["val_acc_pruned"]) for r in back] == [r["val_acc_pruned"] for r in rows]
+    assert (tmp_path / "w" / "accuracy_vs_flops.png").stat().st_size > 1000
+
+
+def test_run_comparison_resumes_finished_runs(tmp_path, capsys):
+    """Runs whose summary.json exists are not trained again: their rows come from the files, in method
+    order whatever the seed loop's order."""
+    from tfprune.compare import ComparisonError, mean_std, run_comparison
+
+    for method, acc in (("agent", 0.8), ("uniform", 0.7)):
+        for seed in (0, 1):
+            run_dir = tmp_path / method / f"seed{seed}"
+            run_dir.mkdir(parents=True)
+            (run_dir / "summary.json").write_text(json.dumps({
+                "flops_ratio": 0.5, "params_pruned": 10.0, "params_full": 40.0, "val_accuracy_full_model": 0.9,
+                "val_accuracy_masked_before_finetune": 0.4, "val_accuracy_pruned": acc + seed / 100,
+                "tflite_latency_ms": {"float": 0.25}}))
+            (run_dir / "seconds.txt").write_text("12.5\n")
+            (run_dir / "history.json").write_text(json.dumps([{"reward_max": 0.1}, {"reward_max": 0.6}]))
+    rows, failed = run_comparison(["unused.gin"], ["agent", "uniform"], [0, 1], str(tmp_path))
+    assert failed == []
+    assert [(r["method"], r["seed"]) for r in rows] == [("agent", 0), ("agent", 1), ("uniform", 0), ("uniform", 1)]
+    assert rows[1]["val_acc_pruned"] == pytest.approx(0.81) and rows[1]["final_reward"] == 0.6
+    assert rows[0]["seconds"] == 12.5 and rows[0]["latency_float_ms"] == 0.25 and rows[0]["params_full"] == 40
+    assert capsys.readouterr().out.count("skipped") == 4
+    assert mean_std([r["val_acc_pruned"] for r in rows[:2]]) == pytest.approx((0.805, 0.00707107))
+    with pytest.raises(ComparisonError, match="magic"):
+        run_comparison(["unused.gin"], ["agent", "magic"], [0], str(tmp_path))
