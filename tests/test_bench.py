@@ -1,0 +1,70 @@
+"""tfprune.bench (behind tools/bench.py): the data-pipeline bench on a tiny input, the table, the arguments."""
+
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tfprune import bench
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_bench_data_counts_every_image_but_the_first_batch():
+    from tfprune.data import build_datasets
+
+    result = bench.bench_data(step_seconds=0.5, image_size=8, batch_size=32, data_epochs=2, sources=("digits",))
+    batches = [int(x.shape[0]) for x, _ in build_datasets(source="digits", image_size=8, batch_size=32,
+                                                           held_out_examples=256).train]
+    digits = result["sources"]["digits"]
+    assert digits["images"] == 2 * sum(batches) - batches[0]
+    assert digits["seconds"] > 0
+    assert digits["images_per_second"] == pytest.approx(digits["images"] / digits["seconds"])
+    assert result["train_step_images_per_second"] == 64.0
+    assert result["pipeline_over_train"]["digits"] == pytest.approx(digits["images_per_second"] / 64.0)
+    no_step = bench.bench_data(image_size=8, batch_size=64, data_epochs=1, sources=("digits",))
+    assert math.isnan(no_step["train_step_images_per_second"])
+
+
+def _fake_results():
+    return {
+        "gating": {"step_seconds": {"plain": 0.1, "gated": 0.11, "gated+alignment": 0.12},
+                   "gated_over_plain": 1.1, "gated_alignment_over_plain": 1.2},
+        "agent": {"num_samples": 16, "dynamics_steps": 100, "held_out": 512, "agent_step_seconds": 2.5,
+                  "first_agent_step_seconds": 9.0, "steps_per_cifar_epoch": 391,
+                  "cifar_epoch_weight_seconds": 46.9, "agent_fraction_of_epoch": 0.0506,
+                  "agent_step_breakdown_seconds": {"score": 2.0, "other": 0.5}},
+        "tflite": {"threads": 1, "latency_ms": {"full": 2.0, "pruned": 1.2}, "size_bytes": {"full": 3_400_000},
+                   "flops_ratio": 0.5, "latency_ratio": 0.6},
+        "data": {"sources": {"digits": {"images_per_second": 5000.0}}, "train_step_images_per_second": 1000.0,
+                 "pipeline_over_train": {"digits": 5.0}},
+    }
+
+
+def test_format_table():
+    lines = bench.format_table(_fake_results()).splitlines()
+    assert [c.strip() for c in lines[0].split(" | ")] == ["measurement", "value", "note"]
+    assert all(len(line.split(" | ")[1]) == 14 for line in lines[2:])  # values right-aligned in 14 columns
+    rows = {line.split(" | ")[0].strip(): [c.strip() for c in line.split(" | ")[1:]] for line in lines[2:]}
+    assert rows["training step, gated"] == ["110.0 ms", "1.100x plain (target <= 1.15x)"]
+    assert rows["CIFAR epoch of weight training (391 steps)"][1] == "agent = 5.06% of the epoch (target <= 5%)"
+    assert rows["agent step part: score"] == ["2.00 s", ""]
+    assert rows["TFLite float latency, pruned (FLOPs ratio 0.500)"] == [
+        "1.200 ms", "latency ratio 0.600 vs FLOPs ratio 0.500"]
+    assert rows["TFLite float latency, full (1 thread, batch 1)"][1] == "3400 kB"
+    assert rows["input pipeline, digits"][1] == "5.0x the training step's 1000 img/s"
+    only_data = bench.format_table({"data": _fake_results()["data"]}).splitlines()
+    assert len(only_data) == 3 and "input pipeline, digits" in only_data[2]
+
+
+def test_arguments_and_unknown_benches():
+    args = bench.parse_args(["--only", "tflite, data", "--model", "resnet8", "--latency_runs", "10"])
+    assert args.only == ["tflite", "data"] and args.model == "resnet8" and args.latency_runs == 10
+    assert args.num_samples is None and args.batch_size == 128
+    with pytest.raises(bench.BenchError, match="magic"):
+        bench.run_benchmarks(["data", "magic"])
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench.py"), "--only", "data,magic"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 2 and "unknown benchmark(s) ['magic']" in result.stderr
