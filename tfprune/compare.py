@@ -26,10 +26,12 @@ import sys
 import time
 from typing import NamedTuple
 
+from tfprune import workdir as wd
 from tfprune.errors import TfpruneError
 
 DESCRIPTION = "Compare the joint agent-guided pruning with baselines at the same training budget and FLOPs target."
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECONDS = "seconds.txt"  # a run's wall time, written beside its files (wd.LOG is the comparison's too)
 
 # Every method keeps the schedule (epochs, warm-up, fine-tuning, budget projection, channel importance)
 # of the config: only what the bindings name differs.
@@ -120,7 +122,7 @@ def run_one(method, seed, config_files, workdir, bindings=()):
     The subprocess gives every run fresh gin and TensorFlow state; its output goes to the run's log.txt.
     """
     run_dir = os.path.join(workdir, method, f"seed{seed}")
-    summary_path = os.path.join(run_dir, "summary.json")
+    summary_path = os.path.join(run_dir, wd.SUMMARY)
     if os.path.exists(summary_path):
         print(f"[{method} seed {seed}] done already ({summary_path}): skipped", flush=True)
         return _load(summary_path), _load_seconds(run_dir)
@@ -130,7 +132,7 @@ def run_one(method, seed, config_files, workdir, bindings=()):
         cmd += ["--config", config]
     for binding in METHODS[method] + [f"run.seed = {seed}"] + list(bindings):
         cmd += ["--gin_bindings", binding]
-    log_path = os.path.join(run_dir, "log.txt")
+    log_path = os.path.join(run_dir, wd.LOG)
     print(f"[{method} seed {seed}] running ({DESCRIPTIONS[method]}); log: {log_path}", flush=True)
     start = time.time()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -144,7 +146,7 @@ def run_one(method, seed, config_files, workdir, bindings=()):
               flush=True)
         print(_tail(log_path), flush=True)
         return None, seconds
-    with open(os.path.join(run_dir, "seconds.txt"), "w") as f:
+    with open(os.path.join(run_dir, SECONDS), "w") as f:
         f.write(f"{seconds:.1f}\n")
     summary = _load(summary_path)
     print(f"[{method} seed {seed}] done in {seconds:.0f} s: FLOPs ratio {summary['flops_ratio']:.3f}, "
@@ -155,7 +157,7 @@ def run_one(method, seed, config_files, workdir, bindings=()):
 
 def row_of(method, seed, summary, seconds, workdir):
     """The table row (keys `COLUMNS`) of one finished run, from its summary.json and history.json."""
-    history_path = os.path.join(workdir, method, f"seed{seed}", "history.json")
+    history_path = os.path.join(workdir, method, f"seed{seed}", wd.HISTORY)
     final_reward = float("nan")
     if os.path.exists(history_path):
         history = _load(history_path)
@@ -356,7 +358,7 @@ def _load(path):
 
 
 def _load_seconds(run_dir):
-    path = os.path.join(run_dir, "seconds.txt")
+    path = os.path.join(run_dir, SECONDS)
     if os.path.exists(path):
         with open(path) as f:
             return float(f.read().strip())
