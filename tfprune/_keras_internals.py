@@ -1,0 +1,152 @@
+"""The one module of tfprune that touches Keras' private API.
+
+tfprune reads and rebuilds the layer graph of functional models. Keras 3 has no public API for that:
+the graph lives in underscore attributes (``_nodes_by_depth``, ``_inbound_nodes``, ``_keras_history``,
+``Sequential._functional``) and in the private method ``Functional._run_through_graph`` that Keras'
+own ``clone_model`` uses. Every such use is wrapped here, in small functions that say why each is
+needed, so that a Keras upgrade that moves them breaks this file alone (``tests/test_keras_internals.py``
+fails if another module of tfprune uses a private Keras attribute).
+
+All functions were checked against **keras 3.15.1** (`KERAS_VERSION_CHECKED`).
+
+Graph nodes. `topological_nodes` and `inbound_nodes` return Keras ``Node`` objects
+(``keras.src.ops.node.Node``, not exported by Keras). tfprune reads only their public attributes:
+``node.operation`` (the layer or op called), ``node.input_tensors`` and ``node.outputs`` (the
+``KerasTensor``s going in and out, flattened) and ``node.parent_nodes``; use `is_input_node` and
+`call_node` for the rest.
+"""
+
+import keras
+
+KERAS_VERSION_CHECKED = "3.15.1"
+
+
+# --- models --------------------------------------------------------------------------------------
+
+
+def has_layer_graph(model):
+    """True if ``model`` is a functional model (its layer graph is readable).
+
+    Keras exports no ``Functional`` class and ``keras.Model(inputs, outputs)`` returns an instance of
+    the private ``keras.src.models.functional.Functional``; subclassed models have no graph. The
+    private ``_nodes_by_depth`` attribute is what tfprune reads the graph from, so its presence is the
+    test. (A ``keras.Sequential`` is not functional itself: see `sequential_functional`.)
+    """
+    return hasattr(model, "_nodes_by_depth")
+
+
+def sequential_functional(model):
+    """The functional model a built ``keras.Sequential`` runs through, or None if it is not built.
+
+    Keras builds it in the private ``Sequential._functional`` once the input shape is known; there is
+    no public accessor (``keras.Model(seq.inputs, seq.outputs)`` would build a second graph whose
+    layers are the same but whose input names differ).
+    """
+    if not model.built:
+        return None
+    return getattr(model, "_functional", None)
+
+
+def topological_nodes(model):
+    """The functional model's nodes (layer calls), ordered from the inputs to the outputs.
+
+    Read from the private ``_nodes_by_depth`` (depth 0 is the output side); Keras has no public
+    node list (``model.layers`` loses the calls of shared layers and the call order).
+    """
+    by_depth = model._nodes_by_depth
+    return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
+
+
+def run_graph(model, inputs, operation_fn):
+    """Re-runs a functional model's graph on ``inputs``, calling ``operation_fn(op)`` for each op.
+
+    ``operation_fn`` returns the callable to use in place of ``op`` (e.g. a clone or a smaller layer);
+    the result has the model's output structure. This is the private
+    ``Functional._run_through_graph``, the same machinery ``keras.models.clone_model`` uses (whose
+    public form cannot inline nested models or replace a layer by a plain function).
+    """
+    return model._run_through_graph(inputs, operation_fn=operation_fn)
+
+
+def pack_inputs(model, flat_inputs):
+    """``flat_inputs`` in the structure of the model's inputs (a single tensor stays a tensor).
+
+    ``model.inputs`` is always a flat list; the structure the model was built with (tensor, list or
+    dict) is kept only in the private ``_inputs_struct``.
+    """
+    return keras.tree.pack_sequence_as(model._inputs_struct, list(flat_inputs))
+
+
+def pack_outputs(model, flat_outputs):
+    """``flat_outputs`` in the structure of the model's outputs (private ``_outputs_struct``, see
+    `pack_inputs`)."""
+    return keras.tree.pack_sequence_as(model._outputs_struct, list(flat_outputs))
+
+
+# --- tensors -------------------------------------------------------------------------------------
+
+
+def input_layer_name(tensor):
+    """The name of the ``InputLayer`` that produced a model input ``KerasTensor``.
+
+    Read from the private ``tensor._keras_history`` (operation, node index, tensor index). The public
+    ``tensor.name`` is not the same: for a Sequential model's inputs it is e.g. ``"keras_tensor"``
+    while the input layer is ``"input_layer"``.
+    """
+    return tensor._keras_history[0].name
+
+
+def fresh_inputs(model):
+    """New ``keras.Input`` tensors like the model's inputs (shape, dtype and input-layer name), flat.
+
+    The start of every rebuilt model (auto_gate's copy, the gated model, the compact model), so the
+    rebuilt model keeps the user's input names.
+    """
+    return [keras.Input(shape=t.shape[1:], dtype=t.dtype, name=input_layer_name(t)) for t in model.inputs]
+
+
+def clone_graph(model, operation_fn, name):
+    """A new functional model: ``model``'s graph re-run from `fresh_inputs`, each operation replaced
+    by ``operation_fn(op)`` (see `run_graph`), with the original input and output structure."""
+    new_inputs = fresh_inputs(model)
+    outputs = run_graph(model, new_inputs, operation_fn)
+    return keras.Model(pack_inputs(model, new_inputs), outputs, name=name)
+
+
+# --- layers and nodes ----------------------------------------------------------------------------
+
+
+def inbound_nodes(layer):
+    """The nodes where ``layer`` was called (one per call), or ``[]`` for an object with none.
+
+    Private ``layer._inbound_nodes``; Keras has no public way to ask what a layer was called on.
+    """
+    return list(getattr(layer, "_inbound_nodes", []))
+
+
+def outbound_nodes(layer):
+    """The nodes that consume ``layer``'s outputs (private ``layer._outbound_nodes``, see
+    `inbound_nodes`)."""
+    return list(getattr(layer, "_outbound_nodes", []))
+
+
+def is_input_node(node):
+    """True for the node of an ``InputLayer`` (it feeds the graph and calls nothing).
+
+    ``node.is_input`` is set by Keras on nodes without symbolic arguments; the operation check also
+    covers nodes Keras left without an operation.
+    """
+    return node.is_input or node.operation is None
+
+
+def call_node(node, values):
+    """Calls ``node``'s operation again with its arguments, each input tensor ``t`` replaced by
+    ``values[id(t)]``; returns the operation's outputs.
+
+    The node's call arguments (including non-tensor ones, e.g. ``training`` or an axis) are kept in
+    ``node.arguments``, a ``keras.src.ops.symbolic_arguments.SymbolicArguments`` that Keras does not
+    export; ``fill_in`` is its method that substitutes the tensors.
+    """
+    args, kwargs = node.arguments.fill_in(values)
+    return node.operation(*args, **kwargs)
+
