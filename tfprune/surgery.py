@@ -1,6 +1,6 @@
 """Physical pruning: a gated model plus masks becomes a genuinely smaller plain Keras model.
 
-The graph is re-run layer by layer (Keras' own `_run_through_graph`, as `clone_model` does): gates
+The graph is re-run layer by layer (`_keras_internals.clone_graph`, as Keras' `clone_model` does): gates
 become identities, Conv/Dense layers are rebuilt with fewer filters/units, and every layer's weights
 are sliced to the kept input and output channels that the channel graph assigns to its tensors.
 With binary masks the compact model computes exactly what the masked model computes.
@@ -9,7 +9,7 @@ With binary masks the compact model computes exactly what the masked model compu
 import keras
 import numpy as np
 
-from tfprune import registry
+from tfprune import _keras_internals, registry
 from tfprune.graph import ChannelGraph
 from tfprune.masks import read_masks, validate_masks
 
@@ -37,14 +37,8 @@ def compact_model(model, masks=None, graph=None):
             replacements[id(layer)] = _shrunk_layer(layer, node_info.get(id(layer)), indices)
         return replacements[id(layer)]
 
-    new_inputs = [
-        keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t._keras_history[0].name) for t in functional.inputs
-    ]
-    outputs = functional._run_through_graph(new_inputs, operation_fn=replace)
-    # Same input structure as the original (a single tensor stays a single tensor, not a list);
-    # the outputs come back from _run_through_graph already in the original structure.
-    new_inputs = keras.tree.pack_sequence_as(functional._inputs_struct, new_inputs)
-    compact = keras.Model(new_inputs, outputs, name=f"{functional.name}_compact")
+    # Same input and output structure as the original (a single tensor stays a single tensor).
+    compact = _keras_internals.clone_graph(functional, replace, name=f"{functional.name}_compact")
 
     for info in node_info.values():
         new_layer = replacements.get(id(info.layer))
