@@ -192,3 +192,55 @@ def test_unreachable_budget_is_a_clear_error():
         budget.project_to_budget(np.zeros(4), cost_model, 0.01, max_ratio=0.5)
     with pytest.raises(budget.BudgetError, match=r"\(0, 1\]"):
         budget.project_to_budget(np.zeros(4), cost_model, 1.5)
+
+
+def test_registry_layer_facts():
+    """Passing channels through and keeping a zero channel zero are separate facts, both in the registry."""
+    from tfprune import registry
+
+    class MyReLU(keras.layers.ReLU):  # a subclass may override call(): conservatively not zero-preserving
+        pass
+
+    zero = [
+        keras.layers.ReLU(),
+        keras.layers.ELU(),
+        keras.layers.Activation("tanh"),
+        keras.layers.Dropout(0.1),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Reshape((1, 1, -1)),
+        keras.layers.Flatten(),
+        keras.layers.PReLU(),
+        ChannelGate(),
+        keras.layers.DepthwiseConv2D(3, use_bias=False),
+    ]
+    nonzero = [
+        keras.layers.BatchNormalization(),
+        keras.layers.GaussianNoise(0.1),
+        keras.layers.Activation("sigmoid"),
+        keras.layers.DepthwiseConv2D(3),
+        keras.layers.Conv2D(2, 1),
+        keras.layers.Lambda(lambda x: x),
+        MyReLU(),
+    ]
+    assert all(registry.preserves_zero(layer) for layer in zero)
+    assert not any(registry.preserves_zero(layer) for layer in nonzero)
+    assert registry.rule_for(keras.layers.GaussianNoise(0.1)).kind == "passthrough"
+    assert registry.rule_for(MyReLU()) is registry.lookup(keras.layers.ReLU())
+    # x * 0 = 0: one zero input zeroes a product; a sum needs all of them zero.
+    assert registry.lookup(keras.layers.Multiply()).merge_zero([True, False])
+    assert not registry.lookup(keras.layers.Add()).merge_zero([True, False])
+    assert registry.lookup(keras.layers.Add()).merge_zero([True, True])
+
+
+def test_registry_rewrites_squeeze_excite_reshape():
+    from tfprune import registry
+
+    inp = keras.Input((4, 4, 8))
+    pooled = keras.layers.GlobalAveragePooling2D()(inp)
+    reshape = keras.layers.Reshape((1, 1, 8))
+    keras.Model(inp, reshape(pooled))
+    assert registry.prunable_config(reshape)["target_shape"] == (1, 1, -1)
+    other = keras.layers.Reshape((2, 2, 2))
+    other(keras.Input((8,)))
+    assert tuple(registry.prunable_config(other)["target_shape"]) == (2, 2, 2)
+    assert registry.prunable_config(keras.layers.ReLU(name="r"))["name"] == "r"

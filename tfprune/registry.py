@@ -13,6 +13,12 @@ Kinds of rule:
   * ``concat``: channel concatenation: the output is the inputs' channels laid side by side.
   * ``flatten``: Flatten of an (H, W, C) map: the channel layout repeats H*W times.
 Layers not listed are *barriers*: the channels around them are left unpruned (never a wrong model).
+
+Besides its kind, a rule holds the other facts tfprune needs about a layer type: its FLOPs and
+parameter formulas, how to slice its weights and shrink its config, whether it maps an all-zero channel
+to an all-zero channel (`preserves_zero`, which `auto_gate` uses to skip redundant gates), and the
+config rewrite that keeps a copy of it prunable (`prunable_config`). `lookup` is the one place that finds
+a layer's rule.
 """
 
 import dataclasses
@@ -21,6 +27,7 @@ from typing import Callable, Optional
 import keras
 import numpy as np
 
+from tfprune import _keras_internals
 from tfprune.gates import ChannelGate
 
 
@@ -47,6 +54,14 @@ class LayerRule:
     # Extra condition for the rule to apply (e.g. depth_multiplier == 1); None means always.
     applies: Optional[Callable] = None
     why_not: str = ""
+    # layer -> True if the layer maps an all-zero channel to an all-zero channel (in training too).
+    # Asked of passthrough layers only; not the same fact as the kind (GaussianNoise, BatchNormalization
+    # and sigmoid pass channels through but give a zero channel a nonzero value).
+    zero_preserving: Callable = lambda layer: False
+    # Merges: given, per input, whether a channel is all-zero there, is the output channel all-zero?
+    merge_zero: Callable = all
+    # (layer, layer config) -> config of a copy that stays channel-preserving when channels are pruned.
+    prunable_config: Callable = lambda layer, config: config
 
 
 _RULES = {}
@@ -56,38 +71,82 @@ def register(layer_class, rule):
     _RULES[layer_class] = rule
 
 
-def rule_for(layer):
-    """The rule for a layer, or None for a barrier. Looks up the class and its bases."""
+def lookup(layer):
+    """The rule registered for the layer's class or its nearest base class, whether or not it applies
+    to this layer; None if tfprune knows nothing about the class. Every question about a layer starts
+    here."""
     for cls in type(layer).__mro__:
         rule = _RULES.get(cls)
         if rule is not None:
-            if rule.applies is not None and not rule.applies(layer):
-                return None
             return rule
     return None
+
+
+def _applies(rule, layer):
+    return rule.applies is None or rule.applies(layer)
+
+
+def rule_for(layer):
+    """The rule for a layer, or None for a barrier (no rule, or the rule does not apply to it)."""
+    rule = lookup(layer)
+    return rule if rule is not None and _applies(rule, layer) else None
 
 
 def cost_rule(layer):
     """The rule used for counting FLOPs/params: the class rule even where it does not allow pruning
     (a grouped Conv2D still costs FLOPs). None for layers tfprune has no formula for."""
-    for cls in type(layer).__mro__:
-        if cls in _RULES:
-            return _RULES[cls]
-    return None
+    return lookup(layer)
 
 
 def barrier_reason(layer):
     """Why a layer is a barrier, for the warning that names it."""
-    for cls in type(layer).__mro__:
-        rule = _RULES.get(cls)
-        if rule is not None and rule.applies is not None and not rule.applies(layer):
-            return rule.why_not
+    rule = lookup(layer)
+    if rule is not None and not _applies(rule, layer):
+        return rule.why_not
     return f"tfprune has no channel rule for {type(layer).__name__}"
+
+
+def preserves_zero(layer):
+    """True if the layer maps an all-zero channel to an all-zero channel (in training too);
+    conservatively False for layers tfprune knows nothing about."""
+    rule = lookup(layer)
+    return rule is not None and bool(rule.zero_preserving(layer))
+
+
+def prunable_config(layer):
+    """The layer's config, rewritten where needed so that a copy of the layer stays channel-preserving
+    whatever its channel count becomes after pruning (see `_reshape_prunable_config`)."""
+    config = layer.get_config()
+    rule = lookup(layer)
+    return config if rule is None else rule.prunable_config(layer, config)
 
 
 def _spatial(shape):
     """Number of output positions per example: product of all dims except batch and channels."""
     return float(np.prod([d for d in shape[1:-1]])) if len(shape) > 2 else 1.0
+
+
+def _zero_at_zero(fn):
+    """True if the element-wise function (an activation or an activation layer) gives f(0) == 0."""
+    try:
+        out = keras.ops.convert_to_numpy(fn(keras.ops.zeros((1, 1), dtype="float32")))
+    except Exception:  # noqa: BLE001
+        return False
+    return bool(np.all(out == 0))
+
+
+def _always(layer):
+    return True
+
+
+def _never(layer):
+    return False
+
+
+def _exactly(cls, condition):
+    """`zero_preserving` for instances of exactly ``cls`` that meet ``condition``: a subclass may
+    override ``call`` and so is conservatively not zero-preserving."""
+    return lambda layer: type(layer) is cls and condition(layer)
 
 
 def _take(weights, axis_indices):
@@ -228,6 +287,8 @@ register(
         slice_weights=_depthwise_slice,
         applies=lambda layer: layer.depth_multiplier == 1 and layer.data_format == "channels_last",
         why_not="DepthwiseConv2D with depth_multiplier > 1 (or channels_first) is not sliced",
+        # A bias or an activation with f(0) != 0 makes a zero channel nonzero. (Subclasses included.)
+        zero_preserving=lambda layer: not layer.use_bias and _zero_at_zero(layer.activation),
     ),
 )
 
@@ -268,27 +329,38 @@ def _prelu_slice(layer, weights, in_idx, out_idx):
     return [np.take(w, out_idx, axis=-1) if (out_idx is not None and w.shape[-1] != 1) else w]
 
 
-register(keras.layers.PReLU, LayerRule("passthrough", params=_prelu_params, slice_weights=_prelu_slice))
+register(
+    keras.layers.PReLU,
+    LayerRule(
+        "passthrough",
+        params=_prelu_params,
+        slice_weights=_prelu_slice,
+        zero_preserving=_exactly(keras.layers.PReLU, _always),
+    ),
+)
 
-_PLAIN_PASSTHROUGH = [
-    ChannelGate,
-    keras.layers.Activation,
-    keras.layers.ReLU,
-    keras.layers.LeakyReLU,
-    keras.layers.ELU,
-    keras.layers.Dropout,
-    keras.layers.SpatialDropout2D,
-    keras.layers.GaussianNoise,
-    keras.layers.GaussianDropout,
-    keras.layers.MaxPooling2D,
-    keras.layers.AveragePooling2D,
-    keras.layers.GlobalAveragePooling2D,
-    keras.layers.GlobalMaxPooling2D,
-    keras.layers.ZeroPadding2D,
-    keras.layers.Cropping2D,
-    keras.layers.UpSampling2D,
-    keras.layers.Identity,
-]
+# Plain passthrough layers, each with whether it maps an all-zero channel to an all-zero channel:
+# always, never (GaussianNoise adds noise to zeros), or, for element-wise activations, iff f(0) == 0
+# (relu, swish, tanh: yes; sigmoid: no).
+_PLAIN_PASSTHROUGH = {
+    ChannelGate: _always,
+    keras.layers.Activation: _zero_at_zero,
+    keras.layers.ReLU: _zero_at_zero,
+    keras.layers.LeakyReLU: _zero_at_zero,
+    keras.layers.ELU: _zero_at_zero,
+    keras.layers.Dropout: _always,
+    keras.layers.SpatialDropout2D: _always,
+    keras.layers.GaussianNoise: _never,
+    keras.layers.GaussianDropout: _always,
+    keras.layers.MaxPooling2D: _always,
+    keras.layers.AveragePooling2D: _always,
+    keras.layers.GlobalAveragePooling2D: _always,
+    keras.layers.GlobalMaxPooling2D: _always,
+    keras.layers.ZeroPadding2D: _always,
+    keras.layers.Cropping2D: _always,
+    keras.layers.UpSampling2D: _always,
+    keras.layers.Identity: _always,
+}
 
 
 def _pooling_ok(layer):
@@ -304,13 +376,14 @@ def _activation_ok(layer):
     return name not in ("softmax", "log_softmax")
 
 
-for _cls in _PLAIN_PASSTHROUGH:
+for _cls, _zero in _PLAIN_PASSTHROUGH.items():
     register(
         _cls,
         LayerRule(
             "passthrough",
             applies=_activation_ok if _cls is keras.layers.Activation else _pooling_ok,
             why_not="softmax mixes channels" if _cls is keras.layers.Activation else "channels_first layout",
+            zero_preserving=_exactly(_cls, _zero),
         ),
     )
 
@@ -324,7 +397,8 @@ for _cls in [
     keras.layers.Maximum,
     keras.layers.Minimum,
 ]:
-    register(_cls, LayerRule("merge"))
+    # x * 0 = 0: one zero input zeroes a product; sums, differences, averages, max/min need all zero.
+    register(_cls, LayerRule("merge", merge_zero=any if _cls is keras.layers.Multiply else all))
 
 register(
     keras.layers.Concatenate,
@@ -340,6 +414,7 @@ register(
         "flatten",
         applies=lambda layer: layer.data_format == "channels_last",
         why_not="channels_first Flatten",
+        zero_preserving=_exactly(keras.layers.Flatten, _always),
     ),
 )
 
@@ -356,11 +431,11 @@ def _reshape_keeps_channels(layer):
     target_shape ends in -1 (so the physically pruned copy adapts to fewer channels) and the other
     target dims hold exactly the input's non-channel positions (so the -1 resolves to the input's
     channel count, whatever it is). E.g. (C,) -> (1, 1, C) in squeeze-excite blocks, written
-    (1, 1, -1). `tfprune.auto_gate` rewrites a literal (1, 1, C) to (1, 1, -1)."""
+    (1, 1, -1). `tfprune.auto_gate` rewrites a literal (1, 1, C) to (1, 1, -1): `_reshape_prunable_config`."""
     target = tuple(layer.target_shape)
     if not target or target[-1] != -1 or -1 in target[:-1]:
         return False
-    nodes = getattr(layer, "_inbound_nodes", [])
+    nodes = _keras_internals.inbound_nodes(layer)
     if not nodes:
         return False
     for node in nodes:
@@ -374,6 +449,26 @@ def _reshape_keeps_channels(layer):
     return True
 
 
+def _reshape_prunable_config(layer, config):
+    """(C,) -> (1, 1, C) written as (1, 1, -1): channel-preserving whatever C becomes after pruning."""
+    nodes = _keras_internals.inbound_nodes(layer)
+    if len(nodes) != 1:
+        return config
+    (node,) = nodes
+    in_shape = tuple(node.input_tensors[0].shape) if len(node.input_tensors) == 1 else ()
+    target = tuple(layer.target_shape)
+    if (
+        len(in_shape) >= 2
+        and all(d is not None for d in in_shape[1:])
+        and target
+        and target[-1] == in_shape[-1]
+        and -1 not in target
+        and int(np.prod(target[:-1])) == int(np.prod(in_shape[1:-1]))
+    ):
+        return {**config, "target_shape": tuple(target[:-1]) + (-1,)}
+    return config
+
+
 register(
     keras.layers.Reshape,
     LayerRule(
@@ -381,5 +476,7 @@ register(
         applies=_reshape_keeps_channels,
         why_not="a Reshape keeps the channel axis only with target_shape ending in -1 and the other dims "
         "holding the input's non-channel positions (tfprune.auto_gate rewrites (1, 1, C) to (1, 1, -1))",
+        zero_preserving=_exactly(keras.layers.Reshape, _always),
+        prunable_config=_reshape_prunable_config,
     ),
 )
