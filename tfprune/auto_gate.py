@@ -13,11 +13,11 @@ removed channel holds in between does not matter -- except that it must be exact
 a consumer. So the gate is applied on the consumer's input, and on the inputs of Concatenate and
 Flatten (after which one gate can no longer address the group's channels). A gate is skipped where
 the channels are provably zero already: after an earlier gate, only zero-preserving layers (ReLU,
-pooling, padding, dropout, bias-free depthwise conv, ...) were crossed. A BatchNormalization, a bias or
-an activation with f(0) != 0 (sigmoid) re-creates a nonzero value in a masked channel, so the gate is
-re-applied after it. If such a layer sits between a Concatenate/Flatten and its consumer (e.g.
-concat -> BN -> conv, DenseNet style), no single gate can re-mask the group there; those groups are left
-unpruned with a warning naming the layer (never a wrong model).
+pooling, padding, dropout, bias-free depthwise conv, ...: `registry.preserves_zero`) were crossed. A
+BatchNormalization, a bias or an activation with f(0) != 0 (sigmoid) re-creates a nonzero value in a
+masked channel, so the gate is re-applied after it. If such a layer sits between a Concatenate/Flatten
+and its consumer (e.g. concat -> BN -> conv, DenseNet style), no single gate can re-mask the group
+there; those groups are left unpruned with a warning naming the layer (never a wrong model).
 
 Weights. The gated model is an independent copy: every layer is re-created from its config and given
 the user's weights, so training the gated model does not change the user's model. (Layers that cannot
@@ -30,31 +30,12 @@ pruned too. Sequential models come back as functional models.
 import warnings
 
 import keras
-import numpy as np
 
+from tfprune import _keras_internals as internals
+from tfprune import registry
 from tfprune.gates import ChannelGate
-from tfprune.graph import ChannelGraph, GraphError, as_functional, topological_nodes
+from tfprune.graph import ChannelGraph, GraphError, as_functional
 
-# Channel-by-channel layers that map an all-zero channel to an all-zero channel (in training too).
-_ZERO_PRESERVING = (
-    ChannelGate,
-    keras.layers.MaxPooling2D,
-    keras.layers.AveragePooling2D,
-    keras.layers.GlobalAveragePooling2D,
-    keras.layers.GlobalMaxPooling2D,
-    keras.layers.ZeroPadding2D,
-    keras.layers.Cropping2D,
-    keras.layers.UpSampling2D,
-    keras.layers.Dropout,
-    keras.layers.SpatialDropout2D,
-    keras.layers.GaussianDropout,
-    keras.layers.Identity,
-    keras.layers.Reshape,
-    keras.layers.Flatten,
-    keras.layers.PReLU,
-)
-# Element-wise activation layers: zero-preserving iff f(0) == 0 (relu, swish, tanh: yes; sigmoid: no).
-_ELEMENTWISE = (keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.ELU)
 # Consumers of a group's channels, and layers after which one gate cannot address the group any more.
 _GATE_BEFORE = ("produce", "concat", "flatten")
 
@@ -111,7 +92,7 @@ def auto_gate(model, name=None):
 
 def _clone(functional):
     clones = {}
-    names = set()
+    names = {internals.input_layer_name(t) for t in functional.inputs}
     failed = []
 
     def unique(name):
@@ -122,19 +103,19 @@ def _clone(functional):
         return name
 
     def clone_fn(op):
-        if isinstance(op, keras.Model) and (isinstance(op, keras.Sequential) or hasattr(op, "_nodes_by_depth")):
+        if isinstance(op, keras.Model) and (isinstance(op, keras.Sequential) or internals.has_layer_graph(op)):
             inner = as_functional(op)
 
             def inline(*args, **kwargs):
                 inputs = args[0] if len(args) == 1 else list(args)
-                return inner._run_through_graph(inputs, operation_fn=clone_fn)
+                return internals.run_graph(inner, inputs, clone_fn)
 
             return inline
         if not isinstance(op, keras.layers.Layer):
             return op  # a keras.ops operation: stateless, reused
         if id(op) not in clones:
             try:
-                config = _rewritten_config(op)
+                config = registry.prunable_config(op)
                 config["name"] = unique(op.name)
                 clones[id(op)] = (op, type(op).from_config(config))
             except Exception as exc:  # noqa: BLE001 - any custom layer may fail here
@@ -143,14 +124,7 @@ def _clone(functional):
                 clones[id(op)] = (op, op)
         return clones[id(op)][1]
 
-    new_inputs = [
-        keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t._keras_history[0].name) for t in functional.inputs
-    ]
-    for t in functional.inputs:
-        names.add(t._keras_history[0].name)
-    outputs = functional._run_through_graph(new_inputs, operation_fn=clone_fn)
-    new_inputs = keras.tree.pack_sequence_as(functional._inputs_struct, new_inputs)
-    plain = keras.Model(new_inputs, outputs, name=functional.name)
+    plain = internals.clone_graph(functional, clone_fn, name=functional.name)
     for old, new in clones.values():
         if new is not old and old.weights:
             new.set_weights(old.get_weights())
@@ -165,45 +139,7 @@ def _clone(functional):
     return plain
 
 
-def _rewritten_config(layer):
-    config = layer.get_config()
-    if isinstance(layer, keras.layers.Reshape) and len(layer._inbound_nodes) == 1:
-        # (C,) -> (1, 1, C) written as (1, 1, -1): channel-preserving whatever C becomes after pruning.
-        (node,) = layer._inbound_nodes
-        in_shape = tuple(node.input_tensors[0].shape) if len(node.input_tensors) == 1 else ()
-        target = tuple(layer.target_shape)
-        if (
-            len(in_shape) >= 2
-            and all(d is not None for d in in_shape[1:])
-            and target
-            and target[-1] == in_shape[-1]
-            and -1 not in target
-            and int(np.prod(target[:-1])) == int(np.prod(in_shape[1:-1]))
-        ):
-            config["target_shape"] = tuple(target[:-1]) + (-1,)
-    return config
-
-
 # --- step 2: where the gates go ----------------------------------------------------------------------
-
-
-def _preserves_zero(layer):
-    """True if the layer maps an all-zero channel to an all-zero channel."""
-    if type(layer) in _ZERO_PRESERVING:
-        return True
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
-        return not layer.use_bias and _zero_at_zero(layer.activation)
-    if type(layer) in _ELEMENTWISE:
-        return _zero_at_zero(layer)
-    return False  # BatchNormalization, GaussianNoise, anything unknown: conservatively not
-
-
-def _zero_at_zero(fn):
-    try:
-        out = keras.ops.convert_to_numpy(fn(keras.ops.zeros((1, 1), dtype="float32")))
-    except Exception:  # noqa: BLE001
-        return False
-    return bool(np.all(out == 0))
 
 
 def _out_flags(info, in_flags):
@@ -215,13 +151,11 @@ def _out_flags(info, in_flags):
         return (layer.name,) * n_out
     if rule.kind == "passthrough":
         (flags,) = in_flags
-        return flags if _preserves_zero(layer) else (layer.name,) * n_out
+        return flags if registry.preserves_zero(layer) else (layer.name,) * n_out
     if rule.kind == "merge":
         out = []
         for column in zip(*in_flags):
-            zero = [f is None for f in column]
-            # x * 0 = 0: one zero input suffices for Multiply; sums, averages, max/min need all.
-            ok = any(zero) if isinstance(layer, keras.layers.Multiply) else all(zero)
+            ok = rule.merge_zero([f is None for f in column])
             out.append(None if ok else next(f for f in column if f is not None))
         return tuple(out)
     if rule.kind == "concat":
@@ -243,16 +177,16 @@ def _plan(graph, excluded):
         group = graph.group_of_space(space)
         return group.name if group is not None and group.name not in excluded else None
 
-    for node in topological_nodes(graph.model):
-        if node.is_input or node.operation is None:
+    for node in internals.topological_nodes(graph.model):
+        if internals.is_input_node(node):
             for t in node.outputs:
-                flags[id(t)] = ("model input",) * len(graph._layout_of(t))
+                flags[id(t)] = ("model input",) * len(graph.layout_of(t))
             continue
         info = infos[id(node)]
         kind = info.rule.kind if info.rule is not None else None
         in_flags = []
         for t in node.input_tensors:
-            layout = graph._layout_of(t)
+            layout = graph.layout_of(t)
             f = flags[id(t)]
             if kind in _GATE_BEFORE and len(layout) == 1 and f[0] is not None:
                 name = group_name(layout[0][0])
@@ -267,7 +201,7 @@ def _plan(graph, excluded):
             in_flags.append(f)
         out = _out_flags(info, in_flags)
         for t in node.outputs:
-            n = len(graph._layout_of(t))
+            n = len(graph.layout_of(t))
             flags[id(t)] = out if len(out) == n else (info.layer.name,) * n
     return gate_at, conflicts
 
@@ -285,11 +219,11 @@ def _build_gated(plain, gate_at, name):
         taken.add(gate_name)
         gates[group] = ChannelGate(name=gate_name)
 
-    new_inputs = [keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t._keras_history[0].name) for t in plain.inputs]
+    new_inputs = internals.fresh_inputs(plain)
     values = {id(t): v for t, v in zip(plain.inputs, new_inputs)}
     gated_values = {}  # (id of value, group) -> gated value, so a tensor feeding two consumers is gated once
-    for node in topological_nodes(plain):
-        if node.is_input or node.operation is None:
+    for node in internals.topological_nodes(plain):
+        if internals.is_input_node(node):
             continue
         local = {}
         for t in node.input_tensors:
@@ -301,10 +235,8 @@ def _build_gated(plain, gate_at, name):
                     gated_values[key] = gates[group](value)
                 value = gated_values[key]
             local[id(t)] = value
-        args, kwargs = node.arguments.fill_in(local)
-        outputs = node.operation(*args, **kwargs)
+        outputs = internals.call_node(node, local)
         for t, v in zip(node.outputs, keras.tree.flatten(outputs)):
             values[id(t)] = v
-    outputs = keras.tree.pack_sequence_as(plain._outputs_struct, [values[id(t)] for t in plain.outputs])
-    inputs = keras.tree.pack_sequence_as(plain._inputs_struct, new_inputs)
-    return keras.Model(inputs, outputs, name=name)
+    outputs = internals.pack_outputs(plain, [values[id(t)] for t in plain.outputs])
+    return keras.Model(internals.pack_inputs(plain, new_inputs), outputs, name=name)

@@ -4,7 +4,8 @@ Every tensor's last axis is described by a *layout*: a tuple of segments ``(spac
 is a set of channels that must be pruned together; spaces tied by passthrough layers and element-wise
 merges are unioned (union-find). Conv/Dense layers start new spaces. A prunable *group* is a space
 that some Conv/Dense produces, that no barrier, model input or model output touches. Gates
-(`ChannelGate`) inside a group name it and carry its mask.
+(`ChannelGate`) inside a group name it and carry its mask. The layer graph itself is read through
+`tfprune._keras_internals` (Keras has no public API for it).
 """
 
 import dataclasses
@@ -13,7 +14,8 @@ import warnings
 import keras
 import numpy as np
 
-from tfprune import registry
+from tfprune import _keras_internals, registry
+from tfprune._keras_internals import is_input_node, topological_nodes
 from tfprune.errors import TfpruneError
 
 
@@ -45,14 +47,15 @@ class NodeInfo:
 
 
 def as_functional(model):
-    """Sequential models are analysed through their functional graph."""
+    """The functional model whose graph tfprune reads: the model itself, or a Sequential's graph."""
     if isinstance(model, keras.Sequential):
-        if not model.built or not hasattr(model, "_functional") or model._functional is None:
+        functional = _keras_internals.sequential_functional(model)
+        if functional is None:
             raise GraphError(
                 f"Sequential model {model.name!r} is not built: give it an Input layer or call it once."
             )
-        return model._functional
-    if not hasattr(model, "_nodes_by_depth"):
+        return functional
+    if not _keras_internals.has_layer_graph(model):
         raise GraphError(
             f"{type(model).__name__} {model.name!r} is a subclassed model: tfprune needs a functional or "
             "Sequential model, whose graph of layers it can read."
@@ -60,38 +63,22 @@ def as_functional(model):
     return model
 
 
-def topological_nodes(model):
-    """The model's nodes from inputs to outputs."""
-    by_depth = model._nodes_by_depth
-    return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
+class _ChannelSpaces:
+    """Union-find over channel spaces, with what is known about each set (kept at its root): its
+    size, why it cannot be pruned, the layers producing it and the gates sitting on it."""
 
-
-class ChannelGraph:
-    """Prunable channel groups of a functional model and the channel layout of every node."""
-
-    def __init__(self, model, warn=True):
-        self.model = as_functional(model)
+    def __init__(self):
         self._parent = []
-        self._sizes = []
-        self._blocked = {}  # space -> reason it cannot be pruned
-        self._producers = {}  # space -> [layer names]
-        self._gates = {}  # space -> {gate name: gate}
-        self._layouts = {}  # id(KerasTensor) -> layout
-        self.nodes = []
-        self.warnings = []
-        self._barriers = []  # (layer, reason, input spaces)
-        self._analyse()
-        self._collect_groups()
-        if warn:
-            for message in self.warnings:
-                warnings.warn(message, stacklevel=2)
+        self.sizes = []
+        self.blocked = {}  # root -> reason it cannot be pruned
+        self.producers = {}  # root -> [layer names]
+        self.gates = {}  # root -> {gate name: gate}
 
-    # --- union-find ----------------------------------------------------------------------------
-    def _new_space(self, size, blocked=None):
+    def new(self, size, blocked=None):
         self._parent.append(len(self._parent))
-        self._sizes.append(int(size))
+        self.sizes.append(int(size))
         if blocked:
-            self._blocked[len(self._parent) - 1] = blocked
+            self.blocked[len(self._parent) - 1] = blocked
         return len(self._parent) - 1
 
     def find(self, space):
@@ -100,39 +87,80 @@ class ChannelGraph:
             space = self._parent[space]
         return space
 
-    def _union(self, a, b):
+    def union(self, a, b):
         a, b = self.find(a), self.find(b)
         if a == b:
             return
-        if self._sizes[a] != self._sizes[b]:
-            raise GraphError(f"Cannot couple channel spaces of sizes {self._sizes[a]} and {self._sizes[b]}.")
+        if self.sizes[a] != self.sizes[b]:
+            raise GraphError(f"Cannot couple channel spaces of sizes {self.sizes[a]} and {self.sizes[b]}.")
         self._parent[b] = a
-        if b in self._producers:
-            self._producers.setdefault(a, []).extend(self._producers.pop(b))
-        if b in self._gates:
-            self._gates.setdefault(a, {}).update(self._gates.pop(b))
-        if b in self._blocked:
-            self._blocked.setdefault(a, self._blocked.pop(b))
+        if b in self.producers:
+            self.producers.setdefault(a, []).extend(self.producers.pop(b))
+        if b in self.gates:
+            self.gates.setdefault(a, {}).update(self.gates.pop(b))
+        if b in self.blocked:
+            self.blocked.setdefault(a, self.blocked.pop(b))
 
-    def _block(self, layout, reason):
+    def block(self, layout, reason):
         for space, _ in layout:
             root = self.find(space)
-            self._blocked.setdefault(root, reason)
+            self.blocked.setdefault(root, reason)
+
+    def collect_groups(self):
+        """The prunable groups, and the group of each root space that is one."""
+        groups, group_of_root = [], {}
+        for root in sorted({self.find(s) for s in range(len(self._parent))}):
+            gates = self.gates.get(root, {})
+            producers = self.producers.get(root, [])
+            if len(gates) > 1:
+                raise GraphError(
+                    f"Gates {sorted(gates)} control coupled channels (joined by a residual add or similar): "
+                    "coupled channels must share one gate instance."
+                )
+            gate = next(iter(gates.values()), None)
+            if root in self.blocked or not producers:
+                if gate is not None:
+                    reason = self.blocked.get(root, "no Conv/Dense layer produces these channels")
+                    raise GraphError(f"Gate {gate.name!r} controls channels that cannot be pruned: {reason}.")
+                continue
+            name = gate.name if gate is not None else producers[0]
+            group = Group(name=name, size=self.sizes[root], producers=list(producers), gate=gate)
+            groups.append(group)
+            group_of_root[root] = group
+        return groups, group_of_root
+
+
+class ChannelGraph:
+    """Prunable channel groups of a functional model and the channel layout of every node."""
+
+    def __init__(self, model, warn=True):
+        self.model = as_functional(model)
+        self._spaces = _ChannelSpaces()
+        self._layouts = {}  # id(KerasTensor) -> layout
+        self.nodes = []
+        self._barriers = []  # (layer, reason, input spaces)
+        self._analyse()
+        self.warnings = self._barrier_warnings()
+        self.groups, self._group_of_root = self._spaces.collect_groups()
+        if warn:
+            for message in self.warnings:
+                warnings.warn(message, stacklevel=2)
 
     # --- analysis ------------------------------------------------------------------------------
-    def _layout_of(self, tensor):
+    def layout_of(self, tensor):
+        """The channel layout of a KerasTensor of the model."""
         return self._layouts[id(tensor)]
 
     def _analyse(self):
         model = self.model
         for node in topological_nodes(model):
-            layer = node.operation
-            if node.is_input or layer is None:
+            if is_input_node(node):
                 for t in node.outputs:
-                    self._layouts[id(t)] = ((self._new_space(t.shape[-1], "model input"), t.shape[-1]),)
+                    self._layouts[id(t)] = ((self._spaces.new(t.shape[-1], "model input"), t.shape[-1]),)
                 continue
+            layer = node.operation
             inputs = node.input_tensors
-            in_layouts = [self._layout_of(t) for t in inputs]
+            in_layouts = [self.layout_of(t) for t in inputs]
             out_layout, rule = self._propagate(layer, node, in_layouts)
             for t in node.outputs:
                 self._layouts[id(t)] = out_layout
@@ -148,7 +176,7 @@ class ChannelGraph:
                 )
             )
         for t in model.outputs:
-            self._block(self._layout_of(t), "model output")
+            self._spaces.block(self.layout_of(t), "model output")
 
     def _propagate(self, layer, node, in_layouts):
         """Output layout of one node; unions and blocks spaces as the layer's rule says."""
@@ -157,7 +185,7 @@ class ChannelGraph:
         if rule is None or multi_output:
             return self._barrier(layer, node, in_layouts), None
         if rule.kind in ("merge", "concat"):
-            return self._merge(layer, node, in_layouts), rule
+            return self._merge(layer, node, in_layouts, rule), rule
         if len(in_layouts) != 1:
             return self._barrier(layer, node, in_layouts), None
         (layout,) = in_layouts
@@ -167,8 +195,8 @@ class ChannelGraph:
             return layout, rule
         if rule.kind == "produce":
             size = node.outputs[0].shape[-1]
-            space = self._new_space(size)
-            self._producers.setdefault(space, []).append(layer.name)
+            space = self._spaces.new(size)
+            self._spaces.producers.setdefault(space, []).append(layer.name)
             return ((space, size),), rule
         if rule.kind == "flatten":
             in_shape = node.input_tensors[0].shape
@@ -180,20 +208,20 @@ class ChannelGraph:
         if len(node.outputs) != 1:
             reason = f"{type(layer).__name__} has several outputs"
         for layout in in_layouts:
-            self._block(layout, f"{layer.name}: {reason}")
+            self._spaces.block(layout, f"{layer.name}: {reason}")
         self._barriers.append((layer, reason, [s for layout in in_layouts for s, _ in layout]))
         size = node.outputs[0].shape[-1]
-        return ((self._new_space(size, f"output of {layer.name}"), size),)
+        return ((self._spaces.new(size, f"output of {layer.name}"), size),)
 
-    def _merge(self, layer, node, in_layouts):
+    def _merge(self, layer, node, in_layouts, rule):
         first = in_layouts[0]
-        if isinstance(layer, keras.layers.Concatenate):
+        if rule.kind == "concat":
             return tuple(seg for layout in in_layouts for seg in layout)
         for other in in_layouts[1:]:
             if [n for _, n in other] != [n for _, n in first]:
                 return self._barrier(layer, node, in_layouts)
             for (a, _), (b, _) in zip(first, other):
-                self._union(a, b)
+                self._spaces.union(a, b)
         return first
 
     def _add_gate(self, layout, gate):
@@ -202,36 +230,18 @@ class ChannelGraph:
                 f"Gate {gate.name!r} sits on a concatenation of several channel groups; place one gate on "
                 "each branch before the Concatenate instead."
             )
-        self._gates.setdefault(self.find(layout[0][0]), {})[gate.name] = gate
+        root = self.find(layout[0][0])
+        self._spaces.gates.setdefault(root, {})[gate.name] = gate
 
-    def _collect_groups(self):
-        roots = sorted({self.find(s) for s in range(len(self._parent))})
-        for layer, reason, spaces in self._barriers:
-            if any(self.find(s) in self._producers for s in spaces):
-                self.warnings.append(
-                    f"Layer {layer.name!r} ({type(layer).__name__}): {reason}; the channels feeding it "
-                    "are left unpruned."
-                )
-        self.groups = []
-        self._group_of_root = {}
-        for root in roots:
-            gates = self._gates.get(root, {})
-            producers = self._producers.get(root, [])
-            if len(gates) > 1:
-                raise GraphError(
-                    f"Gates {sorted(gates)} control coupled channels (joined by a residual add or similar): "
-                    "coupled channels must share one gate instance."
-                )
-            gate = next(iter(gates.values()), None)
-            if root in self._blocked or not producers:
-                if gate is not None:
-                    reason = self._blocked.get(root, "no Conv/Dense layer produces these channels")
-                    raise GraphError(f"Gate {gate.name!r} controls channels that cannot be pruned: {reason}.")
-                continue
-            name = gate.name if gate is not None else producers[0]
-            group = Group(name=name, size=self._sizes[root], producers=list(producers), gate=gate)
-            self.groups.append(group)
-            self._group_of_root[root] = group
+    def _barrier_warnings(self):
+        """One warning per barrier that keeps prunable channels (some Conv/Dense produces them) whole."""
+        spaces = self._spaces
+        return [
+            f"Layer {layer.name!r} ({type(layer).__name__}): {reason}; the channels feeding it are left "
+            "unpruned."
+            for layer, reason, inputs in self._barriers
+            if any(spaces.find(s) in spaces.producers for s in inputs)
+        ]
 
     # --- queries -------------------------------------------------------------------------------
     @property
@@ -243,8 +253,12 @@ class ChannelGraph:
         """The prunable group a channel space belongs to, or None if it is fixed."""
         return self._group_of_root.get(self.find(space))
 
+    def find(self, space):
+        """The root of a channel space: coupled spaces share one root."""
+        return self._spaces.find(space)
+
     def space_size(self, space):
-        return self._sizes[self.find(space)]
+        return self._spaces.sizes[self.find(space)]
 
     def blocked_reason(self, space):
-        return self._blocked.get(self.find(space))
+        return self._spaces.blocked.get(self.find(space))
