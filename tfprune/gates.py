@@ -34,6 +34,7 @@ class ChannelGate(keras.layers.Layer):
         if channels is None:
             raise ValueError(f"ChannelGate {self.name!r} needs a known channel dimension, got {input_shape}.")
         self.channels = int(channels)
+        # Created in build(), not __init__: the Keras convention for weights (the shape is known only here).
         self.mask = self.add_weight(
             name="mask", shape=(self.channels,), initializer="ones", trainable=False
         )
