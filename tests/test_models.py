@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+from tfprune._keras_internals import inbound_nodes, outbound_nodes
 from tfprune.gates import ChannelGate, gates_of
 from tfprune.models import MODEL_NAMES, build_model
 
@@ -15,7 +16,7 @@ def _params(model):
 
 def _calls(layer):
     """Number of tensors a (freshly built) layer was called on."""
-    return len(layer._inbound_nodes)
+    return len(inbound_nodes(layer))
 
 
 def _images(model, batch=2, seed=0):
@@ -66,11 +67,11 @@ def test_layer_contract(name):
     for layer in model.layers:
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)):
             assert not layer.use_bias, layer.name
-            (consumer,) = [node.operation for node in layer._outbound_nodes]
+            (consumer,) = [node.operation for node in outbound_nodes(layer)]
             assert isinstance(consumer, keras.layers.BatchNormalization), layer.name
             assert consumer.epsilon == 1e-5 and consumer.momentum == 0.9
         if isinstance(layer, ChannelGate):
-            for node in layer._inbound_nodes:
+            for node in inbound_nodes(layer):
                 (parent,) = node.parent_nodes
                 assert isinstance(parent.operation, keras.layers.BatchNormalization), layer.name
     assert isinstance(model.layers[-2], keras.layers.GlobalAveragePooling2D)
