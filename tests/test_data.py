@@ -1,13 +1,16 @@
 """Input pipelines: every source offline and small (TFDS only through its mock, never the network)."""
 
+import gzip
 import hashlib
+import logging
 import os
+import struct
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfprune.data import DataError, DatasetInfo, build_datasets
+from tfprune.data import DataError, DatasetInfo, build_datasets, sources
 
 
 def _hashes(ds):
@@ -84,6 +87,195 @@ def test_digits_augmentation_keeps_shape_and_changes_pixels():
 def test_digits_held_out_too_large():
     with pytest.raises(DataError, match="held_out_examples"):
         build_datasets("digits", held_out_examples=5000)
+
+
+# --------------------------------------------------------------------------------------- fashion_mnist
+# Small IDX files written here: the tests never read the real data set, even where it is installed.
+
+_FASHION_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                  "t10k-labels-idx1-ubyte")
+
+
+def _idx_bytes(array, magic=None):
+    array = np.ascontiguousarray(array, np.uint8)
+    magic = (0x08 << 8) | array.ndim if magic is None else magic
+    return struct.pack(f">I{array.ndim}I", magic, *array.shape) + array.tobytes()
+
+
+def _fashion_images(n, test):
+    """Image i: gray level 20 * label + 10 (label = i % 10), its index in pixels (0, 0) and (0, 1), and a
+    test marker at (27, 27), so every image is unique and its label can be read off its pixels."""
+    labels = np.arange(n) % 10
+    images = np.repeat((20 * labels + 10).astype(np.uint8)[:, None, None], 28, 1).repeat(28, 2)
+    images[:, 0, 0], images[:, 0, 1] = np.arange(n) % 256, np.arange(n) // 256
+    images[:, 27, 27] = 255 if test else 0
+    return images, labels
+
+
+def _write_fashion(directory, n_train=200, n_test=50, gz=True, skip=()):
+    os.makedirs(directory, exist_ok=True)
+    (train_x, train_y), (test_x, test_y) = _fashion_images(n_train, False), _fashion_images(n_test, True)
+    for name, array in zip(_FASHION_NAMES, (train_x, train_y, test_x, test_y)):
+        if name in skip:
+            continue
+        data = _idx_bytes(array)
+        path = os.path.join(directory, name + (".gz" if gz else ""))
+        with (gzip.open(path, "wb") if gz else open(path, "wb")) as f:
+            f.write(data)
+    return directory
+
+
+@pytest.fixture
+def fashion_places(tmp_path, monkeypatch):
+    """The package folder and the Keras cache moved into tmp_path (empty), so nothing real is found."""
+    system, keras_home = tmp_path / "system", tmp_path / "keras_home"
+    monkeypatch.setattr(sources, "FASHION_MNIST_SYSTEM_DIR", str(system))
+    monkeypatch.setenv("KERAS_HOME", str(keras_home))
+    return system, keras_home / "datasets" / "fashion-mnist"
+
+
+def _arrays(ds):
+    return [np.concatenate([t.numpy() for t in parts]) for parts in zip(*ds)]
+
+
+def test_fashion_mnist_shapes_dtypes_labels_and_counts(tmp_path, fashion_places):
+    data = build_datasets("fashion_mnist", data_dir=_write_fashion(tmp_path / "fm"), batch_size=16,
+                          held_out_examples=40, augment=False)
+    info = data.info
+    assert (info.num_classes, info.image_shape, info.name) == (10, (28, 28, 3), "fashion_mnist")
+    assert (info.num_train, info.num_held_out, info.num_val) == (160, 40, 50)
+    x, y = _arrays(data.train)
+    xh, yh = _arrays(data.held_out)
+    xv, yv = _arrays(data.val)
+    assert x.shape == (160, 28, 28, 3) and x.dtype == np.float32 and y.dtype == np.int32
+    assert xh.shape == (40, 28, 28, 3) and xv.shape == (50, 28, 28, 3)
+    assert yv.tolist() == [i % 10 for i in range(50)]  # the test split, in file order
+    assert sorted(np.concatenate([y, yh]).tolist()) == sorted(i % 10 for i in range(200))
+    np.testing.assert_array_equal(x[..., 0], x[..., 2])  # gray repeated to 3 channels
+    # Normalised by the training file's pixel statistics: mean 0, std 1 over its 200 images.
+    pool = np.concatenate([x, xh]).astype(np.float64)
+    assert abs(pool.mean()) < 1e-4 and abs(pool.std() - 1.0) < 1e-4
+    # Each image keeps its label: the gray level (pixel 14, 14) rises with the label.
+    for images, labels in ((x, y), (xh, yh), (xv, yv)):
+        order = np.argsort(labels, kind="stable")
+        assert np.all(np.diff(images[order, 14, 14, 0]) >= 0)
+        assert len(np.unique(images[:, 14, 14, 0])) == len(np.unique(labels))
+
+
+def test_fashion_mnist_held_out_disjoint_and_fixed_for_seed(tmp_path, fashion_places):
+    root = _write_fashion(tmp_path / "fm")
+
+    def build(seed, augment=False, **kwargs):
+        return build_datasets("fashion_mnist", data_dir=root, batch_size=20, held_out_examples=30, seed=seed,
+                              augment=augment, **kwargs)
+
+    data = build(0)
+    train, held_out, val = set(_hashes(data.train)), _hashes(data.held_out), set(_hashes(data.val))
+    assert len(train) == 160 and len(set(held_out)) == 30  # 170 train examples, 8 full batches of 20
+    assert not train & set(held_out) and not val & (train | set(held_out))
+    assert _hashes(build(0).held_out) == held_out  # same examples, same order
+    assert set(_hashes(build(1).held_out)) != set(held_out)
+    (x0, y0), (x1, y1) = next(iter(build(0).train)), next(iter(build(0, augment=True).train))
+    np.testing.assert_array_equal(y0.numpy(), y1.numpy())  # same shuffle order ...
+    assert not np.allclose(x0.numpy(), x1.numpy())  # ... translated / flipped pixels
+    x, _ = next(iter(build(0, image_size=(32, 24), augment=True).train))
+    assert x.shape == (20, 32, 24, 3) and x.dtype == tf.float32
+
+
+def test_fashion_mnist_uncompressed_files_and_gin(tmp_path, fashion_places):
+    import gin
+
+    root = _write_fashion(tmp_path / "fm", n_train=100, n_test=20, gz=False)
+    gin.clear_config()
+    try:
+        gin.parse_config(f'build_datasets.source = "fashion_mnist"\nbuild_datasets.data_dir = "{root}"')
+        data = build_datasets(batch_size=10, held_out_examples=10)
+    finally:
+        gin.clear_config()
+    assert (data.info.name, data.info.num_train, data.info.num_val) == ("fashion_mnist", 90, 20)
+
+
+def test_fashion_mnist_search_order(tmp_path, fashion_places, monkeypatch, caplog):
+    system, keras_cache = fashion_places
+    given = _write_fashion(tmp_path / "given", n_train=200)
+    _write_fashion(system, n_train=120)
+    _write_fashion(keras_cache, n_train=100)
+
+    def pool_size(data_dir=None):
+        info = build_datasets("fashion_mnist", data_dir=data_dir, batch_size=10, held_out_examples=10).info
+        return info.num_train + info.num_held_out
+
+    assert pool_size(given) == 200  # data_dir wins
+    assert pool_size() == 120  # then the dataset-fashion-mnist package
+    with caplog.at_level(logging.WARNING):  # an incomplete data_dir is skipped, with a warning
+        incomplete = _write_fashion(tmp_path / "incomplete", skip=("t10k-labels-idx1-ubyte",))
+        assert pool_size(incomplete) == 120
+    assert "t10k-labels-idx1-ubyte.gz" in caplog.text and str(system) in caplog.text
+    monkeypatch.setattr(sources, "FASHION_MNIST_SYSTEM_DIR", str(tmp_path / "nowhere"))
+    assert pool_size() == 100  # then the Keras cache ($KERAS_HOME)
+    monkeypatch.delenv("KERAS_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    _write_fashion(tmp_path / "home" / ".keras" / "datasets" / "fashion-mnist", n_train=80)
+    assert pool_size() == 80  # ~/.keras when KERAS_HOME is not set
+
+
+def test_fashion_mnist_missing_files_name_all_three_places(tmp_path, fashion_places):
+    system, keras_cache = fashion_places
+    _write_fashion(keras_cache, skip=("train-images-idx3-ubyte",))  # a partial cache is not enough
+    for data_dir in (tmp_path / "empty", None):
+        with pytest.raises(DataError, match="Fashion-MNIST not found") as err:
+            build_datasets("fashion_mnist", data_dir=None if data_dir is None else str(data_dir))
+        message = str(err.value)
+        assert (str(data_dir) if data_dir else "data_dir: not given") in message
+        assert str(system) in message and str(keras_cache) in message
+        assert "lacks train-images-idx3-ubyte.gz" in message
+        assert "apt-get install -y dataset-fashion-mnist" in message
+
+
+def _corrupt(path, how):
+    data = gzip.decompress(path.read_bytes())
+    if how == "truncated":
+        data = data[:-5]
+    elif how == "magic":
+        data = struct.pack(">I", 2049) + data[4:]
+    elif how == "not_gzip":
+        path.write_bytes(b"\x1f\x8b garbage, not gzip data")
+        return
+    path.write_bytes(gzip.compress(data))
+
+
+@pytest.mark.parametrize("name, how, match", [
+    ("train-images-idx3-ubyte", "truncated", "truncated"),
+    ("t10k-images-idx3-ubyte", "magic", "magic number 2049, expected 2051"),
+    ("train-labels-idx1-ubyte", "not_gzip", "Cannot read IDX file"),
+])
+def test_fashion_mnist_corrupt_file_is_named(tmp_path, fashion_places, name, how, match):
+    root = _write_fashion(tmp_path / "fm")
+    _corrupt(root / f"{name}.gz", how)
+    with pytest.raises(DataError, match=match) as err:
+        build_datasets("fashion_mnist", data_dir=str(root), batch_size=10, held_out_examples=10)
+    assert str(root / f"{name}.gz") in str(err.value)
+
+
+def test_fashion_mnist_mismatched_files_are_named(tmp_path, fashion_places):
+    root = _write_fashion(tmp_path / "fm")
+    labels = root / "train-labels-idx1-ubyte.gz"
+    labels.write_bytes(gzip.compress(_idx_bytes(np.arange(199) % 10)))  # one label short
+    with pytest.raises(DataError, match="200 images but .*199 labels") as err:
+        build_datasets("fashion_mnist", data_dir=str(root), batch_size=10, held_out_examples=10)
+    assert str(labels) in str(err.value) and str(root / "train-images-idx3-ubyte.gz") in str(err.value)
+    labels.write_bytes(gzip.compress(_idx_bytes(np.full(200, 10))))
+    with pytest.raises(DataError, match="label 10"):
+        build_datasets("fashion_mnist", data_dir=str(root), batch_size=10, held_out_examples=10)
+    _write_fashion(root)
+    images = root / "t10k-images-idx3-ubyte.gz"
+    images.write_bytes(gzip.compress(_idx_bytes(np.zeros((50, 32, 32)))))
+    with pytest.raises(DataError, match=r"shape \(32, 32\), expected \(28, 28\)") as err:
+        build_datasets("fashion_mnist", data_dir=str(root), batch_size=10, held_out_examples=10)
+    assert str(images) in str(err.value)
+    _write_fashion(root)
+    with pytest.raises(DataError, match="held_out_examples"):
+        build_datasets("fashion_mnist", data_dir=str(root), held_out_examples=200)
 
 
 # ------------------------------------------------------------------------------------------------ TFDS

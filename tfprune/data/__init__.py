@@ -1,4 +1,5 @@
-"""Input pipelines: embedded digits, TFDS (CIFAR, ImageNet), image folders, TFRecords, synthetic.
+"""Input pipelines: embedded digits, Fashion-MNIST (local IDX files), TFDS (CIFAR, ImageNet), image
+folders, TFRecords, synthetic.
 
     from tfprune.data import build_datasets
     data = build_datasets("digits", batch_size=128)   # data.train / data.held_out / data.val / data.info
@@ -8,6 +9,7 @@ from tfprune.data.base import DataError, DatasetInfo, Datasets
 from tfprune.data.pipeline import SOURCES, build_datasets
 from tfprune.data.sources import (
     digits_source,
+    fashion_mnist_source,
     folder_source,
     synthetic_source,
     tfds_source,
@@ -21,6 +23,7 @@ __all__ = [
     "Datasets",
     "build_datasets",
     "digits_source",
+    "fashion_mnist_source",
     "folder_source",
     "synthetic_source",
     "tfds_source",

@@ -12,6 +12,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 SOURCES = {
     "digits": sources.digits_source,
+    "fashion_mnist": sources.fashion_mnist_source,
     "cifar10": functools.partial(sources.tfds_source, "cifar10"),
     "cifar100": functools.partial(sources.tfds_source, "cifar100"),
     "imagenet2012": functools.partial(sources.tfds_source, "imagenet2012"),
@@ -33,7 +34,8 @@ def build_datasets(source="digits", batch_size=128, image_size=None, data_dir=No
         source: one of `SOURCES` ("digits" is the embedded default: real images, no download).
         batch_size: GLOBAL batch size; the trainer distributes it across replicas.
         image_size: int or (H, W) fed to the model; each source has a default except "folder".
-        data_dir: TFDS data dir, image-folder root, or TFRecord directory, depending on the source.
+        data_dir: TFDS data dir, image-folder root, TFRecord directory, or the folder holding the
+            Fashion-MNIST IDX files (searched first), depending on the source.
         held_out_examples: training examples set aside (never trained on) for the agent's reward.
         seed: fixes the splits, the shuffle order and the augmentation.
         augment: False trains on the eval view (useful to debug or to measure memorisation).
