@@ -70,7 +70,7 @@ def bench_gating(model="resnet56", *, width_multiplier=1.0, image_size=32, batch
     from tfprune.alignment import GroupLassoAlignment
     from tfprune.graph import ChannelGraph
     from tfprune.surgery import compact_model
-    from tfprune.trainer import WeightTrainer, make_optimizer  # pruner internals (adapt after split)
+    from tfprune.weight_trainer import WeightTrainer, make_optimizer
 
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0" if not tf.config.list_logical_devices("GPU") else "/gpu:0")
     with strategy.scope():
@@ -81,9 +81,9 @@ def bench_gating(model="resnet56", *, width_multiplier=1.0, image_size=32, batch
         # an arbitrary half mask per group and a non-zero strength, so the penalty is computed for real
         alignment.set_targets({g.name: [i % 2 == 0 for i in range(g.size)] for g in graph.gated_groups})
         alignment.strength.assign(1e-3)
-        optimizers = [make_optimizer(1000) for _ in range(3)]  # pruner internals (adapt after split)
+        optimizers = [make_optimizer(1000) for _ in range(3)]
     # the alignment variant trains the same gated model object, only adding the regulariser
-    variants = {  # pruner internals (adapt after split): WeightTrainer
+    variants = {
         "plain": WeightTrainer(strategy, plain, optimizers[0], batch_size),
         "gated": WeightTrainer(strategy, gated, optimizers[1], batch_size),
         "gated+alignment": WeightTrainer(strategy, gated, optimizers[2], batch_size, regularizer=alignment.penalty),
@@ -106,13 +106,13 @@ def _time_train_steps(variants, batch, steps, rounds):
     interleaved rounds so that a slow phase of the machine hits every variant alike."""
     for trainer in variants.values():  # trace + warm up
         for _ in range(2):
-            float(trainer._train_step(batch)[0])  # pruner internals (adapt after split)
+            float(trainer.train_step(batch)[0])
     times = {k: [] for k in variants}
     for _ in range(rounds):
         for name, trainer in variants.items():
             start = time.perf_counter()
             for _ in range(steps):
-                out = trainer._train_step(batch)  # pruner internals (adapt after split)
+                out = trainer.train_step(batch)
             float(out[0])
             times[name].append((time.perf_counter() - start) / steps)
     return times
@@ -156,8 +156,7 @@ def bench_agent(step_seconds, model="resnet56", *, width_multiplier=1.0, image_s
     steps_per_epoch = math.ceil(CIFAR_TRAIN / batch_size)
     epoch = step_seconds * steps_per_epoch
     return {
-        # pruner internals (adapt after split): num_samples, dynamics_steps
-        "num_samples": pruner.num_samples, "dynamics_steps": pruner.dynamics_steps, "held_out": held_out,
+        "num_samples": pruner.num_samples, "dynamics_steps": pruner.policy.dynamics_steps, "held_out": held_out,
         "first_agent_step_seconds": first, "agent_step_seconds": agent, "agent_step_seconds_all": timed,
         "agent_step_breakdown_seconds": breakdown,
         "train_step_seconds": step_seconds, "steps_per_cifar_epoch": steps_per_epoch,
@@ -183,14 +182,14 @@ def _time_parts(pruner):
 
         setattr(owner, name, timed)
 
-    wrap(pruner, "evaluate", "score sub-networks on held-out (evaluate)")  # pruner internals (adapt after split)
-    wrap(pruner, "masks_for_action",  # pruner internals (adapt after split)
-         "budget projection + masks (masks_for_action)")
-    wrap(pruner.agent, "propose", "PPO sample actions (agent.propose)")  # pruner internals (adapt after split)
-    wrap(pruner.agent, "update", "PPO update (agent.update)")  # pruner internals (adapt after split)
-    wrap(pruner.dynamics, "train", "dynamics model training (dynamics.train)")  # pruner internals (adapt after split)
-    wrap(pruner.dynamics, "representation", "dynamics representation")  # pruner internals (adapt after split)
-    wrap(pruner.dynamics, "predict", "dynamics predict (stats)")  # pruner internals (adapt after split)
+    wrap(pruner.scorer, "score", "score sub-networks on held-out (scorer.score)")
+    wrap(pruner.budget, "masks", "budget projection + masks (budget.masks)")
+    agent, dynamics = pruner.policy.agent, pruner.policy.dynamics
+    wrap(agent, "propose", "PPO sample actions (agent.propose)")
+    wrap(agent, "update", "PPO update (agent.update)")
+    wrap(dynamics, "train", "dynamics model training (dynamics.train)")
+    wrap(dynamics, "representation", "dynamics representation")
+    wrap(dynamics, "predict", "dynamics predict (stats)")
     return parts
 
 
@@ -207,14 +206,15 @@ def bench_tflite(model="resnet56", *, width_multiplier=1.0, image_size=32, targe
     import numpy as np
 
     from tfprune.export import convert_tflite, tflite_latency_ms
+    from tfprune.budget import FlopsBudget
     from tfprune.flops import CostModel
-    from tfprune.pruner import JointPruner
+    from tfprune.graph import ChannelGraph
     from tfprune.surgery import compact_model
 
     gated = _model(model, image_size, width_multiplier)
-    pruner = JointPruner(gated, _batch(8, image_size), target_flops_ratio=target_flops, max_epochs=2)
-    # pruner internals (adapt after split): masks_for_action, group_names
-    masks, flops_ratio = pruner.masks_for_action(np.zeros(len(pruner.group_names)))
+    graph = ChannelGraph(gated, warn=False)
+    cost_model = CostModel(gated, graph)
+    masks, flops_ratio = FlopsBudget(cost_model, graph, target_flops).masks(np.zeros(len(cost_model.group_names)))
     full = compact_model(gated)
     small = compact_model(gated, masks)
     cost_full, cost_small = CostModel(full).full, CostModel(small).full

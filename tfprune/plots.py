@@ -5,7 +5,7 @@
 * `plot_dynamics_error(history)`: the dynamics model's reconstruction error (MSE of its predicted
   rewards, and its training loss) per agent step.
 * `plot_accuracy_vs_flops(rows)`: validation accuracy of the pruned model vs FLOPs ratio per method
-  (`tools/compare.py`'s rows).
+  (`tfprune.compare`'s rows).
 * `write_run_plots(workdir, summary, history)`: the first three into WORKDIR/plots/ (the trainer calls it).
 
 `history` is `JointPruner.history` (a list of per-agent-step dicts; the trainer writes it to
@@ -116,7 +116,7 @@ def plot_dynamics_error(history, path):
 def plot_accuracy_vs_flops(rows, path, accuracy_key="val_acc_pruned"):
     """Scatter of accuracy (after fine-tuning) vs FLOPs ratio, one colour per method, mean as a cross.
 
-    `rows`: dicts with "method", "flops_ratio" and `accuracy_key` (tools/compare.py's rows)."""
+    `rows`: dicts with "method", "flops_ratio" and `accuracy_key` (tfprune.compare's rows)."""
     if not rows:
         raise ValueError("no rows to plot.")
     plt = _pyplot()

@@ -20,12 +20,14 @@ import numpy as np
 from tfprune import masks as mask_lib
 from tfprune.alignment import GroupLassoAlignment, alignment_schedule
 from tfprune.budget import FlopsBudget
+from tfprune.callback import PruningCallback
 from tfprune.flops import CostModel
 from tfprune.graph import ChannelGraph
 from tfprune.policy import POLICIES, StepStats, make_policy
 from tfprune.scoring import SubnetScorer
 from tfprune.surgery import compact_model
 from tfprune.target import AlignmentTarget, Selection, broadcast_selection
+from tfprune.workdir import MASKS
 
 __all__ = ["JointPruner", "POLICIES", "Selection", "StepStats"]
 
@@ -162,7 +164,7 @@ class JointPruner:
         if model is None:
             masks = self.select().masks if masks is None else masks
             model = self.compact_model(masks)
-            mask_lib.save_masks(masks, os.path.join(out_dir, "masks.json"))
+            mask_lib.save_masks(masks, os.path.join(out_dir, MASKS))
         return export_all(model, out_dir, **export_kwargs)
 
     # --- persistence ---------------------------------------------------------------------------
@@ -180,8 +182,6 @@ class JointPruner:
 
     def callback(self, log_fn=print):
         """A `keras.callbacks.Callback` that runs the agent step at each epoch end of `model.fit`."""
-        from tfprune.callback import PruningCallback
-
         return PruningCallback(self, log_fn)
 
 

@@ -35,7 +35,7 @@ HISTORY = "history.json"
 SUMMARY = "summary.json"
 PLOTS = "plots"
 TENSORBOARD = "tb"
-LOG = "log.txt"  # written by tools/compare.py around each run
+LOG = "log.txt"  # written by tfprune.compare around each run
 
 
 def completed_summary(root):
