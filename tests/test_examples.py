@@ -36,7 +36,7 @@ def test_keras_pipeline_example(tmp_path):
     assert set(masks) == set(pruner.group_names)
     assert report["tflite"]["float"]["verification"]["passed"]
     compact = pruner.compact_model(masks)
-    assert CostModel(compact).full == pruner.cost_model.cost(masks)
+    assert CostModel(compact).full == pruner.cost(masks)
     with open(out / "export_report.json") as f:
         assert json.load(f)["params"] == report["params"]
 

@@ -84,9 +84,9 @@ class JointPruner:
         self.history = []  # StepStats.as_dict() of every agent step
 
     # --- what the trainer needs ---------------------------------------------------------------
-    @property
-    def full_cost(self):
-        return self.cost_model.full
+    def cost(self, masks=None):
+        """FLOPs and params (`tfprune.flops.Cost`) of a sub-network; None = the full model."""
+        return self.cost_model.cost(masks)
 
     @property
     def held_out_images(self):

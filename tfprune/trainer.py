@@ -233,7 +233,7 @@ def finish(ctx, pruner, compact, selected, val_pruned, quantizations):
 
 
 def _summary(ctx, pruner, compact, selected, val_pruned):
-    full, pruned = pruner.full_cost, pruner.cost_model.cost(selected.masks)
+    full, pruned = pruner.cost(), pruner.cost(selected.masks)
     compact_flops = CostModel(compact).full.flops
     if abs(compact_flops - pruned.flops) > 1e-6 * max(1.0, pruned.flops):
         raise TrainingError(f"Compact model FLOPs {compact_flops} differ from the counter's {pruned.flops}.")
