@@ -79,7 +79,7 @@ class Workdir:
 
     def latest_checkpoint_number(self, directory):
         path = tf.train.latest_checkpoint(self.read_path(directory))
-        return None if path is None else int(path.rsplit("-", 1)[-1])
+        return None if path is None else _checkpoint_number(path)
 
     def restore(self, directory, checkpoint, on_restore=None):
         """Restores the latest checkpoint in `directory` (if any) and calls `on_restore(number)`; an
@@ -95,7 +95,7 @@ class Workdir:
                 "written by another model or config, or is corrupt: use a new --workdir or the original config."
             ) from e
         if on_restore is not None:
-            on_restore(int(path.rsplit("-", 1)[-1]))
+            on_restore(_checkpoint_number(path))
         print(f"Resumed from {path}.")
 
     # --- the pruner's JSON state beside each joint checkpoint --------------------------------------
@@ -112,6 +112,11 @@ class Workdir:
             raise TrainingError(f"Checkpoint {number} has no pruner state ({self.read_path(name)}); the workdir is "
                                 "corrupt: delete it or use a new --workdir.")
         return self.read_json(name)
+
+
+def _checkpoint_number(path):
+    """The N of a `.../ckpt-N` checkpoint prefix (it also names the pruner state saved beside it)."""
+    return int(path.rsplit("-", 1)[-1])
 
 
 def write_json_atomic(path, data):
