@@ -4,12 +4,13 @@ The agent proposes a ratio per gated group; the sub-network must keep ``target_f
 full model's FLOPs. The projection shifts every ratio by one scalar ``t`` (found by bisection, FLOPs
 fall monotonically in ``t``), which preserves the agent's *relative* preferences between layers, then
 repairs channel-rounding error one channel at a time until FLOPs are within the tolerance.
+`global_magnitude_ratios` is the other way to a budget: one importance threshold shared by all groups.
 """
 
 import numpy as np
 
 from tfprune.errors import TfpruneError
-from tfprune.masks import channel_importance, kept_from_ratios, masks_from_kept
+from tfprune.masks import channel_importance, check_criterion, kept_from_ratios, masks_from_kept
 
 
 class BudgetError(TfpruneError, ValueError):
@@ -102,28 +103,63 @@ def uniform_kept(cost_model, target_flops_ratio, max_ratio=0.9, tolerance=0.02):
     return project_to_budget(np.zeros(len(cost_model.group_names)), cost_model, target_flops_ratio, max_ratio, tolerance)
 
 
+def global_magnitude_ratios(importance, budget, iterations=60):
+    """Per-group pruning ratios of one global threshold on normalised channel importance.
+
+    Each group's scores are divided by the group's mean score (the default normaliser of Torch-Pruning's
+    global pruning), so that groups whose raw scores differ in scale (wide vs narrow layers, coupled
+    producers summed) compete fairly; a group's ratio is the fraction of its channels under the
+    threshold, capped at ``budget.max_ratio``. The threshold is bisected (FLOPs fall monotonically as it
+    rises) to the one whose FLOPs ratio is closest to ``budget.target_flops_ratio``; channel granularity
+    leaves a small gap that `FlopsBudget.masks` closes as for any ratios.
+    """
+    cost_model, target = budget.cost_model, budget.target_flops_ratio
+    normalised = [_normalised(importance[name]) for name in cost_model.group_names]
+    ratios_at = lambda t: np.array([min(budget.max_ratio, float(np.mean(s < t))) for s in normalised])  # noqa: E731
+    flops_of = lambda ratios: cost_model.flops_ratio(kept_from_ratios(ratios, cost_model.group_sizes))  # noqa: E731
+    lo, hi = 0.0, 1.0 + max(float(s.max()) for s in normalised)  # nothing pruned at lo; every group capped at hi
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        if flops_of(ratios_at(mid)) > target:
+            lo = mid
+        else:
+            hi = mid
+    return min((ratios_at(lo), ratios_at(hi)), key=lambda ratios: abs(flops_of(ratios) - target))
+
+
+def _normalised(score):
+    mean = float(np.mean(score))
+    return score / mean if mean > 0 else np.ones_like(score)  # all-zero group: no channel stands out
+
+
 class FlopsBudget:
     """Turns per-group pruning ratios into channel masks that keep `target_flops_ratio` of the FLOPs.
 
-    The kept channels of each group are those with the largest importance (L1 norm of the producing
-    kernels, `tfprune.masks.channel_importance`). Construction fails at once (`BudgetError`) when the
-    target is unreachable, before any training time is spent.
+    The kept channels of each group are those with the largest importance (by default the L1 norm of
+    the producing kernels; `importance` names the criterion, see `tfprune.masks.channel_importance`).
+    Construction fails at once (`BudgetError`, `ImportanceError`) when the target is unreachable or the
+    criterion unknown, before any training time is spent.
     """
 
-    def __init__(self, cost_model, graph, target_flops_ratio=0.5, max_ratio=0.9, tolerance=0.02):
+    def __init__(self, cost_model, graph, target_flops_ratio=0.5, max_ratio=0.9, tolerance=0.02, importance="l1"):
         self.cost_model = cost_model
         self.graph = graph
         self.target_flops_ratio = float(target_flops_ratio)
         self.max_ratio = float(max_ratio)
         self.tolerance = float(tolerance)
+        self.criterion = check_criterion(importance)
         self.project(np.zeros(len(cost_model.group_names)))
 
     def project(self, ratios):
         """(kept channel counts, achieved FLOPs ratio) of the ratios moved onto the budget."""
         return project_to_budget(ratios, self.cost_model, self.target_flops_ratio, self.max_ratio, self.tolerance)
 
+    def importance(self):
+        """Today's channel importance by the configured criterion ({group name: scores})."""
+        return channel_importance(self.graph, self.criterion)
+
     def masks(self, ratios, importance=None):
         """(masks, achieved FLOPs ratio); pass `importance` to reuse one ranking for many ratios."""
         kept, achieved = self.project(ratios)
-        importance = importance if importance is not None else channel_importance(self.graph)
+        importance = importance if importance is not None else self.importance()
         return masks_from_kept(kept, self.cost_model.group_names, importance), achieved

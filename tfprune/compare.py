@@ -42,6 +42,10 @@ METHODS = {
     "random": ['JointPruner.policy = "random"'],
     "no_dynamics": ["JointPruner.use_dynamics = False"],
     "no_alignment": ["JointPruner.alignment_strength = 0.0"],
+    "global_magnitude": ['JointPruner.policy = "global_magnitude"'],
+    "unpruned": ['JointPruner.policy = "uniform"', "JointPruner.target_flops_ratio = 1.0",
+                 "JointPruner.alignment_strength = 0.0"],
+    "bandit": ['JointPruner.agent_mode = "bandit"'],
 }
 DESCRIPTIONS = {
     "agent": "the method: PPO agent + dynamics model + alignment",
@@ -50,6 +54,9 @@ DESCRIPTIONS = {
     "random": "one random ratio per group (drawn once), L1-importance channels, alignment",
     "no_dynamics": "agent without the dynamics model's epoch representation",
     "no_alignment": "agent + dynamics model, no alignment regulariser",
+    "global_magnitude": "one global threshold on mean-normalised channel importance at the FLOPs target, alignment",
+    "unpruned": "the same schedule without pruning (FLOPs target 1.0, no alignment): the accuracy ceiling",
+    "bandit": "the previous agent: one-step PPO bandit over the whole ratio vector",
 }
 COLUMNS = ["method", "seed", "flops_ratio", "params_pruned", "params_full", "val_acc_full", "val_acc_masked",
            "val_acc_pruned", "latency_float_ms", "final_reward", "seconds"]

@@ -1,22 +1,32 @@
 """Channel masks: which channels of each gated group a sub-network keeps.
 
 A mask set is ``dict[gate name, bool array]``. Which channels a pruning ratio keeps is decided by
-channel importance: the L1 norm of the weights that produce the channel, summed over every layer
-coupled into the group (the criterion of Li et al. 2017, and what the alignment regulariser drives:
-channels outside the agent's selection shrink toward zero, so importance then agrees with the agent).
+channel importance, summed over every layer coupled into the group. The default criterion ("l1") is
+the L1 norm of the weights that produce the channel (Li et al. 2017, and what the alignment regulariser
+drives: channels outside the agent's selection shrink toward zero, so importance then agrees with the
+agent); "bn_scale" is |gamma| of the BatchNormalization right after the producer (Network Slimming).
 """
 
 import json
 import os
 
+import keras
 import numpy as np
 
 from tfprune.errors import TfpruneError
 from tfprune.gates import gates_of
 
 
+# "l1": L1 norm of the producing kernels; "bn_scale": |gamma| of the BatchNormalization after them.
+IMPORTANCE_CRITERIA = ("l1", "bn_scale")
+
+
 class MaskError(TfpruneError, ValueError):
     """A mask does not fit the model (unknown gate, wrong length, empty group, bad ratio)."""
+
+
+class ImportanceError(TfpruneError, ValueError):
+    """An unknown channel-importance criterion was asked for."""
 
 
 def validate_masks(masks, graph):
@@ -60,17 +70,60 @@ def open_masks(graph):
     return {g.name: np.ones(g.size, dtype=bool) for g in graph.gated_groups}
 
 
-def channel_importance(graph):
-    """L1 norm of each group's producing weights per output channel, summed over coupled producers."""
+def check_criterion(criterion):
+    """The criterion itself, if it is one of `IMPORTANCE_CRITERIA`: checked where it is configured, so a
+    typo fails before any training time is spent."""
+    if criterion not in IMPORTANCE_CRITERIA:
+        raise ImportanceError(
+            f"Unknown channel-importance criterion {criterion!r}; set JointPruner.importance to one of "
+            f"{', '.join(repr(c) for c in IMPORTANCE_CRITERIA)}."
+        )
+    return criterion
+
+
+def channel_importance(graph, criterion="l1"):
+    """Importance of each gated group's channels, summed over the group's coupled producers.
+
+    "l1": L1 norm of each producer's kernel per output channel (Li et al. 2017). "bn_scale": |gamma| of
+    the BatchNormalization layer(s) that directly consume each producer's output (Network Slimming, Liu
+    et al. 2017): the scale decides how much of the channel survives normalisation, whatever the kernel's
+    size. A producer that no BatchNormalization follows directly (a Dense head, a conv straight into an
+    activation) contributes its L1 score instead, so that every producer still counts; in a group that
+    mixes both kinds the L1 terms, on a larger scale than gammas, then dominate the ranking.
+    """
+    check_criterion(criterion)
     model = graph.model
+    norms_after = _batch_norms_after_producers(graph) if criterion == "bn_scale" else {}
     importance = {}
     for group in graph.gated_groups:
         score = np.zeros(group.size, dtype=np.float64)
         for name in group.producers:
-            kernel = np.asarray(model.get_layer(name).weights[_kernel_index(model.get_layer(name))])
-            score += np.abs(kernel.reshape(-1, kernel.shape[-1])).sum(axis=0)
+            norms = norms_after.get(name)
+            score += sum(np.abs(np.asarray(bn.gamma)) for bn in norms) if norms else _l1(model.get_layer(name))
         importance[group.name] = score
     return importance
+
+
+def _l1(layer):
+    kernel = np.asarray(layer.weights[_kernel_index(layer)])
+    return np.abs(kernel.reshape(-1, kernel.shape[-1])).sum(axis=0)
+
+
+def _batch_norms_after_producers(graph):
+    """{producer layer name: [BatchNormalization layers called directly on its output]}, from the
+    graph's nodes; only channel-axis BNs with a scale (gamma) count."""
+    produced_by = {}
+    for info in graph.nodes:
+        if info.rule is not None and info.rule.kind == "produce":
+            produced_by.update({id(t): info.layer.name for t in info.node.outputs})
+    norms_after = {}
+    for info in graph.nodes:
+        layer = info.layer
+        if isinstance(layer, keras.layers.BatchNormalization) and info.rule is not None and layer.scale:
+            producer = produced_by.get(id(info.node.input_tensors[0]))
+            if producer is not None:
+                norms_after.setdefault(producer, []).append(layer)
+    return norms_after
 
 
 def _kernel_index(layer):

@@ -5,7 +5,8 @@ Every policy answers three calls of the agent step (`tfprune.pruner.JointPruner.
   - `learn(epoch, actions, rewards)`: learn from their held-out accuracies, return the losses;
   - `select(epoch)`: the ratios of the final sub-network.
 `AgentPolicy` is the method (PPO agent + dynamics model); `FixedPolicy` the hand-made baselines that
-keep the rest of the schedule identical, so that comparisons isolate the agent. `StepStats` is the one
+keep the rest of the schedule identical, so that comparisons isolate the agent; `GlobalMagnitudePolicy`
+the global-threshold baseline (one importance threshold over every group). `StepStats` is the one
 record of an agent step, whatever the policy.
 """
 
@@ -13,7 +14,10 @@ import dataclasses
 
 import numpy as np
 
-POLICIES = ("agent", "uniform", "random")
+from tfprune.budget import global_magnitude_ratios
+from tfprune.errors import TfpruneError
+
+POLICIES = ("agent", "uniform", "random", "global_magnitude")
 _NAN = float("nan")
 
 
@@ -138,11 +142,56 @@ class FixedPolicy:
         pass  # the ratios are a pure function of the seed
 
 
-def make_policy(kind, num_groups, max_epochs, max_ratio, use_dynamics=True, dynamics_steps=100, seed=0):
-    """The policy named by `JointPruner.policy`."""
+def make_policy(kind, num_groups, max_epochs, max_ratio, use_dynamics=True, dynamics_steps=100, seed=0, budget=None):
+    """The policy named by `JointPruner.policy` ("global_magnitude" needs the `FlopsBudget`)."""
     if kind not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {kind!r}.")
     if kind == "agent":
         return AgentPolicy(num_groups, max_epochs, max_ratio, use_dynamics, dynamics_steps, seed)
+    if kind == "global_magnitude":
+        if budget is None:
+            raise PolicyError("policy 'global_magnitude' ranks channels against the FLOPs budget: pass "
+                              "make_policy(..., budget=FlopsBudget(...)).")
+        return GlobalMagnitudePolicy(budget)
     return FixedPolicy(kind, num_groups, max_ratio, seed)
 
+
+class PolicyError(TfpruneError, ValueError):
+    """A policy was asked for without what it needs."""
+
+
+class GlobalMagnitudePolicy:
+    """Global magnitude pruning: one threshold on mean-normalised channel importance across all groups
+    (`tfprune.budget.global_magnitude_ratios`), set so that the sub-network keeps the FLOPs target.
+
+    Unlike the fixed rules, the ratios follow the weights: they are re-derived from today's importance
+    (the budget's criterion) at every proposal and at the final selection. Nothing is learned and no
+    state is kept, so, as for `FixedPolicy`, the alignment target follows today's masks.
+    """
+
+    stable_target = False
+    min_rewards = 1
+
+    def __init__(self, budget):
+        self.budget = budget
+
+    def ratios(self):
+        return global_magnitude_ratios(self.budget.importance(), self.budget)
+
+    def propose(self, epoch, num_samples):
+        return self.ratios()[None, :]
+
+    def learn(self, epoch, actions, rewards):
+        return {}
+
+    def select(self, epoch):
+        return self.ratios()
+
+    def checkpoint_items(self):
+        return {}
+
+    def get_state(self):
+        return {}
+
+    def set_state(self, state):
+        pass  # the ratios are a function of the weights, which the checkpoint restores

@@ -3,8 +3,8 @@
 Each *agent step* (one per training epoch after warm-up):
   1. the policy proposes per-group pruning ratios (`tfprune.policy`: the PPO agent observing the
      dynamics model's representation of the epoch, or a fixed baseline rule);
-  2. each is projected onto the FLOPs budget and turned into channel masks (the channels with the
-     largest L1 norm of their producing kernels are kept);
+  2. each is projected onto the FLOPs budget and turned into channel masks (the most important
+     channels are kept: L1 norm of their producing kernels, or BatchNorm |gamma|, `importance`);
   3. each sub-network is scored on held-out training images (`tfprune.scoring`);
   4. the policy learns from the scores (dynamics model, then PPO);
   5. the best sub-network is offered as the alignment target (`tfprune.target`).
@@ -52,23 +52,25 @@ class JointPruner:
         alignment_ramp_epochs: epochs over which the strength ramps up after warm-up.
         reward_bn: "batch" scores sub-networks with batch statistics, "moving" with the full network's
             moving averages (see `tfprune.scoring`).
-        policy: "agent" (the method), or the baselines "uniform" / "random" (`tfprune.policy`).
+        policy: "agent" (the method), or the baselines "uniform" / "random" / "global_magnitude" (`tfprune.policy`).
         target_switch_margin: see `tfprune.target`.
         reward_batch_size: held-out images per forward pass when scoring.
         seed: seeds the agent, the dynamics model and the random baseline.
         broadcast: gives every worker the chief's copy of a float array, so that all workers take the
             same decisions (`tfprune.distribute.make_broadcast`); None = single worker.
+        importance: channel-importance criterion, "l1" or "bn_scale" (`tfprune.masks.channel_importance`).
     """
 
     def __init__(self, model, held_out, target_flops_ratio=0.5, max_epochs=100, warmup_epochs=0, max_ratio=0.9,
                  flops_tolerance=0.02, num_samples=16, dynamics_steps=100, use_dynamics=True, alignment_strength=1e-3,
                  alignment_ramp_epochs=5, reward_bn="batch", policy="agent", target_switch_margin=0.02,
-                 reward_batch_size=256, seed=0, broadcast=None):
+                 reward_batch_size=256, seed=0, broadcast=None, importance="l1"):
         self.model = model
         self.graph = _gated_graph(model)
         self.cost_model = CostModel(model, self.graph)
         self.group_names = self.cost_model.group_names
-        self.budget = FlopsBudget(self.cost_model, self.graph, target_flops_ratio, max_ratio, flops_tolerance)
+        self.budget = FlopsBudget(self.cost_model, self.graph, target_flops_ratio, max_ratio, flops_tolerance,
+                                  importance)
         self.scorer = SubnetScorer(model, self.graph, held_out, reward_bn, reward_batch_size)
         self.alignment = GroupLassoAlignment(self.graph)
         self.schedule = dict(warmup_epochs=int(warmup_epochs), ramp_epochs=int(alignment_ramp_epochs),
@@ -76,7 +78,7 @@ class JointPruner:
         self.target = AlignmentTarget(self.alignment, target_switch_margin)
         self.max_epochs = max(1, int(max_epochs))
         self.policy = make_policy(policy, len(self.group_names), self.max_epochs, max_ratio, use_dynamics,
-                                  dynamics_steps, seed)
+                                  dynamics_steps, seed, budget=self.budget)
         self.num_samples = int(num_samples)
         self.broadcast = broadcast or (lambda array: array)
         self.history = []  # StepStats.as_dict() of every agent step
@@ -115,7 +117,7 @@ class JointPruner:
         """Proposes, scores and learns from sub-networks; returns the step's `StepStats`."""
         epoch = min(int(epoch), self.max_epochs - 1)
         actions = self.policy.propose(epoch, self.num_samples)
-        importance = mask_lib.channel_importance(self.graph)
+        importance = self.budget.importance()
         candidates = [self.budget.masks(a, importance) for a in actions]
         rewards, incumbent = self._score(candidates)
         actions, rewards, candidates = _finite_only(epoch, actions, rewards, candidates, self.policy.min_rewards)
