@@ -278,6 +278,55 @@ def test_fashion_mnist_mismatched_files_are_named(tmp_path, fashion_places):
         build_datasets("fashion_mnist", data_dir=str(root), held_out_examples=200)
 
 
+def test_fashion_mnist_train_and_val_subsets(tmp_path, fashion_places):
+    root = _write_fashion(tmp_path / "fm")
+
+    def build(seed=0, **kwargs):
+        return build_datasets("fashion_mnist", data_dir=root, batch_size=10, held_out_examples=30, seed=seed,
+                              augment=False, **kwargs)
+
+    full = build()
+    data = build(train_examples=60, val_examples=20)
+    assert (data.info.num_train, data.info.num_held_out, data.info.num_val) == (60, 30, 20)
+    train, val = _hashes(data.train), _hashes(data.val)
+    assert len(set(train)) == 60 and len(set(val)) == 20
+    assert set(train) < set(_hashes(full.train)) and set(val) < set(_hashes(full.val))
+    # The reward set does not move with train_examples, and a smaller subset lies inside a larger one.
+    assert _hashes(data.held_out) == _hashes(full.held_out)
+    assert set(_hashes(build(train_examples=30).train)) < set(_hashes(build(train_examples=100).train))
+    # Seeded: the same subsets again for seed 0, others for seed 1; val keeps the file order.
+    again = build(train_examples=60, val_examples=20)
+    assert set(_hashes(again.train)) == set(train) and _hashes(again.val) == val
+    other = build(seed=1, train_examples=60, val_examples=20)
+    assert set(_hashes(other.val)) != set(val) and set(_hashes(other.train)) != set(train)
+    file_index = _arrays(data.val)[0][:, 0, 0, 0]  # pixel (0, 0) holds the file index (normalised)
+    assert np.all(np.diff(file_index) > 0)
+    # None is "all of them", and the whole pool / split is a valid size.
+    assert build(train_examples=170, val_examples=50).info.num_train == full.info.num_train == 170
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(train_examples=171), r"train_examples=171 is out of range: .* has 170 examples, so it must be in 1..170"),
+    (dict(train_examples=0), "train_examples=0 is out of range"),
+    (dict(val_examples=51), r"val_examples=51 is out of range: the Fashion-MNIST test split has 50 examples"),
+    (dict(val_examples=-1), "val_examples=-1 is out of range"),
+    (dict(train_examples=50.5), r"train_examples must be a whole number of examples or None .* got 50.5"),
+    (dict(val_examples=True), "val_examples must be a whole number"),
+    (dict(train_examples="100"), "train_examples must be a whole number"),
+])
+def test_fashion_mnist_bad_subset_sizes_are_named(tmp_path, fashion_places, kwargs, match):
+    root = _write_fashion(tmp_path / "fm")
+    with pytest.raises(DataError, match=match) as err:
+        build_datasets("fashion_mnist", data_dir=str(root), batch_size=10, held_out_examples=30, **kwargs)
+    assert "Fix:" in str(err.value)
+
+
+def test_fashion_mnist_subset_smaller_than_a_batch_is_named(tmp_path, fashion_places):
+    root = _write_fashion(tmp_path / "fm")
+    with pytest.raises(DataError, match="only 8 training examples .* lower batch_size"):
+        build_datasets("fashion_mnist", data_dir=str(root), batch_size=10, held_out_examples=30, train_examples=8)
+
+
 # ------------------------------------------------------------------------------------------------ TFDS
 
 

@@ -272,8 +272,23 @@ def _gray_transforms(native, hw, mean, std, flip):
     return train_fn, to_model
 
 
+def _check_subset_size(count, available, name, what):
+    """`count` (None = all) must be a whole number in [1, available]: a subset larger than its pool
+    cannot be drawn, and a silent clip would make two configs that differ look like the same run."""
+    if count is None:
+        return available
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
+        raise DataError(f"{name} must be a whole number of examples or None (all of them), got {count!r}. "
+                        f"Fix: e.g. {name} = 4000 (gin `build_datasets.{name}`).")
+    if not 1 <= count <= available:
+        raise DataError(f"{name}={count} is out of range: {what} has {available} examples, so it must be "
+                        f"in 1..{available}. Fix: pick a size in that range, or None to use all of them.")
+    return int(count)
+
+
 @gin.configurable
-def fashion_mnist_source(*, image_size=None, data_dir=None, seed=0, held_out_examples=512):
+def fashion_mnist_source(*, image_size=None, data_dir=None, seed=0, held_out_examples=512, train_examples=None,
+                         val_examples=None):
     """Fashion-MNIST: 60,000 training and 10,000 test 28x28 grayscale images of clothes, 10 classes.
 
     Read offline (never downloaded) from the four IDX files `train-images-idx3-ubyte.gz`,
@@ -283,17 +298,28 @@ def fashion_mnist_source(*, image_size=None, data_dir=None, seed=0, held_out_exa
     `$KERAS_HOME/datasets/fashion-mnist` (default `~/.keras/...`). Without them: `DataError`.
 
     `held_out_examples` seeded random training images are held out (and removed from `train`); `val`
-    is the official test split, in file order. Images are resized to `image_size` (default 28, the
-    native size) with the gray channel repeated to 3, normalised by the mean/std of the training file's
-    pixels. Augmentation: a random translation of up to 3 pixels and a horizontal flip (a mirrored
-    garment is still the same garment, unlike a mirrored digit). Labels index `FASHION_MNIST_CLASSES`.
+    is the official test split, in file order. `train_examples` (None = all the rest) and `val_examples`
+    (None = all 10,000) shrink `train` and `val` to seeded random subsets, still in file order, so that
+    a method comparison fits a small CPU. The held-out images do not depend on `train_examples`, and for
+    one seed a smaller subset lies inside a larger one: changing a size changes how much data there is,
+    not which reward set the agent sees. The val subset follows `seed` as well, so methods compare on
+    the same images within a seed. Images are resized to `image_size` (default 28, the native size)
+    with the gray channel repeated to 3, normalised by the mean/std of the whole training file's pixels
+    (unchanged by the subsets). Augmentation: a random translation of up to 3 pixels and a horizontal
+    flip (a mirrored garment is still the same garment, unlike a mirrored digit). Labels index
+    `FASHION_MNIST_CLASSES`.
     """
     files = _find_fashion_mnist(data_dir)
     pool_images, pool_labels = _read_fashion_mnist_split(files, "train")
     val_images, val_labels = _read_fashion_mnist_split(files, "val")
     _check_held_out(held_out_examples, len(pool_labels), f"Fashion-MNIST ({files['train_images']})")
+    num_train = _check_subset_size(train_examples, len(pool_labels) - held_out_examples, "train_examples",
+                                   f"the Fashion-MNIST training pool minus {held_out_examples} held out")
+    num_val = _check_subset_size(val_examples, len(val_labels), "val_examples", "the Fashion-MNIST test split")
     perm = np.random.default_rng(seed).permutation(len(pool_labels))
-    held_idx, train_idx = np.sort(perm[:held_out_examples]), np.sort(perm[held_out_examples:])
+    held_idx = np.sort(perm[:held_out_examples])
+    train_idx = np.sort(perm[held_out_examples:held_out_examples + num_train])
+    val_idx = np.sort(np.random.default_rng([seed, 1]).permutation(len(val_labels))[:num_val])
     native = (_FASHION_MNIST_SIDE,) * 2
     hw = _hw(image_size, native)
     mean, std = _gray_stats(pool_images)  # the training file's pixels (held-out included), as digits
@@ -305,8 +331,8 @@ def fashion_mnist_source(*, image_size=None, data_dir=None, seed=0, held_out_exa
     return SourceSplits(
         train=slices(pool_images[train_idx], pool_labels[train_idx]),
         held_out=slices(pool_images[held_idx], pool_labels[held_idx]),
-        val=slices(val_images, val_labels),
-        info=DatasetInfo(len(FASHION_MNIST_CLASSES), (*hw, 3), len(train_idx), len(val_labels), "fashion_mnist",
+        val=slices(val_images[val_idx], val_labels[val_idx]),
+        info=DatasetInfo(len(FASHION_MNIST_CLASSES), (*hw, 3), len(train_idx), len(val_idx), "fashion_mnist",
                          len(held_idx)),
         decode=lambda image, label: (image, label),
         train_fn=train_fn, eval_fn=eval_fn,
