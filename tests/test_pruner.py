@@ -31,7 +31,7 @@ def test_agent_step_meets_budget_and_sets_alignment_target():
 def test_nan_rewards_never_reach_the_agent(monkeypatch):
     pruner = make_pruner()
     scores = iter([np.nan, 0.5, 0.25, np.nan])
-    monkeypatch.setattr(pruner.scorer, "score", lambda masks=None: next(scores))
+    monkeypatch.setattr(pruner.scorer, "score", lambda masks=None, subset=None: next(scores))
     seen = {}
     original = pruner.policy.agent.update
 
@@ -50,7 +50,7 @@ def test_target_only_switches_for_a_clearly_better_sub_network(monkeypatch):
     first = {k: v.copy() for k, v in pruner.target.best.masks.items()}
     # Next epoch: every sample scores 0.52 while the incumbent rescores 0.50 (< margin): keep it.
     scores = iter([0.52, 0.51, 0.50, 0.52, 0.50])
-    monkeypatch.setattr(pruner.scorer, "score", lambda masks=None: next(scores))
+    monkeypatch.setattr(pruner.scorer, "score", lambda masks=None, subset=None: next(scores))
     stats = pruner.agent_step(1)
     assert not stats.target_switched
     assert all((pruner.target.best.masks[k] == first[k]).all() for k in first)

@@ -158,8 +158,21 @@ class FlopsBudget:
         """Today's channel importance by the configured criterion ({group name: scores})."""
         return channel_importance(self.graph, self.criterion)
 
-    def masks(self, ratios, importance=None):
-        """(masks, achieved FLOPs ratio); pass `importance` to reuse one ranking for many ratios."""
-        kept, achieved = self.project(ratios)
+    def land(self, ratios):
+        """(kept counts, achieved FLOPs ratio) of ratios that already aim at the budget (the layer-wise
+        agent's episodes): taken as they are, only repaired channel by channel when rounding left them
+        outside the tolerance; unlike `project`, never shifted."""
+        kept = kept_from_ratios(np.clip(ratios, 0.0, self.max_ratio), self.cost_model.group_sizes)
+        kept = _repair(kept, self.cost_model, self.target_flops_ratio, self.tolerance, self.max_ratio)
+        achieved = self.cost_model.flops_ratio(kept)
+        if abs(achieved - self.target_flops_ratio) > self.tolerance + 1e-9:
+            raise BudgetError(f"Ratios land at {achieved:.3f} of the FLOPs, outside ±{self.tolerance} of the target "
+                              f"{self.target_flops_ratio:.3f}, and channel repairs cannot bring them back.")
+        return kept, achieved
+
+    def masks(self, ratios, importance=None, project=True):
+        """(masks, achieved FLOPs ratio); pass `importance` to reuse one ranking for many ratios, and
+        `project=False` for ratios already on the budget (`land`)."""
+        kept, achieved = self.project(ratios) if project else self.land(ratios)
         importance = importance if importance is not None else self.importance()
         return masks_from_kept(kept, self.cost_model.group_names, importance), achieved

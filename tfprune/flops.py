@@ -45,6 +45,7 @@ class CostModel:
             seen_layers.add(id(info.layer))
             self._add_node(info, first_call)
         self.full = self.cost_of_kept(self.group_sizes)
+        self._flops_batch = _BatchTerms(self._flops, len(self.group_names))
 
     def _factor(self, layout):
         """A layout's channel count as ``const + coeffs @ kept``."""
@@ -109,3 +110,38 @@ class CostModel:
 
     def flops_ratio(self, kept):
         return self.cost_of_kept(kept).flops / self.full.flops
+
+    def flops_ratio_batch(self, kept):
+        """FLOPs ratios of many sub-networks at once: kept [M, num_groups] -> [M].
+
+        The same terms as `flops_ratio`, evaluated as array operations: the layer-wise agent asks for
+        thousands of costs per agent step (its per-step budget bounds), too many for the scalar loop.
+        Counts may be fractional or zero (e.g. "this group removed") since the cost is a polynomial.
+        """
+        kept = np.asarray(kept, dtype=np.float64)
+        if kept.ndim != 2 or kept.shape[1] != len(self.group_names):
+            raise ValueError(f"Expected kept counts [M, {len(self.group_names)}], got {kept.shape}.")
+        return self._flops_batch(kept) / self.full.flops
+
+
+class _BatchTerms:
+    """Cost terms as matrices: every factor ``const + coeffs @ kept`` is one column, and each term the
+    product of its factor columns (padded with a constant-1 column to the longest term)."""
+
+    def __init__(self, terms, num_groups):
+        consts, columns, index = [1.0], [np.zeros(num_groups)], []
+        for _, factors in terms:
+            index.append([])
+            for const, coeffs in factors:
+                index[-1].append(len(consts))
+                consts.append(const)
+                columns.append(coeffs)
+        width = max((len(i) for i in index), default=1)
+        self.index = np.array([i + [0] * (width - len(i)) for i in index] or [[0]], dtype=np.int64)
+        self.coefs = np.array([coef for coef, _ in terms] or [0.0])
+        self.consts = np.array(consts)
+        self.columns = np.stack(columns, axis=1)  # [num_groups, num_factors]
+
+    def __call__(self, kept):
+        factors = self.consts + kept @ self.columns  # [M, num_factors]
+        return np.prod(factors[:, self.index], axis=-1) @ self.coefs

@@ -2,9 +2,11 @@
 
 Every policy answers three calls of the agent step (`tfprune.pruner.JointPruner.agent_step`):
   - `propose(epoch, n)`: the pruning ratios of the sub-networks to score this epoch, [k, num_groups];
-  - `learn(epoch, actions, rewards)`: learn from their held-out accuracies, return the losses;
+  - `learn(epoch, actions, rewards, which)`: learn from the held-out accuracies of the proposals
+    `which` (indices; the others' rewards were not finite), return the losses;
   - `select(epoch)`: the ratios of the final sub-network.
-`AgentPolicy` is the method (PPO agent + dynamics model); `FixedPolicy` the hand-made baselines that
+`EpisodicPolicy` is the method (the layer-wise PPO agent + dynamics model), `BanditPolicy` the earlier
+one-step agent (both `AgentPolicy`); `FixedPolicy` the hand-made baselines that
 keep the rest of the schedule identical, so that comparisons isolate the agent; `GlobalMagnitudePolicy`
 the global-threshold baseline (one importance threshold over every group). `StepStats` is the one
 record of an agent step, whatever the policy.
@@ -15,9 +17,11 @@ import dataclasses
 import numpy as np
 
 from tfprune.budget import global_magnitude_ratios
+from tfprune.episode import FEATURES, EpisodeSpace, layer_facts
 from tfprune.errors import TfpruneError
 
 POLICIES = ("agent", "uniform", "random", "global_magnitude")
+AGENT_MODES = ("episodic", "bandit")
 _NAN = float("nan")
 
 
@@ -38,52 +42,49 @@ class StepStats:
     dynamics_prediction_mse: float = _NAN
     dynamics_forecast_mse: float = _NAN
     agent_loss: float = _NAN
+    episodes: int = 0  # sub-networks scored (rewards the policy learned from)
+    images_per_episode: int = 0  # held-out images behind each reward
+    reward_std: float = _NAN  # spread of the rewards between sub-networks ...
+    reward_standard_error: float = _NAN  # ... next to the binomial noise of one reward
 
     def as_dict(self):
         return dataclasses.asdict(self)
 
 
 class AgentPolicy:
-    """The method: a PPO agent observing the dynamics model's representation of the current epoch.
+    """The method's common part: a learned policy beside the dynamics model, whose representation of
+    the current epoch is part of the agent's state (zeros with `use_dynamics=False`, the ablation).
 
-    The observation is computed once in `propose` and reused by `learn`: PPO's importance ratio needs
-    the context the actions were sampled in, and the dynamics model changes in between.
+    The representation is computed once in `propose` and reused by `learn`: PPO's importance ratio
+    needs the context the actions were sampled in, and the dynamics model changes in between.
+    Subclasses (`BanditPolicy`, `EpisodicPolicy`) add the agent itself.
     """
 
     stable_target = True  # a sampling search: the alignment target switches only by a margin
     min_rewards = 2  # PPO standardises rewards within a batch
+    lands_on_budget = False  # True: proposals already keep the FLOPs target (no projection)
 
-    def __init__(self, num_groups, max_epochs, max_ratio, use_dynamics=True, dynamics_steps=100, seed=0):
-        from tfprune.agent import DynamicsModel, PruningAgent  # TF-Agents is slow to import: only when used
+    def __init__(self, num_groups, max_epochs, use_dynamics=True, dynamics_steps=100, seed=0):
+        from tfprune.agent import DynamicsModel  # TF-Agents is slow to import: only when used
 
+        self.num_groups = int(num_groups)
         self.dynamics = DynamicsModel(action_dim=num_groups, max_epochs=max(1, int(max_epochs)), seed=seed)
-        self.agent = PruningAgent(observation_dim=self.dynamics.hidden_dim, num_groups=num_groups,
-                                  max_ratio=max_ratio, seed=seed)
         self.use_dynamics = bool(use_dynamics)
         self.dynamics_steps = int(dynamics_steps)
-        self._observation = None  # context of the latest proposal
 
     def observation(self, epoch):
         if not self.use_dynamics:
             return np.zeros(self.dynamics.hidden_dim, np.float32)
         return self.dynamics.representation(min(epoch, self.dynamics.max_epochs - 1))
 
-    def propose(self, epoch, num_samples):
-        self._observation = self.observation(epoch)
-        return self.agent.propose(self._observation, num_samples)
-
-    def learn(self, epoch, actions, rewards):
-        """Dynamics model first (its forecast error is measured before it sees the rewards), then PPO."""
+    def learn_dynamics(self, epoch, actions, rewards):
+        """Trains the dynamics model on the step's (ratios, rewards); its forecast error is measured
+        before it sees them."""
         forecast_mse = float(np.mean((self.dynamics.predict(epoch, actions) - rewards) ** 2))
         self.dynamics.observe(epoch, actions, rewards)
         dynamics_loss = self.dynamics.train(self.dynamics_steps)
-        agent_loss = self.agent.update(self._observation, actions, rewards)
         return {"dynamics_loss": float(dynamics_loss), "dynamics_forecast_mse": forecast_mse,
-                "dynamics_prediction_mse": float(np.mean((self.dynamics.predict(epoch, actions) - rewards) ** 2)),
-                "agent_loss": float(agent_loss)}
-
-    def select(self, epoch):
-        return self.agent.greedy(self.observation(epoch))
+                "dynamics_prediction_mse": float(np.mean((self.dynamics.predict(epoch, actions) - rewards) ** 2))}
 
     def checkpoint_items(self):
         return {**self.agent.checkpoint_items, **self.dynamics.checkpoint_items}
@@ -97,11 +98,81 @@ class AgentPolicy:
         dyn = state["dynamics"]
         self.dynamics.set_state({
             "epochs": np.asarray(dyn["epochs"], np.int32),
-            "actions": np.asarray(dyn["actions"], np.float32).reshape(-1, self.agent.num_groups),
+            "actions": np.asarray(dyn["actions"], np.float32).reshape(-1, self.num_groups),
             "rewards": np.asarray(dyn["rewards"], np.float32),
             "rng": dyn["rng"],
         })
         self.agent.set_state(state["agent"])
+
+
+class BanditPolicy(AgentPolicy):
+    """`agent_mode="bandit"`, the earlier agent: PPO on one-step episodes whose action is the whole
+    vector of per-group ratios, projected onto the budget afterwards (`tfprune.agent.PruningAgent`)."""
+
+    def __init__(self, num_groups, max_epochs, max_ratio, use_dynamics=True, dynamics_steps=100, seed=0):
+        from tfprune.agent import PruningAgent
+
+        super().__init__(num_groups, max_epochs, use_dynamics, dynamics_steps, seed)
+        self.agent = PruningAgent(observation_dim=self.dynamics.hidden_dim, num_groups=num_groups,
+                                  max_ratio=max_ratio, seed=seed)
+        self._observation = None  # representation the latest proposal was made in
+
+    def propose(self, epoch, num_samples):
+        self._observation = self.observation(epoch)
+        return self.agent.propose(self._observation, num_samples)
+
+    def learn(self, epoch, actions, rewards, which=None):
+        """Dynamics model first, then PPO (`which` is unused: the actions are the whole experience)."""
+        losses = self.learn_dynamics(epoch, actions, rewards)
+        return {**losses, "agent_loss": float(self.agent.update(self._observation, actions, rewards))}
+
+    def select(self, epoch):
+        return self.agent.greedy(self.observation(epoch))
+
+
+class EpisodicPolicy(AgentPolicy):
+    """`agent_mode="episodic"` (default), the paper's agent: one decision per group within an episode
+    (`tfprune.episode.EpisodeSpace`), each step's state = group features + the epoch representation,
+    every episode on the FLOPs budget by construction (`tfprune.agent.episodic.EpisodicAgent`)."""
+
+    lands_on_budget = True
+
+    def __init__(self, budget, max_epochs, use_dynamics=True, dynamics_steps=100, seed=0):
+        from tfprune.agent.episodic import EpisodicAgent
+
+        self.space = EpisodeSpace(budget.cost_model, budget.target_flops_ratio, budget.tolerance, budget.max_ratio,
+                                  layer_facts(budget.graph))
+        super().__init__(self.space.num_steps, max_epochs, use_dynamics, dynamics_steps, seed)
+        self.agent = EpisodicAgent(observation_dim=len(FEATURES) + self.dynamics.hidden_dim,
+                                   max_ratio=budget.max_ratio, seed=seed)
+        self._episodes = None  # the latest proposal's episodes, which `learn` trains on
+        self._observation = None  # representation the latest proposal was made in
+
+    def _rollout(self, act, num_episodes):
+        z = self._observation
+        with_z = lambda features: np.concatenate([features, np.broadcast_to(z, (len(features), z.size))], 1)  # noqa
+        episodes = self.space.rollout(lambda t, features: act(with_z(features)), num_episodes)
+        episodes.observations = np.concatenate(
+            [episodes.observations, np.broadcast_to(z, episodes.observations.shape[:2] + (z.size,))], axis=2)
+        return episodes
+
+    def propose(self, epoch, num_samples):
+        self._observation = self.observation(epoch)
+        self._episodes = self._rollout(self.agent.sample, num_samples)
+        return self._episodes.ratios
+
+    def learn(self, epoch, actions, rewards, which=None):
+        """Dynamics model on the episodes' ratio vectors, then PPO on the episodes `which` (default all)
+        of the latest proposal, rewarded at their last step."""
+        which = np.arange(len(self._episodes.actions)) if which is None else np.asarray(which)
+        losses = self.learn_dynamics(epoch, actions, rewards)
+        loss = self.agent.update(self._episodes.observations[which], self._episodes.actions[which], rewards)
+        return {**losses, "agent_loss": float(loss)}
+
+    def select(self, epoch):
+        """The greedy episode: the policy's mean ratio at every step."""
+        self._observation = self.observation(epoch)
+        return self._rollout(self.agent.mean, 1).ratios[0]
 
 
 class FixedPolicy:
@@ -114,6 +185,7 @@ class FixedPolicy:
 
     stable_target = False
     min_rewards = 1
+    lands_on_budget = False
 
     def __init__(self, kind, num_groups, max_ratio, seed=0):
         if kind == "uniform":
@@ -126,7 +198,7 @@ class FixedPolicy:
     def propose(self, epoch, num_samples):
         return self.ratios[None, :]
 
-    def learn(self, epoch, actions, rewards):
+    def learn(self, epoch, actions, rewards, which=None):
         return {}
 
     def select(self, epoch):
@@ -142,16 +214,22 @@ class FixedPolicy:
         pass  # the ratios are a pure function of the seed
 
 
-def make_policy(kind, num_groups, max_epochs, max_ratio, use_dynamics=True, dynamics_steps=100, seed=0, budget=None):
-    """The policy named by `JointPruner.policy` ("global_magnitude" needs the `FlopsBudget`)."""
+def make_policy(kind, num_groups, max_epochs, max_ratio, use_dynamics=True, dynamics_steps=100, seed=0, budget=None,
+                agent_mode="episodic"):
+    """The policy named by `JointPruner.policy` (and, for "agent", `JointPruner.agent_mode`); the
+    episodic agent and "global_magnitude" need the `FlopsBudget`."""
     if kind not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {kind!r}.")
+    if agent_mode not in AGENT_MODES:
+        raise PolicyError(f"agent_mode must be one of {AGENT_MODES}, got {agent_mode!r}.")
+    if budget is None and (kind == "global_magnitude" or (kind == "agent" and agent_mode == "episodic")):
+        raise PolicyError(f"policy {kind!r} ({agent_mode}) works against the FLOPs budget: pass "
+                          "make_policy(..., budget=FlopsBudget(...)).")
+    if kind == "agent" and agent_mode == "bandit":
+        return BanditPolicy(num_groups, max_epochs, max_ratio, use_dynamics, dynamics_steps, seed)
     if kind == "agent":
-        return AgentPolicy(num_groups, max_epochs, max_ratio, use_dynamics, dynamics_steps, seed)
+        return EpisodicPolicy(budget, max_epochs, use_dynamics, dynamics_steps, seed)
     if kind == "global_magnitude":
-        if budget is None:
-            raise PolicyError("policy 'global_magnitude' ranks channels against the FLOPs budget: pass "
-                              "make_policy(..., budget=FlopsBudget(...)).")
         return GlobalMagnitudePolicy(budget)
     return FixedPolicy(kind, num_groups, max_ratio, seed)
 
@@ -171,6 +249,7 @@ class GlobalMagnitudePolicy:
 
     stable_target = False
     min_rewards = 1
+    lands_on_budget = False
 
     def __init__(self, budget):
         self.budget = budget
@@ -181,7 +260,7 @@ class GlobalMagnitudePolicy:
     def propose(self, epoch, num_samples):
         return self.ratios()[None, :]
 
-    def learn(self, epoch, actions, rewards):
+    def learn(self, epoch, actions, rewards, which=None):
         return {}
 
     def select(self, epoch):

@@ -24,7 +24,7 @@ from tfprune.callback import PruningCallback
 from tfprune.flops import CostModel
 from tfprune.graph import ChannelGraph
 from tfprune.policy import POLICIES, StepStats, make_policy
-from tfprune.scoring import SubnetScorer
+from tfprune.scoring import SubnetScorer, score_step
 from tfprune.surgery import compact_model
 from tfprune.target import AlignmentTarget, Selection, broadcast_selection
 from tfprune.workdir import MASKS
@@ -45,13 +45,12 @@ class JointPruner:
         warmup_epochs: epochs of plain training before the first agent step.
         max_ratio: largest pruning ratio of any group.
         flops_tolerance: allowed |achieved - target| FLOPs ratio.
-        num_samples: sub-networks evaluated per agent step.
+        num_samples: sub-networks (the episodic agent's episodes) scored per agent step.
         dynamics_steps: Adam steps of the dynamics model per agent step.
         use_dynamics: False gives the agent no epoch representation (ablation).
         alignment_strength: final group-lasso strength (0 disables alignment).
         alignment_ramp_epochs: epochs over which the strength ramps up after warm-up.
-        reward_bn: "batch" scores sub-networks with batch statistics, "moving" with the full network's
-            moving averages (see `tfprune.scoring`).
+        reward_bn: "batch" (sub-network's batch statistics) or "moving" BN statistics (`tfprune.scoring`).
         policy: "agent" (the method), or the baselines "uniform" / "random" / "global_magnitude" (`tfprune.policy`).
         target_switch_margin: see `tfprune.target`.
         reward_batch_size: held-out images per forward pass when scoring.
@@ -59,12 +58,18 @@ class JointPruner:
         broadcast: gives every worker the chief's copy of a float array, so that all workers take the
             same decisions (`tfprune.distribute.make_broadcast`); None = single worker.
         importance: channel-importance criterion, "l1" or "bn_scale" (`tfprune.masks.channel_importance`).
+        agent_mode: "episodic" (the paper's layer-by-layer agent) or "bandit" (one-step, whole ratio
+            vector; the earlier agent), see `tfprune.policy`.
+        episode_images / finalists: rewards are measured on one shared random subset of `episode_images`
+            held-out images (new each agent step; None = all), the `finalists` best rescored on all of
+            them to choose the alignment target (`tfprune.scoring.score_step`).
     """
 
     def __init__(self, model, held_out, target_flops_ratio=0.5, max_epochs=100, warmup_epochs=0, max_ratio=0.9,
-                 flops_tolerance=0.02, num_samples=16, dynamics_steps=100, use_dynamics=True, alignment_strength=1e-3,
+                 flops_tolerance=0.02, num_samples=64, dynamics_steps=100, use_dynamics=True, alignment_strength=1e-3,
                  alignment_ramp_epochs=5, reward_bn="batch", policy="agent", target_switch_margin=0.02,
-                 reward_batch_size=256, seed=0, broadcast=None, importance="l1"):
+                 reward_batch_size=256, seed=0, broadcast=None, importance="l1", agent_mode="episodic",
+                 episode_images=128, finalists=4):
         self.model = model
         self.graph = _gated_graph(model)
         self.cost_model = CostModel(model, self.graph)
@@ -78,8 +83,9 @@ class JointPruner:
         self.target = AlignmentTarget(self.alignment, target_switch_margin)
         self.max_epochs = max(1, int(max_epochs))
         self.policy = make_policy(policy, len(self.group_names), self.max_epochs, max_ratio, use_dynamics,
-                                  dynamics_steps, seed, budget=self.budget)
-        self.num_samples = int(num_samples)
+                                  dynamics_steps, seed, budget=self.budget, agent_mode=agent_mode)
+        self.num_samples, self.episode_images, self.finalists = int(num_samples), episode_images, int(finalists)
+        self.seed = int(seed or 0)
         self.broadcast = broadcast or (lambda array: array)
         self.history = []  # StepStats.as_dict() of every agent step
 
@@ -118,31 +124,24 @@ class JointPruner:
         epoch = min(int(epoch), self.max_epochs - 1)
         actions = self.policy.propose(epoch, self.num_samples)
         importance = self.budget.importance()
-        candidates = [self.budget.masks(a, importance) for a in actions]
-        rewards, incumbent = self._score(candidates)
-        actions, rewards, candidates = _finite_only(epoch, actions, rewards, candidates, self.policy.min_rewards)
-        losses = self.policy.learn(epoch, actions, rewards)
-        top = int(np.argmax(rewards))
-        challenger = Selection(candidates[top][0], float(rewards[top]), float(candidates[top][1]), epoch)
-        switched = self.target.offer(challenger, incumbent)
-        stats = _step_stats(epoch, actions, rewards, self.target.best, switched, losses)
+        candidates = [self.budget.masks(a, importance, not self.policy.lands_on_budget) for a in actions]
+        incumbent = self.target.best.masks if self.policy.stable_target and self.target.best else None
+        scores = score_step(self.scorer, [m for m, _ in candidates], incumbent, self.episode_images,
+                            self.finalists, seed=self.seed * 100003 + epoch, broadcast=self.broadcast)
+        which = _finite_only(epoch, scores.rewards, self.policy.min_rewards)
+        losses = self.policy.learn(epoch, actions[which], scores.rewards[which], which)
+        top = _best_finalist(epoch, scores)
+        challenger = Selection(candidates[top][0], float(scores.final[list(scores.finalists).index(top)]),
+                               float(candidates[top][1]), epoch)
+        switched = self.target.offer(challenger, scores.incumbent)
+        stats = _step_stats(epoch, actions[which], scores, which, self.target.best, switched, losses)
         self.history.append(stats.as_dict())
         return stats
-
-    def _score(self, candidates):
-        """Scores of the candidates and of the current target rescored on today's weights (None when
-        the policy does not keep a stable target), as decided by the chief."""
-        scores = [self.scorer.score(m) for m, _ in candidates]
-        rescore = self.policy.stable_target and self.target.best is not None
-        if rescore:
-            scores.append(self.scorer.score(self.target.best.masks))
-        scores = self.broadcast(np.array(scores, dtype=np.float32))
-        return scores[: len(candidates)], (float(scores[-1]) if rescore else None)
 
     def select(self, epoch=None):
         """The final sub-network: the policy's choice, or the current target if it scores better today."""
         epoch = self.max_epochs - 1 if epoch is None else min(int(epoch), self.max_epochs - 1)
-        masks, flops_ratio = self.budget.masks(self.policy.select(epoch))
+        masks, flops_ratio = self.budget.masks(self.policy.select(epoch), project=not self.policy.lands_on_budget)
         choice = Selection(masks, self.scorer.score(masks), float(flops_ratio), epoch)
         if self.policy.stable_target and self.target.best is not None:
             best = self.target.best
@@ -193,17 +192,28 @@ def _gated_graph(model):
     return graph
 
 
-def _finite_only(epoch, actions, rewards, candidates, min_rewards):
-    """Drops the samples whose reward is NaN/inf: such a reward must never reach the policy."""
-    finite = np.isfinite(rewards)
-    if finite.sum() < min_rewards:
+def _finite_only(epoch, rewards, min_rewards):
+    """Indices of the samples whose reward is finite: a NaN/inf reward must never reach the policy."""
+    finite = np.flatnonzero(np.isfinite(rewards))
+    if finite.size < min_rewards:
         raise FloatingPointError(f"Epoch {epoch}: sub-network rewards are not finite ({rewards}); weights diverged?")
-    return actions[finite], rewards[finite], [c for c, ok in zip(candidates, finite) if ok]
+    return finite
 
 
-def _step_stats(epoch, actions, rewards, target, switched, losses):
+def _best_finalist(epoch, scores):
+    """The finalist with the best score on every held-out image."""
+    finite = np.isfinite(scores.final)
+    if not finite.any():
+        raise FloatingPointError(f"Epoch {epoch}: no finalist has a finite score ({scores.final}); weights diverged?")
+    return int(scores.finalists[int(np.argmax(np.where(finite, scores.final, -np.inf)))])
+
+
+def _step_stats(epoch, actions, scores, which, target, switched, losses):
+    rewards = scores.rewards[which]
+    standard_error = float(np.mean(np.sqrt(np.clip(rewards * (1 - rewards), 0, None) / scores.images)))
     return StepStats(epoch=epoch, reward_mean=float(rewards.mean()), reward_max=float(rewards.max()),
                      reward_min=float(rewards.min()), flops_ratio=target.flops_ratio,
                      best_kept={n: int(m.sum()) for n, m in target.masks.items()},
                      mean_action=actions.mean(axis=0).tolist(), target_reward=target.reward,
-                     target_switched=switched, **losses)
+                     target_switched=switched, episodes=int(rewards.size), images_per_episode=scores.images,
+                     reward_std=float(rewards.std()), reward_standard_error=standard_error, **losses)

@@ -7,6 +7,8 @@ updates those moving averages, so they are saved and restored around every score
 scoring never changes the model.
 """
 
+from typing import NamedTuple
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -44,24 +46,70 @@ class SubnetScorer:
         self._count = tf.function(lambda images, labels: count_correct(model(images, training=training), labels),
                                   reduce_retracing=True)
 
-    def score(self, masks=None):
-        """Accuracy of a sub-network (None = the full network); gates and BN statistics restored after."""
+    def score(self, masks=None, subset=None):
+        """Accuracy of a sub-network (None = the full network) on the held-out images, or on the
+        `subset` (indices) of them; gates and BN statistics restored after."""
         saved_gates = mask_lib.read_masks(self.model)
         saved_bn = [v.numpy() for v in self._bn_moving]
         try:
             mask_lib.apply_masks(self.model, masks if masks is not None else mask_lib.open_masks(self.graph))
-            return self._accuracy()
+            if subset is None:
+                return self._accuracy(self.images, self.labels)
+            return self._accuracy(self.images[subset], self.labels[subset])
         finally:
             mask_lib.apply_masks(self.model, saved_gates)
             for variable, value in zip(self._bn_moving, saved_bn):
                 variable.assign(value)
 
-    def _accuracy(self):
+    def _accuracy(self, images, labels):
         correct = 0.0
-        for start in range(0, len(self.labels), self.batch_size):
+        for start in range(0, len(labels), self.batch_size):
             end = start + self.batch_size
-            correct += float(self._count(self.images[start:end], self.labels[start:end]))
-        return correct / len(self.labels)
+            correct += float(self._count(images[start:end], labels[start:end]))
+        return correct / len(labels)
+
+
+class StepScores(NamedTuple):
+    """The scores of one agent step.
+
+    rewards: [N] what the policy learns from (every candidate on one shared image subset);
+    finalists: indices of the candidates also scored on every held-out image, with `final` [F] those
+    scores (the alignment target is chosen on them); incumbent: the current target rescored on every
+    image (None when not asked); images: images per candidate reward.
+    """
+
+    rewards: np.ndarray
+    finalists: np.ndarray
+    final: np.ndarray
+    incumbent: object
+    images: int
+
+
+def score_step(scorer, candidates, incumbent=None, episode_images=None, finalists=4, seed=0, broadcast=None):
+    """Scores many candidate mask sets cheaply, the final choice carefully.
+
+    With `episode_images` below the held-out size and more than `finalists` candidates, every
+    candidate is scored on the same random subset of that many held-out images (drawn from `seed`:
+    a new subset each agent step; shared, so differences between candidates are not blurred by
+    differences between subsets), and only the `finalists` best are rescored on every image.
+    Otherwise every candidate is scored on every image. The chief's scores are broadcast to all
+    workers (`broadcast`) so that every worker takes the same decisions.
+    """
+    broadcast = broadcast or (lambda array: array)
+    n_images = len(scorer.labels)
+    cheap = episode_images is not None and int(episode_images) < n_images and len(candidates) > finalists
+    subset = None
+    if cheap:
+        subset = np.sort(np.random.default_rng(seed).choice(n_images, int(episode_images), replace=False))
+    rewards = np.array([scorer.score(m, subset) for m in candidates], np.float32)
+    ranked = np.argsort(-np.nan_to_num(rewards, nan=-np.inf), kind="stable")
+    chosen = ranked[:finalists] if cheap else np.arange(len(candidates))
+    final = [scorer.score(candidates[i]) for i in chosen] if cheap else list(rewards)
+    extra = [] if incumbent is None else [scorer.score(incumbent)]
+    flat = broadcast(np.concatenate([rewards, np.asarray(final, np.float32), np.asarray(extra, np.float32)]))
+    n, f = len(candidates), len(chosen)
+    return StepScores(flat[:n], chosen, flat[n:n + f], float(flat[-1]) if extra else None,
+                      int(episode_images) if cheap else n_images)
 
 
 def as_arrays(held_out):

@@ -6,6 +6,7 @@ per-group pruning ratios from that representation. They exchange numpy arrays on
 """
 
 from tfprune.agent.dynamics import DynamicsModel
+from tfprune.agent.episodic import EpisodicAgent
 from tfprune.agent.ppo import PruningAgent
 
-__all__ = ["DynamicsModel", "PruningAgent"]
+__all__ = ["DynamicsModel", "EpisodicAgent", "PruningAgent"]

@@ -97,12 +97,13 @@ def _projection_net_factory(max_ratio, init_std):
 
 def build_ppo(observation_dim, num_groups, max_ratio, *, actor_layers, value_layers, learning_rate, num_epochs,
               importance_ratio_clipping, entropy_regularization, init_std, reward_normalization,
-              normalize_observations, seed):
+              normalize_observations, seed, use_gae=False, lambda_value=0.95):
     """Builds the TF-Agents PPO agent and creates every variable now -> `PPONetworks`.
 
     Creating all variables (networks, normalisers, optimizer slots) up front makes a checkpoint
     restore immediate rather than deferred. The creation order is fixed: with a seed it decides the
-    initial weights. The bandit setting fixes `discount_factor=1` and plain advantages (no GAE).
+    initial weights. Episodes are undiscounted (`discount_factor=1`: the only reward is the last
+    step's); the bandit uses plain advantages, the layer-wise agent GAE (`use_gae`, `lambda_value`).
     """
     with _seeded(seed):
         observation_spec = tensor_spec.TensorSpec([observation_dim], tf.float32, name="observation")
@@ -130,7 +131,8 @@ def build_ppo(observation_dim, num_groups, max_ratio, *, actor_layers, value_lay
             entropy_regularization=entropy_regularization,
             num_epochs=num_epochs,
             discount_factor=1.0,
-            use_gae=False,
+            use_gae=use_gae,
+            lambda_value=lambda_value,
             normalize_rewards=reward_normalization == "running",
             normalize_observations=normalize_observations,
             train_step_counter=train_step,
@@ -204,12 +206,12 @@ def _compile_distribution(agent, observation_dim):
 
 
 def _compile_train(agent):
-    """`agent.train` traced once for any batch size ([batch, 2 steps] experience) -> total loss.
+    """`agent.train` traced once for any batch size and episode length ([batch, time] experience) -> loss.
 
     TFAgent.train runs eagerly in TF2 unless wrapped, which is ~200x slower per update here.
     """
     experience_spec = tf.nest.map_structure(
-        lambda spec: tf.TensorSpec([None, 2] + spec.shape.as_list(), spec.dtype),
+        lambda spec: tf.TensorSpec([None, None] + spec.shape.as_list(), spec.dtype),
         agent.collect_data_spec,
     )
     return tf.function(lambda experience: agent.train(experience).loss,

@@ -1,0 +1,137 @@
+"""The layer-wise (episodic) agent: feasible per-step bounds, episodes on the budget, cheap scoring that
+agrees with plain scoring, and a toy problem whose best structure is known."""
+
+import numpy as np
+import pytest
+
+from tfprune.episode import FEATURES, EpisodeSpace
+
+
+class ChainCost:
+    """A random CNN-like cost: a chain of convs, conv i maps group i-1 to group i (group -1 = the
+    3-channel input), plus a dense head on the last group: FLOPs are products of adjacent kept counts."""
+
+    def __init__(self, sizes, rng):
+        self.group_sizes = np.asarray(sizes, np.int64)
+        self.coef = rng.uniform(1.0, 50.0, len(sizes))  # spatial size x kernel area of each conv
+        self.full = float(self._flops(self.group_sizes[None].astype(float))[0])
+
+    def _flops(self, kept):
+        previous = np.concatenate([np.full((len(kept), 1), 3.0), kept[:, :-1]], axis=1)
+        return (self.coef * previous * kept).sum(1) + 10.0 * kept[:, -1]
+
+    def flops_ratio_batch(self, kept):
+        return self._flops(np.asarray(kept, float)) / self.full
+
+
+def _lowest_ratio(cost, max_ratio):
+    floor = np.maximum(1, np.round(cost.group_sizes * (1 - max_ratio)))
+    return float(cost.flops_ratio_batch(floor[None])[0])
+
+
+@pytest.mark.parametrize("trial", range(40))
+def test_bounds_always_leave_a_feasible_episode(trial):
+    """Property: over random networks, budgets and (adversarial) actions, every episode ends within the
+    FLOPs tolerance, and every step's interval is non-empty and inside [floor, size]."""
+    rng = np.random.default_rng(trial)
+    cost = ChainCost(rng.integers(16, 129, rng.integers(2, 12)), rng)
+    max_ratio, tolerance = rng.uniform(0.5, 0.95), rng.uniform(0.01, 0.03)
+    target = rng.uniform(_lowest_ratio(cost, max_ratio) + tolerance, 1.0)
+    space = EpisodeSpace(cost, target, tolerance, max_ratio)
+    policies = [lambda t, f: rng.uniform(0, 1, len(f)), lambda t, f: np.zeros(len(f)),
+                lambda t, f: np.ones(len(f)), lambda t, f: np.full(len(f), float(t % 2))]
+    for act in policies:
+        kept = np.tile(space.sizes, (32, 1))
+        for t in range(space.num_steps):
+            fewest, most = space.bounds(kept, t)
+            assert np.all(space.floor[t] <= fewest) and np.all(fewest <= most) and np.all(most <= space.sizes[t])
+            kept[:, t] = rng.integers(fewest, most + 1)
+        assert space.within_budget(cost.flops_ratio_batch(kept)).all()
+        episodes = space.rollout(act, 32)
+        assert space.within_budget(episodes.flops_ratio).all(), (target, tolerance, episodes.flops_ratio)
+        assert episodes.observations.shape == (32, space.num_steps, len(FEATURES))
+        np.testing.assert_allclose(episodes.ratios, 1 - episodes.kept / space.sizes)
+
+
+def test_batched_flops_equal_the_scalar_cost_model():
+    from tfprune.flops import CostModel
+    from tfprune.models import build_model
+
+    cost = CostModel(build_model("resnet20", input_shape=(16, 16, 3), num_classes=10, width_multiplier=0.5))
+    kept = np.random.default_rng(0).integers(1, cost.group_sizes + 1, size=(50, len(cost.group_sizes)))
+    np.testing.assert_allclose(cost.flops_ratio_batch(kept), [cost.flops_ratio(k) for k in kept], rtol=1e-12)
+
+
+def _tiny_pruner(**kwargs):
+    from tfprune.models import build_model
+    from tfprune.pruner import JointPruner
+
+    rng = np.random.default_rng(0)
+    model = build_model("resnet8", input_shape=(8, 8, 3), num_classes=4, width_multiplier=0.5)
+    held_out = (rng.normal(size=(96, 8, 8, 3)).astype(np.float32), rng.integers(0, 4, 96))
+    defaults = dict(target_flops_ratio=0.4, max_epochs=4, num_samples=12, dynamics_steps=3, flops_tolerance=0.02,
+                    episode_images=32, finalists=3, seed=0)
+    return JointPruner(model, held_out, **{**defaults, **kwargs})
+
+
+def test_agent_step_episodes_land_on_the_budget_without_projection():
+    pruner = _tiny_pruner()
+    stats = pruner.agent_step(0)
+    episodes = pruner.policy._episodes
+    for ratios, kept in zip(episodes.ratios, episodes.kept):
+        landed, achieved = pruner.budget.land(ratios)
+        assert abs(achieved - 0.4) <= 0.02
+        np.testing.assert_array_equal(landed, kept)  # taken as they are: no shift, no repair
+    assert stats.episodes == 12 and stats.images_per_episode == 32
+    assert np.isfinite(stats.agent_loss) and np.isfinite(stats.reward_standard_error)
+    assert abs(pruner.select().flops_ratio - 0.4) <= 0.02
+
+
+def test_cheap_scoring_agrees_with_scoring_each_mask_alone():
+    """`score_step` on a shared subset gives exactly what `SubnetScorer.score` gives for that subset,
+    and the finalists' final scores are their scores on every held-out image."""
+    from tfprune.scoring import score_step
+
+    pruner = _tiny_pruner()
+    importance = pruner.budget.importance()
+    rng = np.random.default_rng(1)
+    candidates = [pruner.budget.masks(rng.uniform(0, 0.8, len(pruner.group_names)), importance)[0] for _ in range(6)]
+    scores = score_step(pruner.scorer, candidates, candidates[0], episode_images=40, finalists=2, seed=7)
+    subset = np.sort(np.random.default_rng(7).choice(96, 40, replace=False))
+    np.testing.assert_allclose(scores.rewards, [pruner.scorer.score(m, subset) for m in candidates], atol=1e-6)
+    np.testing.assert_allclose(scores.final, [pruner.scorer.score(candidates[i]) for i in scores.finalists], atol=1e-6)
+    assert scores.rewards[scores.finalists].min() >= np.delete(scores.rewards, scores.finalists).max()
+    assert scores.incumbent == pytest.approx(pruner.scorer.score(candidates[0]))
+    everything = score_step(pruner.scorer, candidates, None, episode_images=None, finalists=2)
+    np.testing.assert_allclose(everything.rewards, [pruner.scorer.score(m) for m in candidates], atol=1e-6)
+    assert everything.images == 96 and everything.incumbent is None
+
+
+class SeparableCost:
+    def __init__(self, sizes):
+        self.group_sizes = np.asarray(sizes)
+        self.full = float(self.group_sizes.sum())
+
+    def flops_ratio_batch(self, kept):
+        return np.asarray(kept, float).sum(1) / self.full
+
+
+def test_episodic_agent_learns_to_prune_late_layers_and_uniform_does_not():
+    """A reward that prefers pruning the later half of the network: the agent's greedy episode moves its
+    pruning there within 25 PPO updates, while uniform pruning (the same ratio everywhere) scores 0."""
+    from tfprune.agent.episodic import EpisodicAgent
+
+    space = EpisodeSpace(SeparableCost([16] * 8), 0.5, 0.02, 0.9)
+    agent = EpisodicAgent(len(FEATURES), max_ratio=0.9, seed=0)
+
+    def reward(ratios):
+        return ratios[:, 4:].mean(1) - ratios[:, :4].mean(1)
+
+    for _ in range(25):
+        episodes = space.rollout(lambda t, f: agent.sample(f), 64)
+        agent.update(episodes.observations, episodes.actions, reward(episodes.ratios))
+    greedy = space.rollout(lambda t, f: agent.mean(f), 1)
+    uniform = np.full((1, 8), 0.5)
+    assert space.within_budget(greedy.flops_ratio).all()
+    assert reward(greedy.ratios)[0] > 0.5  # at most 1.0 (0.5 of the budget moved entirely to the late half)
+    assert reward(uniform)[0] == 0.0

@@ -1,0 +1,153 @@
+"""The layer-wise pruning episode: one decision per channel group, always landing on the FLOPs budget.
+
+The paper's agent (an AMC-style formulation) builds a sub-network group by group. At step *t* it sees
+group *t*'s state and chooses that group's pruning ratio; the ratio is clipped to the interval that
+still lets the episode end within the FLOPs tolerance:
+
+* the **most** channels group *t* may keep is the largest count for which the FLOPs still fit under
+  ``target + tolerance`` if every later group were pruned as much as allowed (`max_ratio`);
+* the **fewest** it may keep is the smallest count for which the FLOPs still reach
+  ``target - tolerance`` if every later group were kept whole.
+
+FLOPs fall monotonically in every kept count, so both bounds are found by bisection on integer counts
+(vectorised over all episodes with `CostModel.flops_ratio_batch`), and choosing inside them keeps the
+next step's interval non-empty: every episode ends on the budget with no projection afterwards. Only
+channel granularity can open a gap (one channel changing the FLOPs by more than twice the tolerance);
+then the group keeps its lower bound and `FlopsBudget.masks` repairs the last channels, counted in
+`Episodes.repaired`.
+
+Pure numpy: no TensorFlow, so the bounds are cheap to test exhaustively.
+"""
+
+import dataclasses
+
+import numpy as np
+
+# Columns of a step's state, in order (documented here once; `EpisodeSpace.features` fills them).
+STATIC_FEATURES = ("position", "in_channels", "out_channels", "kernel", "stride", "group_flops")
+DYNAMIC_FEATURES = ("flops_kept_so_far", "flops_to_come", "previous_ratio", "ratio_low", "ratio_high")
+FEATURES = STATIC_FEATURES + DYNAMIC_FEATURES
+
+
+@dataclasses.dataclass
+class Episodes:
+    """A batch of finished episodes: what the agent saw and did at each step, and what it built."""
+
+    observations: np.ndarray  # [N, T, len(FEATURES)] state of each step
+    actions: np.ndarray  # [N, T] the policy's raw ratios (before the feasibility clip)
+    kept: np.ndarray  # [N, T] channels kept per group
+    flops_ratio: np.ndarray  # [N]
+
+    @property
+    def ratios(self):
+        """Applied pruning ratios per group, [N, T]."""
+        return 1.0 - self.kept / self.sizes
+
+    sizes: np.ndarray = None  # [T] group sizes (set by `EpisodeSpace.rollout`)
+
+
+class EpisodeSpace:
+    """The environment of the layer-wise agent over one model's gated groups.
+
+    Args:
+        cost_model: the model's `tfprune.flops.CostModel` (groups in its order are the steps).
+        target_flops_ratio / tolerance / max_ratio: the budget, as in `tfprune.budget.FlopsBudget`.
+        layer_facts: optional [T, 3] (input channels, kernel size, stride) of each group's first
+            producer; zeros when unknown (the bounds never need them).
+    """
+
+    def __init__(self, cost_model, target_flops_ratio, tolerance, max_ratio, layer_facts=None):
+        self.cost_model = cost_model
+        self.sizes = np.asarray(cost_model.group_sizes, np.int64)
+        self.num_steps = len(self.sizes)
+        self.floor = np.maximum(1, np.round(self.sizes * (1.0 - max_ratio))).astype(np.int64)
+        self.low = float(target_flops_ratio) - float(tolerance)
+        self.high = float(target_flops_ratio) + float(tolerance)
+        self.static = self._static_features(layer_facts)
+
+    def _static_features(self, layer_facts):
+        """[T, 6]: position, in/out channels (over the largest), kernel / 7, stride / 2, group FLOPs share."""
+        facts = np.zeros((self.num_steps, 3)) if layer_facts is None else np.asarray(layer_facts, np.float64)
+        widest = float(max(self.sizes.max(), facts[:, 0].max(), 1))
+        zeroed = np.tile(self.sizes.astype(np.float64), (self.num_steps, 1))
+        np.fill_diagonal(zeroed, 0.0)
+        share = 1.0 - self.cost_model.flops_ratio_batch(zeroed)  # FLOPs that depend on each group
+        position = np.arange(self.num_steps) / max(1, self.num_steps - 1)
+        return np.stack([position, facts[:, 0] / widest, self.sizes / widest, facts[:, 1] / 7.0,
+                         facts[:, 2] / 2.0, share], axis=1)
+
+    def _flops(self, kept, t, count, rest):
+        """FLOPs ratios with groups < t as in `kept`, group t keeping `count`, later groups `rest`."""
+        trial = kept.astype(np.float64).copy()
+        trial[:, t] = count
+        trial[:, t + 1:] = rest[t + 1:]
+        return self.cost_model.flops_ratio_batch(trial)
+
+    def bounds(self, kept, t):
+        """(fewest, most) channels group t may keep in each episode, given groups < t in `kept` [N, T]."""
+        n = kept.shape[0]
+        size, floor = self.sizes[t], self.floor[t]
+        # fewest: smallest count reaching `low` with later groups whole (monotone increasing in count)
+        lo, hi = np.full(n, floor), np.full(n, size)
+        reaches = self._flops(kept, t, lo, self.sizes) >= self.low
+        fewest = np.where(reaches, floor, self._bisect(kept, t, lo, hi, self.sizes, lambda f: f >= self.low))
+        # most: largest count staying under `high` with later groups at their floor
+        fits = self._flops(kept, t, np.full(n, size), self.floor) <= self.high
+        most = np.where(fits, size, self._bisect(kept, t, lo, hi, self.floor, lambda f: f <= self.high, last=True))
+        most = np.maximum(most, fewest)  # a granularity gap: keep the lower bound's count
+        return fewest, most
+
+    def _bisect(self, kept, t, lo, hi, rest, ok, last=False):
+        """Per episode, the first count in [lo, hi] where `ok` holds (or, with `last`, the last one)."""
+        lo, hi = lo.copy(), hi.copy()
+        while np.any(hi - lo > 1):
+            mid = (lo + hi) // 2
+            good = ok(self._flops(kept, t, mid, rest))
+            keep_low = good if last else ~good  # the answer lies above mid
+            lo, hi = np.where(keep_low, mid, lo), np.where(keep_low, hi, mid)
+        if last:
+            return np.where(ok(self._flops(kept, t, hi, rest)), hi, lo)
+        return np.where(ok(self._flops(kept, t, lo, rest)), lo, hi)
+
+    def features(self, kept, t, previous_ratio, fewest, most):
+        """The state of step t for each episode, [N, len(FEATURES)]."""
+        n = kept.shape[0]
+        undecided = kept.astype(np.float64).copy()
+        undecided[:, t:] = 0.0
+        so_far = self.cost_model.flops_ratio_batch(undecided)
+        undecided[:, t:] = self.sizes[t:]
+        to_come = self.cost_model.flops_ratio_batch(undecided) - so_far
+        size = float(self.sizes[t])
+        dynamic = np.stack([so_far, to_come, previous_ratio, 1.0 - most / size, 1.0 - fewest / size], axis=1)
+        return np.concatenate([np.broadcast_to(self.static[t], (n, self.static.shape[1])), dynamic], axis=1)
+
+    def rollout(self, act, num_episodes):
+        """Runs `num_episodes` episodes in lockstep; `act(t, features [N, F]) -> raw ratios [N]`."""
+        n, steps = int(num_episodes), self.num_steps
+        kept = np.tile(self.sizes, (n, 1))
+        observations = np.zeros((n, steps, len(FEATURES)), np.float32)
+        actions = np.zeros((n, steps), np.float32)
+        previous = np.zeros(n)
+        for t in range(steps):
+            fewest, most = self.bounds(kept, t)
+            observations[:, t] = self.features(kept, t, previous, fewest, most)
+            actions[:, t] = act(t, observations[:, t])
+            wanted = np.round(self.sizes[t] * (1.0 - np.clip(actions[:, t], 0.0, 1.0)))
+            kept[:, t] = np.clip(wanted, fewest, most)
+            previous = 1.0 - kept[:, t] / self.sizes[t]
+        return Episodes(observations, actions, kept, self.cost_model.flops_ratio_batch(kept), self.sizes)
+
+    def within_budget(self, flops_ratio):
+        return (flops_ratio >= self.low - 1e-9) & (flops_ratio <= self.high + 1e-9)
+
+
+def layer_facts(graph):
+    """[T, 3] (input channels, kernel size, stride) of each gated group's first producer layer."""
+    model, facts = graph.model, []
+    for group in graph.gated_groups:
+        layer = model.get_layer(group.producers[0])
+        kernel = getattr(layer, "kernel_size", (1,))
+        stride = getattr(layer, "strides", (1,))
+        in_shape = layer.input.shape if hasattr(layer, "input") else (None,)
+        facts.append([float(in_shape[-1] or 0), float(max(kernel)), float(max(stride))])
+    return np.array(facts)
