@@ -135,3 +135,16 @@ def test_episodic_agent_learns_to_prune_late_layers_and_uniform_does_not():
     assert space.within_budget(greedy.flops_ratio).all()
     assert reward(greedy.ratios)[0] > 0.5  # at most 1.0 (0.5 of the budget moved entirely to the late half)
     assert reward(uniform)[0] == 0.0
+
+
+def test_centred_actions_start_from_the_uniform_rule():
+    """With `center` = the uniform ratios, a policy at mid-range (a fresh policy's mean) rebuilds the
+    uniform sub-network, which the bounds keep on the budget."""
+    rng = np.random.default_rng(3)
+    cost = ChainCost(rng.integers(16, 65, 6), rng)
+    center = np.full(6, 0.6)
+    space = EpisodeSpace(cost, float(cost.flops_ratio_batch(np.round(cost.group_sizes * 0.4)[None])[0]), 0.02, 0.9,
+                         center=center)
+    episodes = space.rollout(lambda t, f: np.full(len(f), 0.45), 2)
+    np.testing.assert_array_equal(episodes.kept[0], np.round(cost.group_sizes * 0.4))
+    assert space.within_budget(episodes.flops_ratio).all()

@@ -122,7 +122,8 @@ def _time_train_steps(variants, batch, steps, rounds):
 
 
 def bench_agent(step_seconds, model="resnet56", *, width_multiplier=1.0, image_size=32, batch_size=128,
-                held_out=512, num_samples=None, dynamics_steps=None, agent_steps=2, target_flops=0.5):
+                held_out=512, num_samples=None, dynamics_steps=None, agent_steps=2, target_flops=0.5,
+                episode_images=None):
     """Time of one `JointPruner.agent_step` against a CIFAR-10 epoch of training steps of
     ``step_seconds`` each (`bench_gating`'s gated+alignment time), with a breakdown of the step.
 
@@ -136,6 +137,8 @@ def bench_agent(step_seconds, model="resnet56", *, width_multiplier=1.0, image_s
         kwargs["num_samples"] = num_samples
     if dynamics_steps is not None:
         kwargs["dynamics_steps"] = dynamics_steps
+    if episode_images is not None:
+        kwargs["episode_images"] = episode_images
     images = _batch(held_out, image_size, seed=1)
     pruner = JointPruner(_model(model, image_size, width_multiplier), images, target_flops_ratio=target_flops,
                          max_epochs=200, **kwargs)
@@ -157,6 +160,9 @@ def bench_agent(step_seconds, model="resnet56", *, width_multiplier=1.0, image_s
     epoch = step_seconds * steps_per_epoch
     return {
         "num_samples": pruner.num_samples, "dynamics_steps": pruner.policy.dynamics_steps, "held_out": held_out,
+        "episode_images": pruner.history[-1]["images_per_episode"], "finalists": pruner.finalists,
+        "reward_std": pruner.history[-1]["reward_std"],
+        "reward_standard_error": pruner.history[-1]["reward_standard_error"],
         "first_agent_step_seconds": first, "agent_step_seconds": agent, "agent_step_seconds_all": timed,
         "agent_step_breakdown_seconds": breakdown,
         "train_step_seconds": step_seconds, "steps_per_cifar_epoch": steps_per_epoch,
@@ -185,7 +191,10 @@ def _time_parts(pruner):
     wrap(pruner.scorer, "score", "score sub-networks on held-out (scorer.score)")
     wrap(pruner.budget, "masks", "budget projection + masks (budget.masks)")
     agent, dynamics = pruner.policy.agent, pruner.policy.dynamics
-    wrap(agent, "propose", "PPO sample actions (agent.propose)")
+    if hasattr(pruner.policy, "space"):  # the episodic agent: episodes rolled out step by step
+        wrap(pruner.policy.space, "rollout", "episode rollouts: bounds + PPO sampling (space.rollout)")
+    else:
+        wrap(agent, "propose", "PPO sample actions (agent.propose)")
     wrap(agent, "update", "PPO update (agent.update)")
     wrap(dynamics, "train", "dynamics model training (dynamics.train)")
     wrap(dynamics, "representation", "dynamics representation")
@@ -303,12 +312,16 @@ def _gating_rows(g):
 
 def _agent_rows(a):
     rows = [
-        (f"agent step ({a['num_samples']} samples, {a['dynamics_steps']} dynamics steps, {a['held_out']} held-out)",
+        (f"agent step ({a['num_samples']} episodes x {a.get('episode_images', a['held_out'])} images, "
+         f"{a.get('finalists', 0)} finalists x {a['held_out']}, {a['dynamics_steps']} dynamics steps)",
          f"{a['agent_step_seconds']:.2f} s", f"first (tracing) {a['first_agent_step_seconds']:.2f} s"),
         (f"CIFAR epoch of weight training ({a['steps_per_cifar_epoch']} steps)",
          f"{a['cifar_epoch_weight_seconds']:.0f} s",
          f"agent = {100 * a['agent_fraction_of_epoch']:.2f}% of the epoch (target <= 5%)"),
     ]
+    if "reward_std" in a:
+        rows.append(("  reward spread between episodes (std) vs one reward's standard error",
+                     f"{100 * a['reward_std']:.1f} pp", f"standard error {100 * a['reward_standard_error']:.1f} pp"))
     for part, seconds in a.get("agent_step_breakdown_seconds", {}).items():
         rows.append((f"  agent step part: {part}", f"{seconds:.2f} s", ""))
     return rows
@@ -327,7 +340,7 @@ def machine_info():
 
 def run_benchmarks(only=BENCHES, *, model="resnet56", width_multiplier=1.0, image_size=32, batch_size=128,
                    steps=5, rounds=3, held_out=512, num_samples=None, dynamics_steps=None, agent_steps=2,
-                   target_flops=0.5, threads=1, latency_runs=100, data_epochs=3, log=print):
+                   target_flops=0.5, threads=1, latency_runs=100, data_epochs=3, episode_images=None, log=print):
     """Runs the benches named in ``only`` (see `BENCHES`) as ``tools/bench.py`` does; returns
     {"machine", "args", and one entry per bench run}. gating also runs when agent or data is asked
     for: they compare against its training-step time. ``log(line)`` receives progress lines.
@@ -338,7 +351,7 @@ def run_benchmarks(only=BENCHES, *, model="resnet56", width_multiplier=1.0, imag
     arch = dict(model=model, width_multiplier=width_multiplier, image_size=image_size)
     results = {"machine": machine_info(), "args": dict(
         only=list(only), **arch, batch_size=batch_size, steps=steps, rounds=rounds, held_out=held_out,
-        num_samples=num_samples, dynamics_steps=dynamics_steps, agent_steps=agent_steps,
+        num_samples=num_samples, dynamics_steps=dynamics_steps, agent_steps=agent_steps, episode_images=episode_images,
         target_flops=target_flops, threads=threads, latency_runs=latency_runs, data_epochs=data_epochs)}
     step = None
     if "gating" in only or "agent" in only or "data" in only:
@@ -349,6 +362,7 @@ def run_benchmarks(only=BENCHES, *, model="resnet56", width_multiplier=1.0, imag
         log("timing agent steps...")
         results["agent"] = bench_agent(step, **arch, batch_size=batch_size, held_out=held_out,
                                        num_samples=num_samples, dynamics_steps=dynamics_steps,
+                                       episode_images=episode_images,
                                        agent_steps=agent_steps, target_flops=target_flops)
     if "tflite" in only:
         log("timing TFLite latency...")
@@ -377,6 +391,8 @@ def parse_args(argv=None):
     p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
     p.add_argument("--held_out", type=int, default=512, help="held-out images scored by the agent")
     p.add_argument("--num_samples", type=int, default=None, help="JointPruner.num_samples (default: its default)")
+    p.add_argument("--episode_images", type=int, default=None,
+                   help="JointPruner.episode_images: held-out images per episode's reward (default: its default)")
     p.add_argument("--dynamics_steps", type=int, default=None, help="JointPruner.dynamics_steps (default: its default)")
     p.add_argument("--agent_steps", type=int, default=2, help="timed agent steps (after one untimed)")
     p.add_argument("--target_flops", type=float, default=0.5)

@@ -48,7 +48,7 @@ METHODS = {
     "bandit": ['JointPruner.agent_mode = "bandit"'],
 }
 DESCRIPTIONS = {
-    "agent": "the method: PPO agent + dynamics model + alignment",
+    "agent": "the method: layer-wise (episodic) PPO agent + dynamics model + alignment",
     "uniform": "same ratio in every group, L1-importance channels, alignment toward that mask",
     "l1": "L1-norm filter pruning of the trained model with uniform ratios + fine-tuning (Li et al. 2017)",
     "random": "one random ratio per group (drawn once), L1-importance channels, alignment",

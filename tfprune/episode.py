@@ -34,7 +34,7 @@ class Episodes:
     """A batch of finished episodes: what the agent saw and did at each step, and what it built."""
 
     observations: np.ndarray  # [N, T, len(FEATURES)] state of each step
-    actions: np.ndarray  # [N, T] the policy's raw ratios (before the feasibility clip)
+    actions: np.ndarray  # [N, T] the policy's raw actions (before centring and the feasibility clip)
     kept: np.ndarray  # [N, T] channels kept per group
     flops_ratio: np.ndarray  # [N]
 
@@ -54,9 +54,14 @@ class EpisodeSpace:
         target_flops_ratio / tolerance / max_ratio: the budget, as in `tfprune.budget.FlopsBudget`.
         layer_facts: optional [T, 3] (input channels, kernel size, stride) of each group's first
             producer; zeros when unknown (the bounds never need them).
+        center: optional [T] ratios the actions are centred on (the uniform rule's at this budget):
+            step t applies ``center[t] + action - max_ratio / 2`` (then the feasibility clip), so a
+            fresh policy, whose mean sits mid-range, explores around that rule instead of around a
+            ratio of max_ratio / 2 everywhere, which the bounds would turn into "prune the last
+            groups to the floor". None: the action is the ratio itself.
     """
 
-    def __init__(self, cost_model, target_flops_ratio, tolerance, max_ratio, layer_facts=None):
+    def __init__(self, cost_model, target_flops_ratio, tolerance, max_ratio, layer_facts=None, center=None):
         self.cost_model = cost_model
         self.sizes = np.asarray(cost_model.group_sizes, np.int64)
         self.num_steps = len(self.sizes)
@@ -64,6 +69,7 @@ class EpisodeSpace:
         self.low = float(target_flops_ratio) - float(tolerance)
         self.high = float(target_flops_ratio) + float(tolerance)
         self.static = self._static_features(layer_facts)
+        self.offset = np.zeros(self.num_steps) if center is None else np.asarray(center, np.float64) - max_ratio / 2
 
     def _static_features(self, layer_facts):
         """[T, 6]: position, in/out channels (over the largest), kernel / 7, stride / 2, group FLOPs share."""
@@ -132,7 +138,7 @@ class EpisodeSpace:
             fewest, most = self.bounds(kept, t)
             observations[:, t] = self.features(kept, t, previous, fewest, most)
             actions[:, t] = act(t, observations[:, t])
-            wanted = np.round(self.sizes[t] * (1.0 - np.clip(actions[:, t], 0.0, 1.0)))
+            wanted = np.round(self.sizes[t] * (1.0 - np.clip(actions[:, t] + self.offset[t], 0.0, 1.0)))
             kept[:, t] = np.clip(wanted, fewest, most)
             previous = 1.0 - kept[:, t] / self.sizes[t]
         return Episodes(observations, actions, kept, self.cost_model.flops_ratio_batch(kept), self.sizes)

@@ -133,15 +133,18 @@ class BanditPolicy(AgentPolicy):
 class EpisodicPolicy(AgentPolicy):
     """`agent_mode="episodic"` (default), the paper's agent: one decision per group within an episode
     (`tfprune.episode.EpisodeSpace`), each step's state = group features + the epoch representation,
-    every episode on the FLOPs budget by construction (`tfprune.agent.episodic.EpisodicAgent`)."""
+    every episode on the FLOPs budget by construction (`tfprune.agent.episodic.EpisodicAgent`). Actions
+    are centred on the uniform rule's ratios (`EpisodeSpace(center=...)`): the agent learns where to
+    deviate from uniform pruning, starting from it."""
 
     lands_on_budget = True
 
     def __init__(self, budget, max_epochs, use_dynamics=True, dynamics_steps=100, seed=0):
         from tfprune.agent.episodic import EpisodicAgent
 
+        uniform_kept, _ = budget.project(np.zeros(len(budget.cost_model.group_names)))
         self.space = EpisodeSpace(budget.cost_model, budget.target_flops_ratio, budget.tolerance, budget.max_ratio,
-                                  layer_facts(budget.graph))
+                                  layer_facts(budget.graph), center=1.0 - uniform_kept / budget.cost_model.group_sizes)
         super().__init__(self.space.num_steps, max_epochs, use_dynamics, dynamics_steps, seed)
         self.agent = EpisodicAgent(observation_dim=len(FEATURES) + self.dynamics.hidden_dim,
                                    max_ratio=budget.max_ratio, seed=seed)

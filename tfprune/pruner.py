@@ -66,10 +66,10 @@ class JointPruner:
     """
 
     def __init__(self, model, held_out, target_flops_ratio=0.5, max_epochs=100, warmup_epochs=0, max_ratio=0.9,
-                 flops_tolerance=0.02, num_samples=64, dynamics_steps=100, use_dynamics=True, alignment_strength=1e-3,
+                 flops_tolerance=0.02, num_samples=128, dynamics_steps=100, use_dynamics=True, alignment_strength=1e-3,
                  alignment_ramp_epochs=5, reward_bn="batch", policy="agent", target_switch_margin=0.02,
                  reward_batch_size=256, seed=0, broadcast=None, importance="l1", agent_mode="episodic",
-                 episode_images=128, finalists=4):
+                 episode_images=32, finalists=4):
         self.model = model
         self.graph = _gated_graph(model)
         self.cost_model = CostModel(model, self.graph)
