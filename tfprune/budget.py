@@ -148,7 +148,8 @@ class FlopsBudget:
         self.max_ratio = float(max_ratio)
         self.tolerance = float(tolerance)
         self.criterion = check_criterion(importance)
-        self.project(np.zeros(len(cost_model.group_names)))
+        # Projecting all-zero ratios checks the target is reachable, and is the uniform rule's sub-network.
+        self.uniform_kept, _ = self.project(np.zeros(len(cost_model.group_names)))
 
     def project(self, ratios):
         """(kept channel counts, achieved FLOPs ratio) of the ratios moved onto the budget."""

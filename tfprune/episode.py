@@ -33,17 +33,16 @@ FEATURES = STATIC_FEATURES + DYNAMIC_FEATURES
 class Episodes:
     """A batch of finished episodes: what the agent saw and did at each step, and what it built."""
 
-    observations: np.ndarray  # [N, T, len(FEATURES)] state of each step
+    observations: np.ndarray  # [N, T, len(FEATURES) + context size] state of each step
     actions: np.ndarray  # [N, T] the policy's raw actions (before centring and the feasibility clip)
     kept: np.ndarray  # [N, T] channels kept per group
     flops_ratio: np.ndarray  # [N]
+    sizes: np.ndarray  # [T] group sizes
 
     @property
     def ratios(self):
         """Applied pruning ratios per group, [N, T]."""
         return 1.0 - self.kept / self.sizes
-
-    sizes: np.ndarray = None  # [T] group sizes (set by `EpisodeSpace.rollout`)
 
 
 class EpisodeSpace:
@@ -127,16 +126,22 @@ class EpisodeSpace:
         dynamic = np.stack([so_far, to_come, previous_ratio, 1.0 - most / size, 1.0 - fewest / size], axis=1)
         return np.concatenate([np.broadcast_to(self.static[t], (n, self.static.shape[1])), dynamic], axis=1)
 
-    def rollout(self, act, num_episodes):
-        """Runs `num_episodes` episodes in lockstep; `act(t, features [N, F]) -> raw ratios [N]`."""
+    def rollout(self, act, num_episodes, context=()):
+        """Runs `num_episodes` episodes in lockstep; `act(t, state [N, F]) -> raw actions [N]`.
+
+        A step's state is `features` followed by `context`, a vector shared by every step and episode
+        (the dynamics model's representation of the epoch): what the policy acts on is what is stored.
+        """
         n, steps = int(num_episodes), self.num_steps
+        context = np.asarray(context, np.float32).reshape(-1)
         kept = np.tile(self.sizes, (n, 1))
-        observations = np.zeros((n, steps, len(FEATURES)), np.float32)
+        observations = np.zeros((n, steps, len(FEATURES) + context.size), np.float32)
+        observations[:, :, len(FEATURES):] = context
         actions = np.zeros((n, steps), np.float32)
         previous = np.zeros(n)
         for t in range(steps):
             fewest, most = self.bounds(kept, t)
-            observations[:, t] = self.features(kept, t, previous, fewest, most)
+            observations[:, t, :len(FEATURES)] = self.features(kept, t, previous, fewest, most)
             actions[:, t] = act(t, observations[:, t])
             wanted = np.round(self.sizes[t] * (1.0 - np.clip(actions[:, t] + self.offset[t], 0.0, 1.0)))
             kept[:, t] = np.clip(wanted, fewest, most)

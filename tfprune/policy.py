@@ -142,26 +142,19 @@ class EpisodicPolicy(AgentPolicy):
     def __init__(self, budget, max_epochs, use_dynamics=True, dynamics_steps=100, seed=0):
         from tfprune.agent.episodic import EpisodicAgent
 
-        uniform_kept, _ = budget.project(np.zeros(len(budget.cost_model.group_names)))
         self.space = EpisodeSpace(budget.cost_model, budget.target_flops_ratio, budget.tolerance, budget.max_ratio,
-                                  layer_facts(budget.graph), center=1.0 - uniform_kept / budget.cost_model.group_sizes)
+                                  layer_facts(budget.graph),
+                                  center=1.0 - budget.uniform_kept / budget.cost_model.group_sizes)
         super().__init__(self.space.num_steps, max_epochs, use_dynamics, dynamics_steps, seed)
         self.agent = EpisodicAgent(observation_dim=len(FEATURES) + self.dynamics.hidden_dim,
                                    max_ratio=budget.max_ratio, seed=seed)
         self._episodes = None  # the latest proposal's episodes, which `learn` trains on
         self._observation = None  # representation the latest proposal was made in
 
-    def _rollout(self, act, num_episodes):
-        z = self._observation
-        with_z = lambda features: np.concatenate([features, np.broadcast_to(z, (len(features), z.size))], 1)  # noqa
-        episodes = self.space.rollout(lambda t, features: act(with_z(features)), num_episodes)
-        episodes.observations = np.concatenate(
-            [episodes.observations, np.broadcast_to(z, episodes.observations.shape[:2] + (z.size,))], axis=2)
-        return episodes
-
     def propose(self, epoch, num_samples):
         self._observation = self.observation(epoch)
-        self._episodes = self._rollout(self.agent.sample, num_samples)
+        self._episodes = self.space.rollout(lambda t, state: self.agent.sample(state), num_samples,
+                                            context=self._observation)
         return self._episodes.ratios
 
     def learn(self, epoch, actions, rewards, which=None):
@@ -175,7 +168,7 @@ class EpisodicPolicy(AgentPolicy):
     def select(self, epoch):
         """The greedy episode: the policy's mean ratio at every step."""
         self._observation = self.observation(epoch)
-        return self._rollout(self.agent.mean, 1).ratios[0]
+        return self.space.rollout(lambda t, state: self.agent.mean(state), 1, context=self._observation).ratios[0]
 
 
 class FixedPolicy:

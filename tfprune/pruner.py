@@ -130,9 +130,8 @@ class JointPruner:
                             self.finalists, seed=self.seed * 100003 + epoch, broadcast=self.broadcast)
         which = _finite_only(epoch, scores.rewards, self.policy.min_rewards)
         losses = self.policy.learn(epoch, actions[which], scores.rewards[which], which)
-        top = _best_finalist(epoch, scores)
-        challenger = Selection(candidates[top][0], float(scores.final[list(scores.finalists).index(top)]),
-                               float(candidates[top][1]), epoch)
+        top, top_reward = _best_finalist(epoch, scores)
+        challenger = Selection(candidates[top][0], top_reward, float(candidates[top][1]), epoch)
         switched = self.target.offer(challenger, scores.incumbent)
         stats = _step_stats(epoch, actions[which], scores, which, self.target.best, switched, losses)
         self.history.append(stats.as_dict())
@@ -201,11 +200,12 @@ def _finite_only(epoch, rewards, min_rewards):
 
 
 def _best_finalist(epoch, scores):
-    """The finalist with the best score on every held-out image."""
+    """(candidate index, score) of the finalist with the best score on every held-out image."""
     finite = np.isfinite(scores.final)
     if not finite.any():
         raise FloatingPointError(f"Epoch {epoch}: no finalist has a finite score ({scores.final}); weights diverged?")
-    return int(scores.finalists[int(np.argmax(np.where(finite, scores.final, -np.inf)))])
+    best = int(np.argmax(np.where(finite, scores.final, -np.inf)))
+    return int(scores.finalists[best]), float(scores.final[best])
 
 
 def _step_stats(epoch, actions, scores, which, target, switched, losses):

@@ -102,9 +102,11 @@ def score_step(scorer, candidates, incumbent=None, episode_images=None, finalist
     if cheap:
         subset = np.sort(np.random.default_rng(seed).choice(n_images, int(episode_images), replace=False))
     rewards = np.array([scorer.score(m, subset) for m in candidates], np.float32)
-    ranked = np.argsort(-np.nan_to_num(rewards, nan=-np.inf), kind="stable")
-    chosen = ranked[:finalists] if cheap else np.arange(len(candidates))
-    final = [scorer.score(candidates[i]) for i in chosen] if cheap else list(rewards)
+    if cheap:
+        chosen = np.argsort(-np.nan_to_num(rewards, nan=-np.inf), kind="stable")[:finalists]
+        final = [scorer.score(candidates[i]) for i in chosen]
+    else:
+        chosen, final = np.arange(len(candidates)), list(rewards)
     extra = [] if incumbent is None else [scorer.score(incumbent)]
     flat = broadcast(np.concatenate([rewards, np.asarray(final, np.float32), np.asarray(extra, np.float32)]))
     n, f = len(candidates), len(chosen)

@@ -16,8 +16,7 @@ import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 from tf_agents.trajectories import trajectory
 
-from tfprune.agent.ppo import (REWARD_NORMALIZATIONS, _compile_distribution, _compile_train, build_ppo,
-                               normalize_batch_rewards)
+from tfprune.agent.ppo import _compile_distribution, _compile_train, build_ppo, normalize_batch_rewards
 
 
 def episode_trajectories(observations, actions, rewards, loc, scale):
@@ -66,9 +65,6 @@ class EpisodicAgent:
                  learning_rate=1e-3, num_epochs=4, importance_ratio_clipping=0.2, entropy_regularization=0.0,
                  init_std=0.2, reward_normalization="batch", normalize_observations=True, lambda_value=0.95,
                  seed=None):
-        if reward_normalization not in REWARD_NORMALIZATIONS:
-            raise ValueError(f"reward_normalization must be one of {REWARD_NORMALIZATIONS}, "
-                             f"got {reward_normalization!r}.")
         self.observation_dim = int(observation_dim)
         self.max_ratio = float(max_ratio)
         self.reward_normalization = reward_normalization

@@ -104,7 +104,14 @@ def build_ppo(observation_dim, num_groups, max_ratio, *, actor_layers, value_lay
     restore immediate rather than deferred. The creation order is fixed: with a seed it decides the
     initial weights. Episodes are undiscounted (`discount_factor=1`: the only reward is the last
     step's); the bandit uses plain advantages, the layer-wise agent GAE (`use_gae`, `lambda_value`).
+    Both agents' settings are checked here, before anything is built.
     """
+    if reward_normalization not in REWARD_NORMALIZATIONS:
+        raise ValueError(
+            f"reward_normalization must be one of {REWARD_NORMALIZATIONS}, got {reward_normalization!r}."
+        )
+    if not max_ratio > 0:
+        raise ValueError(f"max_ratio must be > 0, got {max_ratio}.")
     with _seeded(seed):
         observation_spec = tensor_spec.TensorSpec([observation_dim], tf.float32, name="observation")
         action_spec = tensor_spec.BoundedTensorSpec(
@@ -277,12 +284,6 @@ class PruningAgent:
         normalize_observations=True,
         seed=None,
     ):
-        if reward_normalization not in REWARD_NORMALIZATIONS:
-            raise ValueError(
-                f"reward_normalization must be one of {REWARD_NORMALIZATIONS}, got {reward_normalization!r}."
-            )
-        if not max_ratio > 0:
-            raise ValueError(f"max_ratio must be > 0, got {max_ratio}.")
         self.observation_dim = int(observation_dim)
         self.num_groups = int(num_groups)
         self.max_ratio = float(max_ratio)
