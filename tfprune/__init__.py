@@ -5,9 +5,12 @@ import os
 # tf-agents builds its networks with `tf.keras`; with TF 2.21 that must be tf_keras (Keras 2). This has
 # to be set before TensorFlow is first imported. The CNNs themselves are Keras 3 (`import keras`).
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
+
+from tfprune import quiet  # noqa: E402
+
+quiet.startup()  # loads TensorFlow without its start-up noise (tfprune.quiet says what and how to see it)
 
 from tfprune.auto_gate import auto_gate  # noqa: E402
 from tfprune.budget import BudgetError, FlopsBudget, project_to_budget  # noqa: E402

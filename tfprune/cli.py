@@ -48,6 +48,9 @@ def train_main(argv=None):
                         help="extra gin binding, e.g. --gin_bindings 'run.epochs = 3' (repeatable)")
     parser.add_argument("--workdir", default=None,
                         help="output directory (default runs/<config name>); checkpoints and results go here")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show what TensorFlow, TFLite and Gym print themselves (hidden by default: "
+                             "tfprune.quiet; TFPRUNE_VERBOSE=1 does the same)")
     args = parser.parse_args(argv)
     strategy = None
     if os.environ.get("TF_CONFIG"):
@@ -64,9 +67,13 @@ def train_main(argv=None):
         f.write(gin.config_str())
 
     from tfprune import trainer
+    from tfprune.distribute import make_strategy
     from tfprune.errors import TfpruneError
+    from tfprune.run_header import header_lines
 
     try:
+        strategy = strategy or make_strategy()
+        print("\n".join(header_lines(workdir, strategy)), flush=True)
         trainer.run(workdir, strategy=strategy)
     except TfpruneError as e:
         # Problems with the user's input or run: one clear line, no traceback from deep inside TF

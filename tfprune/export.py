@@ -35,6 +35,7 @@ import warnings
 
 import numpy as np
 
+from tfprune import quiet
 from tfprune.errors import TfpruneError
 
 QUANTIZATIONS = ("float", "dynamic", "int8")
@@ -256,7 +257,8 @@ def _convert_saved_model(tf, path, quantization, calibration, int8_io, allow_sel
     elif allow_select_tf_ops:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
     try:
-        return bytes(converter.convert())
+        with quiet.native_output(quiet.TFLITE_NOISE):  # the quantizer prints its settings to stderr
+            return bytes(converter.convert())
     except Exception as exc:  # ConverterError lives in a private module; match it by name
         if type(exc).__name__ == "ConverterError" or "convert" in type(exc).__module__:
             raise _conversion_error(exc, quantization) from exc
@@ -276,7 +278,11 @@ def make_interpreter(tflite_bytes, num_threads=1):
         Interpreter = tf.lite.Interpreter
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated.*")
-        return Interpreter(model_content=bytes(tflite_bytes), num_threads=num_threads)
+        # The first allocation applies the XNNPACK delegate, which announces itself on stderr.
+        with quiet.native_output(quiet.TFLITE_NOISE):
+            interpreter = Interpreter(model_content=bytes(tflite_bytes), num_threads=num_threads)
+            interpreter.allocate_tensors()
+    return interpreter
 
 
 def _io_details(interpreter):

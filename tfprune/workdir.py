@@ -47,6 +47,19 @@ def completed_summary(root):
         return json.load(f)
 
 
+def progress(root):
+    """Where a run in `root` stands, in words: fresh, resumed from which phase and checkpoint, or complete."""
+    if os.path.exists(os.path.join(root, SUMMARY)):
+        return "complete: nothing to train"
+    if os.path.exists(os.path.join(root, SELECTION)):
+        return "resuming: sub-network already selected, fine-tuning continues"
+    joint = os.path.join(root, JOINT_CHECKPOINTS)
+    latest = tf.train.latest_checkpoint(joint) if os.path.isdir(joint) else None
+    if latest is not None:
+        return f"resuming from joint-phase checkpoint {_checkpoint_number(latest)}"
+    return "fresh run"
+
+
 class Workdir:
     """The files of one run. Reads come from `root` (the chief's files); writes go to `outdir`: `root`
     on the chief, a private `.<role>` sub-directory on other workers."""
