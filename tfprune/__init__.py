@@ -8,8 +8,17 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 __version__ = "0.1.0"
 
-from tfprune import quiet  # noqa: E402
+import sys  # noqa: E402
 
+from tfprune import backend, quiet  # noqa: E402
+
+try:
+    backend.require_tensorflow_backend()
+except backend.BackendError as error:
+    if not quiet.is_command_line():
+        raise
+    print(f"error: {error}", file=sys.stderr)  # a command line says it in one line, no traceback
+    raise SystemExit(2) from None
 quiet.startup()  # loads TensorFlow without its start-up noise (tfprune.quiet says what and how to see it)
 
 from tfprune.auto_gate import auto_gate  # noqa: E402

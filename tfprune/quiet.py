@@ -61,7 +61,13 @@ def verbose_requested(argv=None, environ=None):
     if environ.get(VERBOSE_ENV, "").lower() in ("1", "true", "yes"):
         return True
     argv = sys.argv if argv is None else argv
-    if not argv or "--verbose" not in argv[1:]:
+    return "--verbose" in argv[1:] and is_command_line(argv)
+
+
+def is_command_line(argv=None):
+    """True when this process is one of tfprune's command lines (the console scripts or tools/*.py)."""
+    argv = sys.argv if argv is None else argv
+    if not argv:
         return False
     program = os.path.abspath(argv[0])
     return os.path.basename(program) in _COMMANDS or os.path.dirname(program) == _TOOLS_DIR
