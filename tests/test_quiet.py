@@ -100,8 +100,8 @@ def test_progress_says_fresh_resumed_or_complete(tmp_path):
 
 @pytest.mark.slow
 def test_smoke_run_output_is_only_tfprunes_own(tmp_path):
-    command = [sys.executable, os.path.join(ROOT, "tools", "train.py"), "--config", SMOKE,
-               "--workdir", str(tmp_path / "run")]
+    # `tfprune train` with a shipped config's bare name, from a directory that has no configs/ folder.
+    command = [sys.executable, "-m", "tfprune", "train", "--config", "smoke.gin", "--workdir", str(tmp_path / "run")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=_clean_env(), cwd=str(tmp_path))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]

@@ -1,4 +1,10 @@
-"""Command-line entry point of training (tools/train.py, and the `tfprune-train` console script)."""
+"""Command lines: `tfprune train|export|compare|bench ...` (the `tfprune` console script), and
+`train_main` (tools/train.py and the older `tfprune-train` console script).
+
+Each subcommand is a library `main(argv)`; `tools/*.py` call the same functions. `--verbose` may be
+given anywhere: `tfprune.quiet` reads it when the package is imported (before TensorFlow loads), so
+here it is only accepted and removed.
+"""
 
 import argparse
 import logging
@@ -7,21 +13,26 @@ import sys
 
 import gin
 
+from tfprune import config_files
 
-def parse_gin(config_files, bindings):
-    """Parses gin files and bindings; a typo or unknown parameter becomes a one-line error."""
+
+def parse_gin(config_files_or_names, bindings):
+    """Parses gin files (paths, or names of shipped configs) and bindings; a missing config, a typo or
+    an unknown parameter becomes a one-line error."""
     import tfprune.agent  # noqa: F401  (registers the agent's configurables; TF-Agents loads lazily elsewhere)
     import tfprune.trainer  # noqa: F401  (registers every other configurable)
 
-    for path in config_files:
-        if not os.path.exists(path):
-            raise SystemExit(f"error: config file {path!r} does not exist (configs/ lists the shipped ones).")
+    try:
+        paths = [config_files.resolve(name) for name in config_files_or_names]
+    except config_files.ConfigNotFound as e:
+        raise SystemExit(f"error: {e}") from None
+    for path in paths:
         # `include 'base/x.gin'` resolves relative to the including config's folder.
         gin.add_config_file_search_path(os.path.dirname(os.path.abspath(path)))
     quiet = _DropMessages("Path not found")  # gin logs each search-path miss of an include as an error
     logging.getLogger().addFilter(quiet)
     try:
-        gin.parse_config_files_and_bindings(config_files, bindings)
+        gin.parse_config_files_and_bindings(paths, bindings)
     except (ValueError, KeyError, SyntaxError, OSError) as e:
         message = str(e).strip().splitlines()
         raise SystemExit(f"error: bad gin configuration: {' '.join(message)[:800]}\n"
@@ -39,11 +50,14 @@ class _DropMessages(logging.Filter):
         return not str(record.msg).startswith(self.prefix)
 
 
-def train_main(argv=None):
+def _train_parser():
     parser = argparse.ArgumentParser(
+        prog="tfprune train",
         description="Jointly train and prune a CNN with an RL agent; re-run the same command to resume.")
-    parser.add_argument("--config", action="append", required=True,
-                        help="gin config file (repeatable; later files override earlier ones)")
+    parser.add_argument("--config", action="append",
+                        help="gin config: a file path, else a shipped config's name such as smoke.gin "
+                             "(repeatable; later files override earlier ones)")
+    parser.add_argument("--list-configs", action="store_true", help="list the shipped configs and exit")
     parser.add_argument("--gin_bindings", action="append", default=[],
                         help="extra gin binding, e.g. --gin_bindings 'run.epochs = 3' (repeatable)")
     parser.add_argument("--workdir", default=None,
@@ -51,7 +65,19 @@ def train_main(argv=None):
     parser.add_argument("--verbose", action="store_true",
                         help="also show what TensorFlow, TFLite and Gym print themselves (hidden by default: "
                              "tfprune.quiet; TFPRUNE_VERBOSE=1 does the same)")
+    return parser
+
+
+def train_main(argv=None):
+    """`tfprune train`: exit status 0 when the run finished, 2 on bad input (one line on stderr)."""
+    parser = _train_parser()
     args = parser.parse_args(argv)
+    if args.list_configs:
+        print(f"Shipped configs ({config_files.SHIPPED_DIR}):")
+        print("\n".join("  " + row for row in config_files.describe()))
+        return 0
+    if not args.config:
+        parser.error("--config is required (a file, or a shipped config: --list-configs lists them)")
     strategy = None
     if os.environ.get("TF_CONFIG"):
         # Collective ops must be configured before TensorFlow runs anything (importing TF-Agents does).
@@ -60,17 +86,19 @@ def train_main(argv=None):
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     parse_gin(args.config, args.gin_bindings)
     workdir = args.workdir or os.path.join("runs", os.path.splitext(os.path.basename(args.config[-1]))[0])
+    return _run(workdir, strategy)
+
+
+def _run(workdir, strategy):
     os.makedirs(workdir, exist_ok=True)
-    from tfprune.workdir import CONFIG
-
-    with open(os.path.join(workdir, CONFIG), "w") as f:
-        f.write(gin.config_str())
-
     from tfprune import trainer
     from tfprune.distribute import make_strategy
     from tfprune.errors import TfpruneError
     from tfprune.run_header import header_lines
+    from tfprune.workdir import CONFIG
 
+    with open(os.path.join(workdir, CONFIG), "w") as f:
+        f.write(gin.config_str())
     try:
         strategy = strategy or make_strategy()
         print("\n".join(header_lines(workdir, strategy)), flush=True)
@@ -83,3 +111,42 @@ def train_main(argv=None):
         return 2
     return 0
 
+
+def _export_main(argv):
+    from tfprune.export_study import main
+
+    return main(argv)
+
+
+def _compare_main(argv):
+    from tfprune.compare import main
+
+    return main(argv)
+
+
+def _bench_main(argv):
+    from tfprune.bench import main
+
+    return main(argv)
+
+
+COMMANDS = {
+    "train": (train_main, "jointly train and prune a CNN (resumable); --list-configs lists the shipped configs"),
+    "export": (_export_main, "prune a gated model physically and export SavedModel + TFLite, full vs pruned"),
+    "compare": (_compare_main, "the agent vs baselines at one FLOPs budget, several seeds, as tables"),
+    "bench": (_bench_main, "speed benchmarks: gating overhead, agent step, TFLite latency, input pipeline"),
+}
+
+
+def main(argv=None):
+    """`tfprune COMMAND ...`: dispatches to the command's own parser (`tfprune COMMAND --help`)."""
+    argv = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--verbose"]
+    parser = argparse.ArgumentParser(
+        prog="tfprune", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Jointly train and channel-prune CNNs (Keras 3 / TensorFlow).",
+        epilog="commands:\n" + "\n".join(f"  {name:<8} {text}" for name, (_, text) in COMMANDS.items())
+               + "\n\n--verbose (anywhere) shows what TensorFlow, TFLite and Gym print themselves.")
+    parser.add_argument("command", choices=COMMANDS, metavar="COMMAND", help="one of: " + ", ".join(COMMANDS))
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="the command's arguments (COMMAND --help)")
+    args = parser.parse_args(argv)
+    return COMMANDS[args.command][0](args.args)

@@ -116,11 +116,11 @@ def run_comparison(config_files, methods, seeds, workdir, bindings=(), keep_goin
 
 def train_command():
     """The training command a run executes: ``tools/train.py`` in a source checkout, else the installed
-    package's `tfprune.cli.train_main` (same arguments)."""
+    package's ``python -m tfprune train`` (same arguments)."""
     script = os.path.join(ROOT, "tools", "train.py")
     if os.path.exists(script):
         return [sys.executable, script]
-    return [sys.executable, "-c", "import sys; from tfprune.cli import train_main; sys.exit(train_main())"]
+    return [sys.executable, "-m", "tfprune", "train"]
 
 
 def run_one(method, seed, config_files, workdir, bindings=()):

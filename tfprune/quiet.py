@@ -64,11 +64,15 @@ def verbose_requested(argv=None, environ=None):
     return "--verbose" in argv[1:] and is_command_line(argv)
 
 
-def is_command_line(argv=None):
-    """True when this process is one of tfprune's command lines (the console scripts or tools/*.py)."""
+def is_command_line(argv=None, orig_argv=None):
+    """True when this process is one of tfprune's command lines: the console scripts, tools/*.py or
+    `python -m tfprune` (whose argv[0] is "-m" while the package is imported)."""
     argv = sys.argv if argv is None else argv
     if not argv:
         return False
+    if argv[0] == "-m":
+        orig_argv = list(getattr(sys, "orig_argv", []) if orig_argv is None else orig_argv)
+        return "-m" in orig_argv[:-1] and orig_argv[orig_argv.index("-m") + 1] == "tfprune"
     program = os.path.abspath(argv[0])
     return os.path.basename(program) in _COMMANDS or os.path.dirname(program) == _TOOLS_DIR
 

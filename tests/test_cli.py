@@ -1,0 +1,85 @@
+"""`tfprune COMMAND`: one command line over train / export / compare / bench; configs by path or by the
+name of a shipped config, from any working directory."""
+
+import os
+
+import gin
+import pytest
+
+from tfprune import cli, config_files, quiet
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def clean_gin():
+    gin.clear_config()
+    yield
+    gin.clear_config()
+
+
+def test_shipped_configs_are_the_repository_configs_folder():
+    # One copy of each gin file: the package's configs/ is the repository's configs/ folder.
+    assert os.path.samefile(config_files.SHIPPED_DIR, os.path.join(ROOT, "configs"))
+    assert "smoke.gin" in config_files.shipped() and "imagenet_resnet50.gin" in config_files.shipped()
+
+
+def test_config_resolves_path_first_then_shipped_name_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shipped_smoke = os.path.join(config_files.SHIPPED_DIR, "smoke.gin")
+    assert config_files.resolve("smoke.gin") == shipped_smoke
+    assert config_files.resolve("smoke") == shipped_smoke
+    assert config_files.resolve("configs/smoke.gin") == shipped_smoke
+    (tmp_path / "smoke.gin").write_text("run.model_name = 'resnet20'\n")
+    assert config_files.resolve("smoke.gin") == "smoke.gin"  # the user's own file wins
+    with pytest.raises(config_files.ConfigNotFound, match=r"'nope.gin' does not exist.*smoke\.gin"):
+        config_files.resolve("nope.gin")
+
+
+def test_parse_gin_by_name_includes_base_parts(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli.parse_gin(["imagenet_resnet50.gin"], [])
+    assert gin.query_parameter("run.model_name") == "resnet50"
+    assert gin.query_parameter("build_datasets.source") == "imagenet2012"  # from base/imagenet.gin
+
+
+def test_list_configs(capsys):
+    assert cli.main(["train", "--list-configs"]) == 0
+    out = capsys.readouterr().out
+    assert "smoke.gin" in out and "A half-minute end-to-end run on CPU" in out
+
+
+def test_top_level_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("train", "export", "compare", "bench"))
+
+
+def test_subcommands_reach_their_own_parsers(capsys):
+    for name in cli.COMMANDS:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([name, "--help", "--verbose"])  # --verbose is accepted anywhere
+        assert exit_info.value.code == 0
+    with pytest.raises(SystemExit):
+        cli.main(["inspect"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_python_dash_m_tfprune_counts_as_a_command_line():
+    assert quiet.is_command_line(["-m"], orig_argv=["python", "-m", "tfprune", "train", "--verbose"])
+    assert not quiet.is_command_line(["-m"], orig_argv=["python", "-m", "pytest"])
+
+
+def test_python_dash_m_tfprune_from_another_directory(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from tfprune import compare
+
+    result = subprocess.run([sys.executable, "-m", "tfprune", "train", "--list-configs"], capture_output=True,
+                            text=True, timeout=300, cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=ROOT))
+    assert result.returncode == 0 and "imagenet_resnet50.gin" in result.stdout, result.stderr[-2000:]
+    monkeypatch.setattr(compare, "ROOT", str(tmp_path))  # an installed package: no tools/ beside it
+    assert compare.train_command()[1:] == ["-m", "tfprune", "train"]
