@@ -1,6 +1,7 @@
 """The wheel: console scripts, the shipped configs (one copy, from configs/) and the declared requirements."""
 
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -29,3 +30,22 @@ def test_wheel_ships_every_config_and_both_console_scripts(wheel):
     assert expected and expected <= wheel["names"]
     assert "tfprune = tfprune.cli:main" in wheel["entry_points"]
     assert "tfprune-train = tfprune.cli:train_main" in wheel["entry_points"]
+
+
+def _requirement_names(metadata, extras=False):
+    lines = [line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    return {re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower().replace("_", "-")
+            for line in lines if ("extra ==" in line) == extras}
+
+
+def test_wheel_declares_what_pip_resolves_and_leaves_tf_agents_to_the_no_deps_line(wheel):
+    required = _requirement_names(wheel["metadata"])
+    assert {"tensorflow", "keras", "numpy", "gin-config", "tensorflow-probability", "tf-keras", "gym",
+            "tensorflow-datasets", "tensorboard", "scikit-learn", "matplotlib", "tqdm"} <= required
+    # tf-agents 0.19 pins versions that conflict with TF 2.21: never declared, installed with --no-deps.
+    assert "tf-agents" not in required and "tensorflow-cpu" not in required
+    assert _requirement_names(wheel["metadata"], extras=True) == {"pytest", "pytest-timeout"}
+    assert "Requires-Python: <3.14,>=3.11" in wheel["metadata"]
+    # Every declared requirement is installed here, at a version the lock file tested.
+    lock = open(os.path.join(ROOT, "requirements", "lock.txt")).read().lower().replace("_", "-")
+    assert all(f"\n{name}==" in lock for name in required), required

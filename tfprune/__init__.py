@@ -21,6 +21,10 @@ except backend.BackendError as error:
     raise SystemExit(2) from None
 quiet.startup()  # loads TensorFlow without its start-up noise (tfprune.quiet says what and how to see it)
 
+from tfprune import agent_stack  # noqa: E402
+
+agent_stack.install_hook()  # a missing TF-Agents names its install line (it is installed apart, --no-deps)
+
 from tfprune.auto_gate import auto_gate  # noqa: E402
 from tfprune.budget import BudgetError, FlopsBudget, project_to_budget  # noqa: E402
 from tfprune.callback import PruningCallback  # noqa: E402

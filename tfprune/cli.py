@@ -19,8 +19,14 @@ from tfprune import config_files
 def parse_gin(config_files_or_names, bindings):
     """Parses gin files (paths, or names of shipped configs) and bindings; a missing config, a typo or
     an unknown parameter becomes a one-line error."""
-    import tfprune.agent  # noqa: F401  (registers the agent's configurables; TF-Agents loads lazily elsewhere)
-    import tfprune.trainer  # noqa: F401  (registers every other configurable)
+    import tfprune.trainer  # noqa: F401  (registers every configurable but the agent's)
+    from tfprune import agent_stack
+
+    try:
+        import tfprune.agent  # noqa: F401  (registers the agent's configurables)
+        missing_agent = None
+    except agent_stack.MissingAgentStack as e:  # baselines run without TF-Agents; the agent's bindings fail
+        missing_agent = e
 
     try:
         paths = [config_files.resolve(name) for name in config_files_or_names]
@@ -34,8 +40,10 @@ def parse_gin(config_files_or_names, bindings):
     try:
         gin.parse_config_files_and_bindings(paths, bindings)
     except (ValueError, KeyError, SyntaxError, OSError) as e:
-        message = str(e).strip().splitlines()
-        raise SystemExit(f"error: bad gin configuration: {' '.join(message)[:800]}\n"
+        message = " ".join(str(e).strip().splitlines())[:800]
+        if missing_agent is not None:  # the configuration names the agent's settings: say what is missing
+            raise SystemExit(f"error: {missing_agent}\n(gin: {message})") from None
+        raise SystemExit(f"error: bad gin configuration: {message}\n"
                          "Check the parameter names against the configurables listed in the README.") from None
     finally:
         logging.getLogger().removeFilter(quiet)
@@ -94,12 +102,15 @@ def _run(workdir, strategy):
     from tfprune import trainer
     from tfprune.distribute import make_strategy
     from tfprune.errors import TfpruneError
-    from tfprune.run_header import header_lines
+    from tfprune import agent_stack
+    from tfprune.run_header import header_lines, setting
     from tfprune.workdir import CONFIG
 
     with open(os.path.join(workdir, CONFIG), "w") as f:
         f.write(gin.config_str())
     try:
+        if setting("JointPruner", "policy") == "agent":
+            agent_stack.require()  # now, not after the warm-up epochs
         strategy = strategy or make_strategy()
         print("\n".join(header_lines(workdir, strategy)), flush=True)
         trainer.run(workdir, strategy=strategy)

@@ -13,35 +13,33 @@ import tensorflow as tf
 from tfprune import workdir as files
 
 
-def _setting(configurable, name, parameter):
-    """The value `configurable.parameter` will receive: its gin binding, else its default."""
+def setting(name, parameter):
+    """The value the configurable `name` (run, build_datasets or JointPruner) will give `parameter`:
+    its gin binding, else its default."""
+    from tfprune.data import build_datasets
+    from tfprune.pruner import JointPruner
+    from tfprune.trainer import run
+
     try:
         return gin.query_parameter(f"{name}.{parameter}")
     except ValueError:
+        configurable = {"run": run, "build_datasets": build_datasets, "JointPruner": JointPruner}[name]
         default = inspect.signature(configurable).parameters[parameter].default
         return None if default is inspect.Parameter.empty else default
 
 
 def header_lines(workdir, strategy):
     """The run's description, one `label: value` line per fact (gin must already be parsed)."""
-    from tfprune.data import build_datasets
-    from tfprune.pruner import JointPruner
-    from tfprune.trainer import run
-
-    model = _setting(run, "run", "model_name")
-    width = _setting(run, "run", "width_multiplier")
-    source = _setting(build_datasets, "build_datasets", "source")
-    size = _setting(build_datasets, "build_datasets", "image_size")
-    batch = _setting(build_datasets, "build_datasets", "batch_size")
-    target = _setting(JointPruner, "JointPruner", "target_flops_ratio")
-    policy = _setting(JointPruner, "JointPruner", "policy")
+    width, size = setting("run", "width_multiplier"), setting("build_datasets", "image_size")
+    policy = setting("JointPruner", "policy")
     if policy == "agent":
-        policy += f" ({_setting(JointPruner, 'JointPruner', 'agent_mode')})"
-    epochs = _setting(run, "run", "epochs")
+        policy += f" ({setting('JointPruner', 'agent_mode')})"
     return [
-        f"model:   {model}" + (f" (width x{width})" if width != 1.0 else ""),
-        f"data:    {source}, " + (f"{size}px images, " if size else "") + f"batch {batch}",
-        f"budget:  keep {float(target):.0%} of the FLOPs; policy {policy}; {epochs} epochs",
+        f"model:   {setting('run', 'model_name')}" + (f" (width x{width})" if width != 1.0 else ""),
+        f"data:    {setting('build_datasets', 'source')}, " + (f"{size}px images, " if size else "")
+        + f"batch {setting('build_datasets', 'batch_size')}",
+        f"budget:  keep {float(setting('JointPruner', 'target_flops_ratio')):.0%} of the FLOPs; policy {policy}; "
+        f"{setting('run', 'epochs')} epochs",
         f"devices: {_devices(strategy)}",
         f"workdir: {workdir} ({files.progress(workdir)})",
     ]
