@@ -346,7 +346,8 @@ def test_cifar10_through_tfds_mock(monkeypatch):
     assert int(tf.reduce_max(y)) < 10
 
 
-def test_tfds_not_prepared_is_a_clear_error_without_network(tmp_path):
+def test_tfds_not_prepared_is_a_clear_error_without_network(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no Keras cache of CIFAR either (tests/test_keras_cifar.py)
     with pytest.raises(DataError, match="download=True") as err:
         build_datasets("cifar10", data_dir=str(tmp_path))
     assert "not prepared" in str(err.value) and str(tmp_path) in str(err.value)

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfprune.data import augment as aug
+from tfprune.data import keras_cifar
 from tfprune.data.base import DataError, DatasetInfo, SourceSplits
 from tfprune.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 
@@ -364,9 +365,12 @@ def _not_prepared_message(name, builder):
             f"(from image-net.org) in a folder and pass manual_dir=<that folder> to prepare it once "
             f"(takes hours), or set data_dir to a folder that already holds a prepared imagenet2012 copy."
         )
+    keras_cache = (f" Nor is it in the Keras cache ({' or '.join(keras_cifar.cache_dirs(name))}), which "
+                   f"keras.datasets.{name}.load_data() fills and tfprune reads too."
+                   if name in keras_cifar.LAYOUTS else "")
     return (
-        f"{where} Fix: run once with download=True (build_datasets(source={name!r}, download=True), or "
-        f"gin `build_datasets.download = True`) on a machine with network access, or set data_dir to a "
+        f"{where}{keras_cache} Fix: run once with download=True (build_datasets(source={name!r}, download=True), "
+        f"or gin `build_datasets.download = True`) on a machine with network access, or set data_dir to a "
         f"folder that already holds a prepared {name} copy."
     )
 
@@ -465,6 +469,12 @@ def tfds_source(name, *, image_size=None, data_dir=None, seed=0, held_out_exampl
 
     spec = _TFDS[name]
     builder = tfds.builder(name, data_dir=data_dir)
+    if not builder.is_prepared() and not download and name in keras_cifar.LAYOUTS:
+        cached = keras_cifar.find(name)
+        if cached is not None:
+            logging.warning("%s: no prepared TFDS copy in %s; reading the Keras cache %s.", name, builder.data_dir,
+                            cached)
+            return _keras_cifar_splits(name, cached, spec, image_size, seed, held_out_examples)
     _prepare_tfds(name, builder, download, manual_dir)
 
     num_pool = _split_size(builder, "train", spec["counts"][0])
@@ -485,6 +495,28 @@ def tfds_source(name, *, image_size=None, data_dir=None, seed=0, held_out_exampl
         decode=decode, train_fn=train_fn, eval_fn=eval_fn,
         cache=not is_imagenet,
         shuffle_buffer=10_000 if is_imagenet else None,
+    )
+
+
+def _keras_cifar_splits(name, directory, spec, image_size, seed, held_out_examples):
+    """CIFAR from the Keras cache (`tfprune.data.keras_cifar`), with the TFDS source's transforms; the
+    held-out examples are a seeded sample of the training images, val is the test split."""
+    pool_images, pool_labels, val_images, val_labels = keras_cifar.load(name, directory)
+    _check_held_out(held_out_examples, len(pool_labels), f"{name} ({directory})")
+    perm = np.random.default_rng(seed).permutation(len(pool_labels))
+    held_idx, train_idx = np.sort(perm[:held_out_examples]), np.sort(perm[held_out_examples:])
+    hw = _hw(image_size, spec["size"])
+    decode, train_fn, eval_fn = _tfds_image_fns(False, hw, spec["mean"], spec["std"])
+
+    def slices(idx, images=pool_images, labels=pool_labels):
+        return tf.data.Dataset.from_tensor_slices((images[idx], labels[idx]))
+
+    return SourceSplits(
+        train=slices(train_idx), held_out=slices(held_idx),
+        val=slices(np.arange(len(val_labels)), val_images, val_labels),
+        info=DatasetInfo(keras_cifar.LAYOUTS[name][4], (*hw, 3), len(train_idx), len(val_labels), name, len(held_idx)),
+        decode=decode, train_fn=train_fn, eval_fn=eval_fn,
+        cache=False,  # already in memory
     )
 
 
