@@ -23,9 +23,10 @@ def test_checkpoint_written_before_the_split_resumes(tmp_path, capsys):
     shutil.copytree(FIXTURE, workdir)
     gin.clear_config()
     # The fixture's agent is the one-step bandit (the default before the layer-wise agent): a run resumes
-    # with the agent it was written with, so the old run is resumed with agent_mode "bandit".
+    # with the agent (and alignment-target rule) it was written with: agent_mode "bandit", "best_episode".
     parse_gin([str(workdir / "config.gin")], ['run.export_quantizations = ("float",)', "run.finetune_epochs = 1",
                                               'JointPruner.agent_mode = "bandit"', "JointPruner.num_samples = 8",
+                                              'JointPruner.target_rule = "best_episode"',
                                               "JointPruner.episode_images = None"])
     try:
         summary = trainer.run(str(workdir))

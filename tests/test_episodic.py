@@ -148,3 +148,14 @@ def test_centred_actions_start_from_the_uniform_rule():
     episodes = space.rollout(lambda t, f: np.full(len(f), 0.45), 2)
     np.testing.assert_array_equal(episodes.kept[0], np.round(cost.group_sizes * 0.4))
     assert space.within_budget(episodes.flops_ratio).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_fresh_agent_greedy_episode_is_the_uniform_rule(seed):
+    """`EpisodicAgent(start_centred=True)`: the first mean is mid-range for any observation, so every
+    seed's first greedy episode (the first alignment target under `target_rule="policy"`) is uniform."""
+    pruner = _tiny_pruner(seed=seed)
+    observations = np.random.default_rng(seed).normal(size=(7, pruner.policy.agent.observation_dim)) * 10
+    np.testing.assert_allclose(pruner.policy.agent.mean(observations), pruner.policy.agent.max_ratio / 2, atol=1e-6)
+    greedy, _ = pruner.budget.land(pruner.policy.select(0))
+    np.testing.assert_array_equal(greedy, pruner.budget.uniform_kept)

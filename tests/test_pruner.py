@@ -1,5 +1,7 @@
 """JointPruner on a tiny gated model: agent step, budget, reward hygiene, target stability, state."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -30,7 +32,7 @@ def test_agent_step_meets_budget_and_sets_alignment_target():
 
 def test_nan_rewards_never_reach_the_agent(monkeypatch):
     pruner = make_pruner()
-    scores = iter([np.nan, 0.5, 0.25, np.nan])
+    scores = itertools.chain([np.nan, 0.5, 0.25, np.nan], itertools.repeat(0.5))  # then the greedy episode
     monkeypatch.setattr(pruner.scorer, "score", lambda masks=None, subset=None: next(scores))
     seen = {}
     original = pruner.policy.agent.update
@@ -45,7 +47,7 @@ def test_nan_rewards_never_reach_the_agent(monkeypatch):
 
 
 def test_target_only_switches_for_a_clearly_better_sub_network(monkeypatch):
-    pruner = make_pruner(target_switch_margin=0.05)
+    pruner = make_pruner(target_switch_margin=0.05, target_rule="best_episode")
     pruner.agent_step(0)
     first = {k: v.copy() for k, v in pruner.target.best.masks.items()}
     # Next epoch: every sample scores 0.52 while the incumbent rescores 0.50 (< margin): keep it.
@@ -86,3 +88,36 @@ def test_model_without_gates_is_rejected():
     model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inp))))
     with pytest.raises(ValueError, match="auto_gate"):
         JointPruner(model, (np.zeros((2, 8, 8, 3), "float32"), np.zeros(2)))
+
+
+def test_policy_target_rule_aligns_to_the_greedy_episode_and_rescores_no_incumbent(monkeypatch):
+    pruner = make_pruner(target_switch_margin=0.5)  # target_rule="policy" is the default
+    rescored = []
+    original = pruner.scorer.score
+
+    def record(masks=None, subset=None):
+        rescored.append(subset is None)
+        return original(masks, subset)
+
+    monkeypatch.setattr(pruner.scorer, "score", record)
+    for epoch in range(3):
+        stats = pruner.agent_step(epoch)
+        greedy, _ = pruner.budget.masks(pruner.policy.select(epoch), project=False)
+        assert stats.target_switched  # the policy's choice is adopted whatever the margin
+        for name, mask in greedy.items():
+            np.testing.assert_array_equal(pruner.target.best.masks[name], mask)
+            np.testing.assert_array_equal(pruner.alignment.targets[name].numpy(), mask.astype("float32"))
+        assert pruner.target.to_rescore(pruner.policy) is None
+    assert pruner.target.best.reward == pytest.approx(pruner.scorer.score(pruner.target.best.masks))
+
+
+def test_best_episode_rule_rescores_the_incumbent_and_unknown_rules_are_refused():
+    pruner = make_pruner(target_rule="best_episode")
+    assert pruner.target.to_rescore(pruner.policy) is None  # nothing to rescore before the first step
+    pruner.agent_step(0)
+    assert pruner.target.to_rescore(pruner.policy) is pruner.target.best.masks
+    uniform = make_pruner(policy="uniform")
+    uniform.agent_step(0)
+    assert uniform.target.best is not None and uniform.target.to_rescore(uniform.policy) is None  # a fixed rule
+    with pytest.raises(ValueError, match="target_rule must be one of"):
+        make_pruner(target_rule="greedy")

@@ -45,7 +45,7 @@ METHODS = {
     "global_magnitude": ['JointPruner.policy = "global_magnitude"'],
     "unpruned": ['JointPruner.policy = "uniform"', "JointPruner.target_flops_ratio = 1.0",
                  "JointPruner.alignment_strength = 0.0"],
-    "bandit": ['JointPruner.agent_mode = "bandit"'],
+    "bandit": ['JointPruner.agent_mode = "bandit"', 'JointPruner.target_rule = "best_episode"'],
 }
 DESCRIPTIONS = {
     "agent": "the method: layer-wise (episodic) PPO agent + dynamics model + alignment",
@@ -56,7 +56,7 @@ DESCRIPTIONS = {
     "no_alignment": "agent + dynamics model, no alignment regulariser",
     "global_magnitude": "one global threshold on mean-normalised channel importance at the FLOPs target, alignment",
     "unpruned": "the same schedule without pruning (FLOPs target 1.0, no alignment): the accuracy ceiling",
-    "bandit": "the previous agent: one-step PPO bandit over the whole ratio vector",
+    "bandit": "the previous agent: one-step PPO bandit over the whole ratio vector, best-episode alignment target",
 }
 COLUMNS = ["method", "seed", "flops_ratio", "params_pruned", "params_full", "val_acc_full", "val_acc_masked",
            "val_acc_pruned", "latency_float_ms", "final_reward", "seconds"]

@@ -157,6 +157,11 @@ def kept_from_ratios(ratios, group_sizes):
     return np.maximum(1, np.round(sizes * (1.0 - ratios))).astype(np.int64)
 
 
+def kept_counts(masks):
+    """{group: [kept, total]} of a sub-network, for reports (summary.json's `kept_channels`)."""
+    return {name: [int(np.sum(m)), int(np.size(m))] for name, m in masks.items()}
+
+
 def save_masks(masks, path):
     """JSON {gate name: [0/1, ...]}: readable, diffable and independent of TensorFlow versions."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

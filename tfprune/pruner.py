@@ -7,7 +7,8 @@ Each *agent step* (one per training epoch after warm-up):
      channels are kept: L1 norm of their producing kernels, or BatchNorm |gamma|, `importance`);
   3. each sub-network is scored on held-out training images (`tfprune.scoring`);
   4. the policy learns from the scores (dynamics model, then PPO);
-  5. the best sub-network is offered as the alignment target (`tfprune.target`).
+  5. the alignment target is updated (`tfprune.target`): the policy's greedy sub-network ("policy"
+     rule, default) or the best scored one if it clearly beats the incumbent ("best_episode").
 This class composes those pieces; it serves `tools/train.py` (through `tfprune.trainer`) and users'
 own `model.fit` pipelines (through `JointPruner.callback()`).
 """
@@ -52,7 +53,7 @@ class JointPruner:
         alignment_ramp_epochs: epochs over which the strength ramps up after warm-up.
         reward_bn: "batch" (sub-network's batch statistics) or "moving" BN statistics (`tfprune.scoring`).
         policy: "agent" (the method), or the baselines "uniform" / "random" / "global_magnitude" (`tfprune.policy`).
-        target_switch_margin: see `tfprune.target`.
+        target_switch_margin / target_rule: when the alignment target changes, `tfprune.target`.
         reward_batch_size: held-out images per forward pass when scoring.
         seed: seeds the agent, the dynamics model and the random baseline.
         broadcast: gives every worker the chief's copy of a float array, so that all workers take the
@@ -69,7 +70,7 @@ class JointPruner:
                  flops_tolerance=0.02, num_samples=128, dynamics_steps=100, use_dynamics=True, alignment_strength=1e-3,
                  alignment_ramp_epochs=5, reward_bn="batch", policy="agent", target_switch_margin=0.02,
                  reward_batch_size=256, seed=0, broadcast=None, importance="l1", agent_mode="episodic",
-                 episode_images=32, finalists=4):
+                 episode_images=32, finalists=4, target_rule="policy"):
         self.model = model
         self.graph = _gated_graph(model)
         self.cost_model = CostModel(model, self.graph)
@@ -80,7 +81,7 @@ class JointPruner:
         self.alignment = GroupLassoAlignment(self.graph)
         self.schedule = dict(warmup_epochs=int(warmup_epochs), ramp_epochs=int(alignment_ramp_epochs),
                              max_strength=float(alignment_strength))
-        self.target = AlignmentTarget(self.alignment, target_switch_margin)
+        self.target = AlignmentTarget(self.alignment, target_switch_margin, target_rule)
         self.max_epochs = max(1, int(max_epochs))
         self.policy = make_policy(policy, len(self.group_names), self.max_epochs, max_ratio, use_dynamics,
                                   dynamics_steps, seed, budget=self.budget, agent_mode=agent_mode)
@@ -114,10 +115,6 @@ class JointPruner:
         """Scalars worth logging after an agent step, beyond its `StepStats`."""
         return {"alignment/outside_mass": self.alignment.outside_mass()}
 
-    def kept_channels(self, masks):
-        """{group: [kept, total]} for reports."""
-        return {name: [int(masks[name].sum()), int(masks[name].size)] for name in self.group_names}
-
     # --- the agent step ------------------------------------------------------------------------
     def agent_step(self, epoch):
         """Proposes, scores and learns from sub-networks; returns the step's `StepStats`."""
@@ -125,13 +122,15 @@ class JointPruner:
         actions = self.policy.propose(epoch, self.num_samples)
         importance = self.budget.importance()
         candidates = [self.budget.masks(a, importance, not self.policy.lands_on_budget) for a in actions]
-        incumbent = self.target.best.masks if self.policy.stable_target and self.target.best else None
-        scores = score_step(self.scorer, [m for m, _ in candidates], incumbent, self.episode_images,
-                            self.finalists, seed=self.seed * 100003 + epoch, broadcast=self.broadcast)
+        scores = score_step(self.scorer, [m for m, _ in candidates], self.target.to_rescore(self.policy),
+                            self.episode_images, self.finalists, seed=self.seed * 100003 + epoch,
+                            broadcast=self.broadcast)
         which = _finite_only(epoch, scores.rewards, self.policy.min_rewards)
         losses = self.policy.learn(epoch, actions[which], scores.rewards[which], which)
         top, top_reward = _best_finalist(epoch, scores)
         challenger = Selection(candidates[top][0], top_reward, float(candidates[top][1]), epoch)
+        if self.policy.stable_target and self.target.follows_policy:
+            challenger = self._policy_choice(epoch)
         switched = self.target.offer(challenger, scores.incumbent)
         stats = _step_stats(epoch, actions[which], scores, which, self.target.best, switched, losses)
         self.history.append(stats.as_dict())
@@ -140,13 +139,17 @@ class JointPruner:
     def select(self, epoch=None):
         """The final sub-network: the policy's choice, or the current target if it scores better today."""
         epoch = self.max_epochs - 1 if epoch is None else min(int(epoch), self.max_epochs - 1)
-        masks, flops_ratio = self.budget.masks(self.policy.select(epoch), project=not self.policy.lands_on_budget)
-        choice = Selection(masks, self.scorer.score(masks), float(flops_ratio), epoch)
+        choice = self._policy_choice(epoch)
         if self.policy.stable_target and self.target.best is not None:
             best = self.target.best
             rescored = Selection(best.masks, self.scorer.score(best.masks), best.flops_ratio, epoch)
             choice = max(choice, rescored, key=lambda s: s.reward)
         return broadcast_selection(choice, self.group_names, self.broadcast)
+
+    def _policy_choice(self, epoch):
+        """The policy's greedy sub-network today, scored on every held-out image."""
+        masks, flops_ratio = self.budget.masks(self.policy.select(epoch), project=not self.policy.lands_on_budget)
+        return Selection(masks, self.scorer.score(masks), float(flops_ratio), epoch)
 
     # --- results -------------------------------------------------------------------------------
     def compact_model(self, masks=None):

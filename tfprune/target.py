@@ -1,15 +1,26 @@
 """The alignment target: which sub-network the weights are pulled toward, and when it changes.
 
-After each agent step the best scored sub-network is offered as the new target. Under a sampling
-search (`stable_target`), it replaces the current target only if it beats it, rescored on today's
-weights, by `switch_margin`: a target that hops between near-equal masks every epoch would pull the
-weights toward none of them. Without it (fixed rules), today's masks always become the target.
+Two rules (`TARGET_RULES`) for a learning policy:
+
+* "best_episode": after each agent step the best scored episode is offered as the new target; it
+  replaces the current target only if it beats it, rescored on today's weights, by `switch_margin`
+  (a target that hops between near-equal masks every epoch would pull the weights toward none).
+  Measured weakness (docs/results.md): the first targets are picked from near-chance rewards, and
+  alignment then makes the incumbent self-fulfilling, so later learning never reaches the target.
+* "policy": the target is the policy's greedy sub-network after each update. It starts where the
+  policy starts (the uniform rule, for the centred episodic agent) and moves only as fast as PPO's
+  clipped updates move the policy's mean, so search and alignment stay coupled without a lock-in:
+  the episodes are perturbations around the aligned target and their rewards say which direction
+  of change costs least.
+
+Fixed rules (`stable_target` False) always adopt today's masks, under either rule.
 """
 
 import dataclasses
 
 import numpy as np
 
+TARGET_RULES = ("best_episode", "policy")
 
 @dataclasses.dataclass
 class Selection:
@@ -34,13 +45,29 @@ class AlignmentTarget:
 
     Args:
         alignment: the `GroupLassoAlignment` whose target masks this sets.
-        switch_margin: held-out accuracy by which a challenger must beat the rescored incumbent.
+        switch_margin: held-out accuracy by which a challenger must beat the rescored incumbent
+            ("best_episode" rule only).
+        rule: "best_episode" or "policy" (module docstring).
     """
 
-    def __init__(self, alignment, switch_margin=0.02):
+    def __init__(self, alignment, switch_margin=0.02, rule="best_episode"):
+        if rule not in TARGET_RULES:
+            raise ValueError(f"target_rule must be one of {TARGET_RULES}, got {rule!r}.")
         self.alignment = alignment
         self.switch_margin = float(switch_margin)
+        self.rule = rule
         self.best = None  # Selection, or None before the first agent step
+
+    @property
+    def follows_policy(self):
+        return self.rule == "policy"
+
+    def to_rescore(self, policy):
+        """The incumbent's masks, to be rescored beside a learning policy's episodes ("best_episode"
+        rule), else None."""
+        if not policy.stable_target or self.best is None or self.follows_policy:
+            return None
+        return self.best.masks
 
     def offer(self, challenger, incumbent_reward=None):
         """Adopts `challenger` unless the incumbent, rescored today (`incumbent_reward`, None = not

@@ -25,7 +25,7 @@ from tfprune.data import build_datasets
 from tfprune.distribute import make_broadcast, make_strategy, worker_role
 from tfprune.errors import TrainingError
 from tfprune.flops import CostModel
-from tfprune.masks import apply_masks, load_masks, save_masks
+from tfprune.masks import apply_masks, kept_counts, load_masks, save_masks
 from tfprune.models import build_model
 from tfprune.pruner import JointPruner
 from tfprune.run_log import RunLog
@@ -248,7 +248,7 @@ def _summary(ctx, pruner, compact, selected, val_pruned):
         "val_accuracy_full_model": selected.record["val_accuracy_full_model"],
         "val_accuracy_masked_before_finetune": selected.record["val_accuracy_masked_before_finetune"],
         "val_accuracy_pruned": val_pruned,
-        "kept_channels": pruner.kept_channels(selected.masks),
+        "kept_channels": kept_counts(selected.masks),
     }
 
 

@@ -95,16 +95,25 @@ def _projection_net_factory(max_ratio, init_std):
     return projection_net
 
 
+def _zero_mean_head(actor_net):
+    kernels = [v for v in actor_net.trainable_variables if "means_projection_layer/kernel" in v.name]
+    if len(kernels) != 1:
+        raise RuntimeError(f"expected one mean-head kernel in the actor, found {[v.name for v in kernels]}.")
+    kernels[0].assign(tf.zeros_like(kernels[0]))
+
+
 def build_ppo(observation_dim, num_groups, max_ratio, *, actor_layers, value_layers, learning_rate, num_epochs,
               importance_ratio_clipping, entropy_regularization, init_std, reward_normalization,
-              normalize_observations, seed, use_gae=False, lambda_value=0.95):
+              normalize_observations, seed, use_gae=False, lambda_value=0.95, start_centred=False):
     """Builds the TF-Agents PPO agent and creates every variable now -> `PPONetworks`.
 
     Creating all variables (networks, normalisers, optimizer slots) up front makes a checkpoint
     restore immediate rather than deferred. The creation order is fixed: with a seed it decides the
     initial weights. Episodes are undiscounted (`discount_factor=1`: the only reward is the last
     step's); the bandit uses plain advantages, the layer-wise agent GAE (`use_gae`, `lambda_value`).
-    Both agents' settings are checked here, before anything is built.
+    `start_centred` zeroes the mean head's kernel after creation, so that the first policy's mean is
+    the centre of the action range for every observation (a random head would start every seed from
+    a different, arbitrary structure). Both agents' settings are checked here, before anything is built.
     """
     if reward_normalization not in REWARD_NORMALIZATIONS:
         raise ValueError(
@@ -147,6 +156,8 @@ def build_ppo(observation_dim, num_groups, max_ratio, *, actor_layers, value_lay
         agent.initialize()
         actor_net.create_variables(observation_spec)
         value_net.create_variables(observation_spec)
+        if start_centred:
+            _zero_mean_head(actor_net)
         optimizer.build(actor_net.trainable_variables + value_net.trainable_variables)
     return PPONetworks(observation_spec, action_spec, time_step_spec, actor_net, value_net, optimizer,
                        train_step, agent)
