@@ -54,7 +54,7 @@ def test_top_level_help_lists_the_commands(capsys):
         cli.main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert all(name in out for name in ("train", "export", "compare", "bench"))
+    assert all(name in out for name in ("train", "export", "compare", "bench", "inspect"))
 
 
 def test_subcommands_reach_their_own_parsers(capsys):
@@ -63,7 +63,7 @@ def test_subcommands_reach_their_own_parsers(capsys):
             cli.main([name, "--help", "--verbose"])  # --verbose is accepted anywhere
         assert exit_info.value.code == 0
     with pytest.raises(SystemExit):
-        cli.main(["inspect"])
+        cli.main(["prune"])
     assert "invalid choice" in capsys.readouterr().err
 
 

@@ -34,6 +34,7 @@ from tfprune.gates import ChannelGate  # noqa: E402
 from tfprune.graph import ChannelGraph, GraphError  # noqa: E402
 from tfprune.masks import MaskError, apply_masks, load_masks, read_masks, save_masks  # noqa: E402
 from tfprune.models import MODEL_NAMES, build_model  # noqa: E402
+from tfprune.plan import PruningPlan, inspect  # noqa: E402
 from tfprune.pruner import JointPruner  # noqa: E402  (TF-Agents itself loads on the agent's first use)
 from tfprune.surgery import compact_model  # noqa: E402
 
@@ -48,11 +49,13 @@ __all__ = [
     "JointPruner",
     "MODEL_NAMES",
     "MaskError",
+    "PruningPlan",
     "PruningCallback",
     "apply_masks",
     "auto_gate",
     "build_model",
     "compact_model",
+    "inspect",
     "load_masks",
     "project_to_budget",
     "read_masks",

@@ -1,4 +1,4 @@
-"""Command lines: `tfprune train|export|compare|bench ...` (the `tfprune` console script), and
+"""Command lines: `tfprune train|export|compare|bench|inspect ...` (the `tfprune` console script), and
 `train_main` (tools/train.py and the older `tfprune-train` console script).
 
 Each subcommand is a library `main(argv)`; `tools/*.py` call the same functions. `--verbose` may be
@@ -141,11 +141,18 @@ def _bench_main(argv):
     return main(argv)
 
 
+def _inspect_main(argv):
+    from tfprune.inspect_cli import main
+
+    return main(argv)
+
+
 COMMANDS = {
     "train": (train_main, "jointly train and prune a CNN (resumable); --list-configs lists the shipped configs"),
     "export": (_export_main, "prune a gated model physically and export SavedModel + TFLite, full vs pruned"),
     "compare": (_compare_main, "the agent vs baselines at one FLOPs budget, several seeds, as tables"),
     "bench": (_bench_main, "speed benchmarks: gating overhead, agent step, TFLite latency, input pipeline"),
+    "inspect": (_inspect_main, "the pruning plan of a model before training: groups, shares, barriers, range"),
 }
 
 

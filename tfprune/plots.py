@@ -6,6 +6,8 @@
   rewards, and its training loss) per agent step.
 * `plot_accuracy_vs_flops(rows)`: validation accuracy of the pruned model vs FLOPs ratio per method
   (`tfprune.compare`'s rows).
+* `plot_group_shares(plan)`: each channel group's share of the FLOPs and params (`tfprune.plan`'s
+  `PruningPlan.to_dict()`), what `tfprune inspect --png` draws.
 * `write_run_plots(workdir, summary, history)`: the first three into WORKDIR/plots/ (the trainer calls it).
 
 `history` is `JointPruner.history` (a list of per-agent-step dicts; the trainer writes it to
@@ -151,3 +153,20 @@ def write_run_plots(workdir, summary, history):
         if _finite([h.get("dynamics_prediction_mse", float("nan")) for h in history]):
             paths.append(plot_dynamics_error(history, os.path.join(out, "dynamics_error.png")))
     return paths
+
+
+def plot_group_shares(plan, path):
+    """Horizontal bars: FLOPs and params share of every prunable group of a `PruningPlan.to_dict()`."""
+    plt = _pyplot()
+    groups = plan["groups"]
+    names = [g["name"] for g in groups]
+    fig, ax = plt.subplots(figsize=(8, max(2.5, 0.28 * len(names) + 1.2)))
+    y = list(range(len(names)))
+    ax.barh([i - 0.2 for i in y], [100 * g["flops_share"] for g in groups], height=0.4, label="FLOPs share")
+    ax.barh([i + 0.2 for i in y], [100 * g["params_share"] for g in groups], height=0.4, label="params share")
+    ax.set_yticks(y, names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("% of the model's cost that scales with the group's channels")
+    ax.set_title(f"{plan['model']}: {len(names)} channel groups, {len(plan['unpruned'])} barrier(s)")
+    ax.legend(loc="lower right")
+    return _save(fig, path)
