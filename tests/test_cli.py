@@ -83,3 +83,17 @@ def test_python_dash_m_tfprune_from_another_directory(tmp_path, monkeypatch):
     assert result.returncode == 0 and "imagenet_resnet50.gin" in result.stdout, result.stderr[-2000:]
     monkeypatch.setattr(compare, "ROOT", str(tmp_path))  # an installed package: no tools/ beside it
     assert compare.train_command()[1:] == ["-m", "tfprune", "train"]
+
+
+def test_python_dash_m_from_a_directory_with_a_base_folder(tmp_path):
+    # gin would take ./base for the package of `include 'base/train.gin'` if the working directory were
+    # on the import path (a namespace package without a file: TypeError deep inside gin).
+    import subprocess
+    import sys
+
+    (tmp_path / "base").mkdir()
+    result = subprocess.run([sys.executable, "-m", "tfprune", "train", "--config", "smoke.gin",
+                             "--gin_bindings", "no_such_configurable.x = 1"], capture_output=True, text=True,
+                            timeout=300, cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=ROOT))
+    assert "bad gin configuration" in result.stderr and "no_such_configurable" in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
