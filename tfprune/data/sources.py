@@ -469,7 +469,7 @@ def tfds_source(name, *, image_size=None, data_dir=None, seed=0, held_out_exampl
 
     spec = _TFDS[name]
     builder = tfds.builder(name, data_dir=data_dir)
-    if not builder.is_prepared() and not download and name in keras_cifar.LAYOUTS:
+    if name in keras_cifar.LAYOUTS and not download and not builder.is_prepared():
         cached = keras_cifar.find(name)
         if cached is not None:
             logging.warning("%s: no prepared TFDS copy in %s; reading the Keras cache %s.", name, builder.data_dir,
