@@ -98,16 +98,13 @@ def train_main(argv=None):
 
 
 def _run(workdir, strategy):
-    os.makedirs(workdir, exist_ok=True)
+    # Nothing is written here: the run creates the workdir (and config.gin) once its input is checked.
     from tfprune import trainer
     from tfprune.distribute import make_strategy
     from tfprune.errors import TfpruneError
     from tfprune import agent_stack
     from tfprune.run_header import header_lines, setting
-    from tfprune.workdir import CONFIG
 
-    with open(os.path.join(workdir, CONFIG), "w") as f:
-        f.write(gin.config_str())
     try:
         if setting("JointPruner", "policy") == "agent":
             agent_stack.require()  # now, not after the warm-up epochs

@@ -25,7 +25,6 @@ Conventions and choices:
   identical) ``tf.lite.Interpreter`` with its deprecation warning silenced.
 """
 
-import json
 import os
 import re
 import statistics
@@ -35,7 +34,7 @@ import warnings
 
 import numpy as np
 
-from tfprune import quiet
+from tfprune import quiet, safe_write
 from tfprune.errors import TfpruneError
 
 QUANTIZATIONS = ("float", "dynamic", "int8")
@@ -72,7 +71,8 @@ def export_saved_model(model, path):
     ``serving_default`` signature. Returns ``path``.
     """
     path = os.fspath(path)
-    model.export(path, format="tf_saved_model", verbose=False)
+    with safe_write.replacing(path) as tmp:  # a failed export keeps the previous SavedModel
+        model.export(tmp, format="tf_saved_model", verbose=False)
     return path
 
 
@@ -522,8 +522,7 @@ def _write_report(report, failures, out_dir):
     """Writes ``export_report.json`` (also when verification failed: the numbers say by how much), then
     raises ``ExportVerificationError`` if any variant failed; else returns ``report``."""
     report["verification_failures"] = failures
-    with open(os.path.join(out_dir, "export_report.json"), "w") as f:
-        json.dump(report, f, indent=2)
+    safe_write.write_json(os.path.join(out_dir, "export_report.json"), report, indent=2)
     if failures:
         raise ExportVerificationError("Export verification failed:\n" + "\n".join(failures), report)
     return report
@@ -556,9 +555,8 @@ def _saved_model_entry(model, sm_path, samples):
 
 
 def _write_tflite(tflite_bytes, path, quantization, int8_io):
-    """Writes one flatbuffer; returns its report entry (path, size, int8 I/O type)."""
-    with open(path, "wb") as f:
-        f.write(tflite_bytes)
+    """Writes one flatbuffer (safely); returns its report entry (path, size, int8 I/O type)."""
+    safe_write.write_text(path, tflite_bytes, mode="wb")
     entry = {"path": path, "size_bytes": len(tflite_bytes)}
     if quantization == "int8":
         entry["int8_io"] = bool(int8_io)

@@ -13,6 +13,7 @@ import os
 import keras
 import numpy as np
 
+from tfprune import safe_write
 from tfprune.errors import TfpruneError
 from tfprune.gates import gates_of
 
@@ -163,10 +164,9 @@ def kept_counts(masks):
 
 
 def save_masks(masks, path):
-    """JSON {gate name: [0/1, ...]}: readable, diffable and independent of TensorFlow versions."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump({name: np.asarray(m, dtype=int).tolist() for name, m in masks.items()}, f)
+    """JSON {gate name: [0/1, ...]}: readable, diffable and independent of TensorFlow versions. Written
+    under a temporary name and renamed (`tfprune.safe_write`): a failed write keeps the previous file."""
+    safe_write.write_text(path, json.dumps({name: np.asarray(m, dtype=int).tolist() for name, m in masks.items()}))
 
 
 def load_masks(path):

@@ -82,14 +82,17 @@ def run(workdir, model_name=gin.REQUIRED, epochs=10, warmup_epochs=2, finetune_e
     with strategy.scope():
         model = _build_model(model_name, data.info, width_multiplier)
     is_chief, role = worker_role(strategy)
-    run_dir = files.Workdir(workdir, is_chief, role)
-    ctx = RunContext(strategy, run_dir, data, RunLog(run_dir.outdir, epochs))
     with strategy.scope():
         pruner = JointPruner(model, data.held_out, max_epochs=epochs, warmup_epochs=warmup_epochs, seed=seed,
                              broadcast=make_broadcast(strategy, is_chief))
-    selected = JointPhase(ctx, model, pruner, epochs, warmup_epochs, checkpoint_every_steps).run()
-    compact, val_pruned = finetune(ctx, selected, finetune_epochs, finetune_learning_rate)
-    return finish(ctx, pruner, compact, selected, val_pruned, export_quantizations)
+    # Bad input (data, model, budget) has failed by now, so nothing was written; from here on the
+    # chief holds the workdir's lock (released when the run ends, normally or not).
+    with files.Workdir(workdir, is_chief, role) as run_dir:
+        run_dir.write_text(files.CONFIG, gin.config_str())
+        ctx = RunContext(strategy, run_dir, data, RunLog(run_dir.outdir, epochs))
+        selected = JointPhase(ctx, model, pruner, epochs, warmup_epochs, checkpoint_every_steps).run()
+        compact, val_pruned = finetune(ctx, selected, finetune_epochs, finetune_learning_rate)
+        return finish(ctx, pruner, compact, selected, val_pruned, export_quantizations)
 
 
 def _build_model(model_name, info, width_multiplier):
@@ -186,7 +189,7 @@ class JointPhase:
         record = {"reward": choice.reward, "flops_ratio": choice.flops_ratio, "val_accuracy_full_model": val_full,
                   "val_accuracy_masked_before_finetune": self.trainer.evaluate(data.val)}
         save_masks(choice.masks, run_dir.write_path(files.MASKS))
-        self.model.save(run_dir.write_path(files.GATED_MODEL))
+        run_dir.save_model(files.GATED_MODEL, self.model)
         run_dir.write_json(files.SELECTION, record)  # last: marks the phase as done
         print(f"Selected sub-network: FLOPs ratio {choice.flops_ratio:.3f}, held-out reward {choice.reward:.3f}, "
               f"full-model val accuracy {val_full:.4f}")
@@ -255,8 +258,7 @@ def _summary(ctx, pruner, compact, selected, val_pruned):
 def _export(ctx, compact, held_out_images, quantizations):
     from tfprune.export import export_all
 
-    compact_path = ctx.workdir.write_path(files.COMPACT_MODEL)
-    compact.save(compact_path)
+    compact_path = ctx.workdir.save_model(files.COMPACT_MODEL, compact)
     val_images = next(iter(ctx.data.val))[0].numpy()
     report = export_all(compact, ctx.workdir.write_path(files.EXPORT), quantizations=quantizations,
                         representative_data=[held_out_images[i:i + 32] for i in range(0, len(held_out_images), 32)],

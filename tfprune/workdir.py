@@ -1,9 +1,10 @@
-"""The run directory: every file name of a run, atomic writes, checkpoint managers and resume discovery.
+"""The run directory: every file name of a run, its lock, safe writes, checkpoints and resume discovery.
 
 One place knows where things live, so the trainer, the CLI, `tools/compare.py` and the plots never
 spell a file name themselves. Layout of WORKDIR (chief's files; other workers of a multi-worker job
 write their own copies under WORKDIR/.<role>/ because they must still save checkpoints in step):
 
+    run.lock                   the running job's host, pid and start time (one job per workdir)
     config.gin                 the full gin configuration of the run
     ckpt_joint/                joint-phase checkpoints + pruner_state-<n>.json (agent, dynamics, target)
     selection.json             the chosen sub-network's record; its presence marks the joint phase done
@@ -14,17 +15,27 @@ write their own copies under WORKDIR/.<role>/ because they must still save check
     export/                    SavedModel + TFLite files and export_report.json
     history.json, summary.json one record per agent step; the final metrics (marks the run complete)
     plots/, tb/                PNG plots; TensorBoard events
+
+Every JSON and model file is written under a temporary name and renamed into place
+(`tfprune.safe_write`); a failed write keeps the previous file. Resuming skips a damaged newest
+checkpoint (one that does not restore, or whose pruner state is missing or unreadable) and uses the
+one before it, saying so.
 """
 
+import glob
 import json
 import os
 
 import tensorflow as tf
 
+from tfprune import safe_write
 from tfprune.errors import TrainingError
+from tfprune.run_lock import WorkdirLock
 
+LOCK = "run.lock"
 CONFIG = "config.gin"
 JOINT_CHECKPOINTS = "ckpt_joint"
+CHECKPOINT_PREFIX = "ckpt"  # checkpoints are <folder>/ckpt-<n>.index and .data-*
 SELECTION = "selection.json"
 MASKS = "masks.json"
 GATED_MODEL = "gated_model.keras"
@@ -62,13 +73,28 @@ def progress(root):
 
 class Workdir:
     """The files of one run. Reads come from `root` (the chief's files); writes go to `outdir`: `root`
-    on the chief, a private `.<role>` sub-directory on other workers."""
+    on the chief, a private `.<role>` sub-directory on other workers.
+
+    Used as a context manager, the chief holds the workdir's lock (`LOCK`) inside the `with` block, so a
+    second job on the same workdir stops (`tfprune.run_lock.WorkdirBusy`) instead of writing over this
+    one; the lock is released when the block ends, normally or by an exception."""
 
     def __init__(self, root, is_chief=True, role="chief"):
         self.root = root
         self.is_chief = bool(is_chief)
         self.outdir = root if is_chief else os.path.join(root, f".{role}")
+        self.lock = WorkdirLock(os.path.join(root, LOCK)) if self.is_chief else None
         os.makedirs(self.outdir, exist_ok=True)
+
+    def __enter__(self):
+        if self.lock is not None:
+            self.lock.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        if self.lock is not None:
+            self.lock.release()
+        return False
 
     def read_path(self, name):
         return os.path.join(self.root, name)
@@ -84,32 +110,65 @@ class Workdir:
             return json.load(f)
 
     def write_json(self, name, data):
-        write_json_atomic(self.write_path(name), data)
+        safe_write.write_json(self.write_path(name), data)
+
+    def write_text(self, name, text):
+        safe_write.write_text(self.write_path(name), text)
+
+    def save_model(self, name, model):
+        """Saves a Keras model as `name` (a .keras file) safely; returns its path."""
+        path = self.write_path(name)
+        safe_write.save_keras_model(model, path)
+        return path
 
     # --- checkpoints -----------------------------------------------------------------------------
     def checkpoint_manager(self, directory, checkpoint, max_to_keep=2):
-        return tf.train.CheckpointManager(checkpoint, self.write_path(directory), max_to_keep=max_to_keep)
+        return _CheckpointManager(checkpoint, self.write_path(directory), max_to_keep=max_to_keep,
+                                  checkpoint_name=CHECKPOINT_PREFIX)
 
     def latest_checkpoint_number(self, directory):
         path = tf.train.latest_checkpoint(self.read_path(directory))
         return None if path is None else _checkpoint_number(path)
 
     def restore(self, directory, checkpoint, on_restore=None):
-        """Restores the latest checkpoint in `directory` (if any) and calls `on_restore(number)`; an
-        error that says what to do if it does not fit this model and config."""
-        path = tf.train.latest_checkpoint(self.read_path(directory)) if os.path.isdir(self.read_path(directory)) else None
-        if path is None:
+        """Restores the newest usable checkpoint in `directory` (if any) and calls `on_restore(number)`
+        (which loads what is saved beside it). A newest checkpoint that fails either step is skipped for
+        the one before it, with a warning that says why; an error that says what to do when none fits
+        this model and config."""
+        failures = []
+        for path in self.checkpoints(directory):
+            try:
+                checkpoint.restore(path).assert_existing_objects_matched()
+                if on_restore is not None:
+                    on_restore(_checkpoint_number(path))
+            except Exception as e:  # noqa: BLE001  (a damaged file fails in many ways: each means the same here)
+                failures.append(f"{path} ({type(e).__name__}: {' '.join(str(e).split())[:300]})")
+                continue
+            if failures:
+                print(f"warning: skipped the damaged checkpoint {'; '.join(failures)}.", flush=True)
+            print(f"Resumed from {path}" + (" (the newest usable checkpoint)." if failures else "."), flush=True)
             return
-        try:
-            checkpoint.restore(path).assert_existing_objects_matched()
-        except Exception as e:  # noqa: BLE001  (a damaged file fails in many ways: each means the same here)
+        if failures:
             raise TrainingError(
-                f"Checkpoint {path} does not match this model/config ({type(e).__name__}: {str(e)[:300]}). It was "
-                "written by another model or config, or is corrupt: use a new --workdir or the original config."
-            ) from e
-        if on_restore is not None:
-            on_restore(_checkpoint_number(path))
-        print(f"Resumed from {path}.")
+                f"No checkpoint in {self.read_path(directory)} can be restored: {'; '.join(failures)}. A checkpoint "
+                "that does not match this model/config was written by another model or config, or is corrupt: use "
+                "a new --workdir or the original config.")
+
+    def checkpoints(self, directory):
+        """The checkpoint prefixes in `directory`, newest first: those TensorFlow's index file lists and
+        those with an `.index` file (so a damaged index file does not hide the older ones)."""
+        folder = self.read_path(directory)
+        if not os.path.isdir(folder):
+            return []
+        numbers = {_checkpoint_number(p[:-len(".index")])
+                   for p in glob.glob(os.path.join(glob.escape(folder), f"{CHECKPOINT_PREFIX}-*.index"))}
+        try:
+            state = tf.train.get_checkpoint_state(folder)
+        except Exception:  # noqa: BLE001  (an unreadable index file: the .index files above still count)
+            state = None
+        if state is not None:
+            numbers.update(_checkpoint_number(p) for p in state.all_model_checkpoint_paths)
+        return [os.path.join(folder, f"{CHECKPOINT_PREFIX}-{n}") for n in sorted(numbers, reverse=True)]
 
     # --- the pruner's JSON state beside each joint checkpoint --------------------------------------
     @staticmethod
@@ -124,7 +183,22 @@ class Workdir:
         if not self.exists(name):
             raise TrainingError(f"Checkpoint {number} has no pruner state ({self.read_path(name)}); the workdir is "
                                 "corrupt: delete it or use a new --workdir.")
-        return self.read_json(name)
+        try:
+            return self.read_json(name)
+        except ValueError as e:
+            raise TrainingError(f"The pruner state {self.read_path(name)} is not valid JSON ({e}).") from e
+
+
+class _CheckpointManager(tf.train.CheckpointManager):
+    """A failed save (disk full, quota) raises `safe_write.WriteError` naming the folder and the cause.
+    The previous checkpoints stay loadable: TensorFlow writes the new one under temporary names, lists it
+    in the folder's `checkpoint` file last and deletes the oldest only after that."""
+
+    def save(self, *args, **kwargs):
+        try:
+            return super().save(*args, **kwargs)
+        except (OSError, tf.errors.OpError) as e:
+            raise safe_write.write_error(os.path.join(self.directory, CHECKPOINT_PREFIX + "-*"), e) from e
 
 
 def _checkpoint_number(path):
@@ -132,10 +206,4 @@ def _checkpoint_number(path):
     return int(path.rsplit("-", 1)[-1])
 
 
-def write_json_atomic(path, data):
-    """Write to a temporary name, then rename: a crash never leaves a half-written file."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
+write_json_atomic = safe_write.write_json  # the earlier name of the same safe JSON write

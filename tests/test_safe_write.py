@@ -1,0 +1,156 @@
+"""Safe writes: a failed write (disk full, simulated) keeps the previous file or checkpoint loadable and
+names the path and the cause; resuming skips a damaged newest checkpoint for the one before it."""
+
+import errno
+import glob
+import json
+import os
+
+import gin
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfprune import safe_write
+from tfprune import workdir as files
+from tfprune.cli import train_main
+from tfprune.errors import TfpruneError, TrainingError
+from tfprune.masks import load_masks, save_masks
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOKE = os.path.join(ROOT, "configs", "smoke.gin")
+FAST = ["run.epochs = 2", "run.warmup_epochs = 1", "run.finetune_epochs = 1", "JointPruner.num_samples = 3",
+        "JointPruner.dynamics_steps = 2", "build_datasets.held_out_examples = 64",
+        'run.export_quantizations = ("float",)']
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _only_file(folder):
+    return sorted(os.listdir(folder))
+
+
+def test_failed_json_write_keeps_the_previous_file_and_names_path_and_cause(tmp_path, monkeypatch):
+    run = files.Workdir(str(tmp_path))
+    run.write_json(files.SUMMARY, {"version": 1})
+    monkeypatch.setattr(os, "fsync", _disk_full)  # the write itself fails, after the data was written
+    with pytest.raises(safe_write.WriteError) as err:
+        run.write_json(files.SUMMARY, {"version": 2})
+    assert str(tmp_path / files.SUMMARY) in str(err.value) and "ENOSPC: No space left on device" in str(err.value)
+    assert isinstance(err.value, TfpruneError) and isinstance(err.value, OSError)
+    assert run.read_json(files.SUMMARY) == {"version": 1}
+    assert _only_file(tmp_path) == [files.SUMMARY]  # no temporary file left behind
+
+
+def test_failed_mask_and_model_writes_keep_the_previous_files(tmp_path, monkeypatch):
+    masks_path = str(tmp_path / "masks.json")
+    save_masks({"g": np.array([1, 0, 1], bool)}, masks_path)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    run = files.Workdir(str(tmp_path))
+    run.save_model(files.COMPACT_MODEL, model)
+    before = [w.copy() for w in keras.saving.load_model(run.read_path(files.COMPACT_MODEL)).get_weights()]
+
+    def save_half_then_fail(self, path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"PK\x03\x04 half a zip")
+        _disk_full()
+
+    monkeypatch.setattr(os, "fsync", _disk_full)
+    with pytest.raises(safe_write.WriteError, match="masks.json .ENOSPC"):
+        save_masks({"g": np.array([0, 0, 1], bool)}, masks_path)
+    monkeypatch.setattr(keras.Model, "save", save_half_then_fail)
+    with pytest.raises(safe_write.WriteError, match=f"{files.COMPACT_MODEL} .ENOSPC"):
+        run.save_model(files.COMPACT_MODEL, model)
+    assert load_masks(masks_path)["g"].tolist() == [True, False, True]
+    after = keras.saving.load_model(run.read_path(files.COMPACT_MODEL)).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+    assert _only_file(tmp_path) == [files.COMPACT_MODEL, "masks.json"]
+
+
+def _saved_run(tmp_path, values=(1.0, 2.0)):
+    """A workdir with one joint checkpoint (and pruner state) per value of a variable."""
+    run = files.Workdir(str(tmp_path))
+    variable = tf.Variable(0.0)
+    checkpoint = tf.train.Checkpoint(v=variable)
+    manager = run.checkpoint_manager(files.JOINT_CHECKPOINTS, checkpoint)
+    for value in values:
+        variable.assign(value)
+        run.write_pruner_state(int(checkpoint.save_counter.numpy()) + 1, {"value": value})
+        manager.save()
+    variable.assign(0.0)
+    return run, variable, checkpoint, manager
+
+
+def _resume(run, checkpoint):
+    states = []
+    run.restore(files.JOINT_CHECKPOINTS, checkpoint, lambda n: states.append(run.read_pruner_state(n)))
+    return states
+
+
+def test_failed_checkpoint_save_keeps_the_previous_checkpoint_loadable(tmp_path, monkeypatch, capsys):
+    run, variable, checkpoint, manager = _saved_run(tmp_path, values=(1.0,))
+
+    def write_half_then_fail(self, prefix, *args, **kwargs):
+        with open(f"{prefix}.index", "wb") as f:  # a partly written newest checkpoint
+            f.write(b"half an index")
+        _disk_full()
+
+    monkeypatch.setattr(tf.train.Checkpoint, "_write", write_half_then_fail)
+    variable.assign(5.0)
+    with pytest.raises(safe_write.WriteError) as err:
+        manager.save()
+    assert os.path.join(str(tmp_path), files.JOINT_CHECKPOINTS) in str(err.value) and "ENOSPC" in str(err.value)
+    monkeypatch.undo()
+    assert _resume(run, checkpoint) == [{"value": 1.0}] and variable.numpy() == 1.0
+    out = capsys.readouterr().out
+    assert "skipped the damaged checkpoint" in out and "ckpt-2" in out and "Resumed from" in out
+
+
+@pytest.mark.parametrize("damage", ["checkpoint data", "pruner state missing", "pruner state corrupt"])
+def test_resume_falls_back_to_the_previous_checkpoint_and_says_why(tmp_path, capsys, damage):
+    run, variable, checkpoint, _ = _saved_run(tmp_path)
+    folder = run.read_path(files.JOINT_CHECKPOINTS)
+    state = run.read_path(run.pruner_state_name(2))
+    if damage == "checkpoint data":
+        for path in glob.glob(os.path.join(folder, "ckpt-2.data-*")):
+            with open(path, "wb") as f:
+                f.write(b"garbage")
+    elif damage == "pruner state missing":
+        os.remove(state)
+    else:
+        with open(state, "w") as f:
+            f.write('{"value": 2.')
+    assert _resume(run, checkpoint) == [{"value": 1.0}] and variable.numpy() == 1.0
+    out = capsys.readouterr().out
+    assert f"skipped the damaged checkpoint {os.path.join(folder, 'ckpt-2')} (" in out
+    assert f"Resumed from {os.path.join(folder, 'ckpt-1')} (the newest usable checkpoint)." in out
+
+
+def test_resume_with_no_usable_checkpoint_is_an_error_naming_each(tmp_path):
+    run, _, checkpoint, _ = _saved_run(tmp_path)
+    for number in (1, 2):
+        os.remove(run.read_path(run.pruner_state_name(number)))
+    with pytest.raises(TrainingError, match="No checkpoint in .* can be restored: .*ckpt-2 .*ckpt-1 .*is corrupt"):
+        _resume(run, checkpoint)
+
+
+def test_training_stops_on_a_failed_model_write_and_the_rerun_resumes(tmp_path, monkeypatch, capsys):
+    workdir = tmp_path / "run"
+    args = ["--config", SMOKE, "--workdir", str(workdir)] + [a for b in FAST for a in ("--gin_bindings", b)]
+    monkeypatch.setattr(keras.Model, "save", _disk_full)
+    gin.clear_config()
+    try:
+        assert train_main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{workdir / files.GATED_MODEL} (ENOSPC" in err[0], err
+        assert not (workdir / files.SELECTION).exists() and not (workdir / files.LOCK).exists()
+        monkeypatch.undo()
+        gin.clear_config()
+        assert train_main(args) == 0
+    finally:
+        gin.clear_config()
+    assert "Resumed from" in capsys.readouterr().out
+    assert json.loads((workdir / files.SUMMARY).read_text())["flops_ratio"] > 0
