@@ -19,11 +19,11 @@ one line with exit status 2.
 """
 
 import argparse
-import json
 import os
 import sys
 
 from tfprune import export as ex
+from tfprune import safe_write
 from tfprune.errors import TfpruneError
 
 QUANTIZATIONS = ex.QUANTIZATIONS
@@ -51,9 +51,11 @@ def load_gated_model(model_file=None, model_name=None, num_classes=10, input_sha
         raise UsageError("give exactly one of model_file (a .keras file) and model_name (a zoo model).")
     if model_file is not None:
         try:
-            return keras.saving.load_model(model_file, compile=False)
+            model = keras.saving.load_model(model_file, compile=False)
         except Exception as exc:  # corrupt file, unknown custom layer, ...
             raise UsageError(f"cannot load --model_file {model_file!r}: {exc}") from exc
+        require_gated(model, f"--model_file {model_file!r}")
+        return model
     from tfprune.models import build_model
 
     try:
@@ -62,6 +64,17 @@ def load_gated_model(model_file=None, model_name=None, num_classes=10, input_sha
         )
     except ValueError as exc:
         raise UsageError(f"--model {model_name!r}: {exc}") from exc
+
+
+def require_gated(model, what="the model"):
+    """A `UsageError` unless `model` has ChannelGate layers: a plain model has no masks to prune with,
+    and exporting it as "pruned" would only copy it."""
+    from tfprune.gates import gates_of
+
+    if not gates_of(model):
+        raise UsageError(
+            f"{what} is not a gated tfprune model (it has no ChannelGate layers), so there is nothing to prune. "
+            "Use a run's WORKDIR/gated_model.keras, or gate a plain model with tfprune.auto_gate first.")
 
 
 def _resize_to(images, shape):
@@ -154,6 +167,7 @@ def export_study(gated, output_dir, masks=None, *, quantize=QUANTIZATIONS, float
 
     log = _say if log is None else log
     quantize = tuple(quantize)
+    require_gated(gated)
     graph = ChannelGraph(gated, warn=False)
     if source is None:
         source = {"model_file": None, "model": None, "masks": _mask_path(masks)}
@@ -187,8 +201,7 @@ def export_study(gated, output_dir, masks=None, *, quantize=QUANTIZATIONS, float
         "latency": {"num_threads": threads, "runs": runs, "batch_size": 1},
         "verification_failures": failures,
     }
-    with open(os.path.join(output_dir, "export_summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    safe_write.write_json(os.path.join(output_dir, "export_summary.json"), summary, indent=2)
     return summary
 
 
@@ -211,17 +224,28 @@ def _mask_path(masks):
 
 
 def _study_masks(gated, masks):
-    """A mask dict from a dict, a JSON mask file (UsageError if unreadable) or the model's gates (None)."""
+    """A mask dict from a dict, a JSON mask file or the model's gates (None). A file must name exactly
+    the model's gates (a run's masks.json does): one from another model is a UsageError, not a partial
+    sub-network."""
+    from tfprune.gates import gates_of
     from tfprune.masks import load_masks, read_masks
 
     if masks is None:
         return read_masks(gated)
-    if isinstance(masks, (str, os.PathLike)):
-        try:
-            return load_masks(masks)
-        except (OSError, ValueError) as exc:
-            raise UsageError(str(exc)) from exc
-    return masks
+    if not isinstance(masks, (str, os.PathLike)):
+        return masks
+    try:
+        loaded = load_masks(masks)
+    except (OSError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+    gates = set(gates_of(gated))
+    unknown, missing = sorted(set(loaded) - gates), sorted(gates - set(loaded))
+    if unknown or missing:
+        problems = ([f"names gates the model does not have {unknown}"] if unknown else []) + \
+                   ([f"has no mask for the model's gates {missing}"] if missing else [])
+        raise UsageError(f"masks do not fit the model: the mask file {os.fspath(masks)!r} {' and '.join(problems)}; "
+                         "it was written for another model (use that model's masks.json).")
+    return loaded
 
 
 def _compact_pair(gated, masks, graph, baseline):
@@ -353,9 +377,9 @@ def _add_model_arguments(p):
                    help="Build this zoo model (tfprune.models.build_model) with UNTRAINED weights, for a "
                         "size/latency study; requires --masks.")
     src.add_argument("--masks", metavar="PATH",
-                     help="JSON mask file {gate_name: [0/1, ...]} (tfprune.masks.save_masks). With --model_file "
-                          "it defaults to the masks stored in the model's gates; gates missing from the file "
-                          "keep all channels.")
+                     help="JSON mask file {gate_name: [0/1, ...]} (tfprune.masks.save_masks) naming every gate of "
+                          "the model, e.g. WORKDIR/masks.json. With --model_file it defaults to the masks stored "
+                          "in the model's gates.")
     src.add_argument("--num_classes", type=int, default=10, help="Logits of the zoo model (--model only).")
     src.add_argument("--input_shape", metavar="H,W,C", default=None,
                      help="Input shape of the zoo model (--model only); default: the zoo's (32,32,3 for CIFAR "

@@ -537,8 +537,9 @@ def _class_names(directory):
     return names
 
 
-def _list_images(directory, classes):
-    """(paths, labels) of the image files directly inside each class folder, in sorted order."""
+def _list_images(directory, classes, training=False):
+    """(paths, labels) of the image files directly inside each class folder, in sorted order; training
+    images must be of two classes at least."""
     paths, labels = [], []
     for label, name in enumerate(classes):
         class_dir = os.path.join(directory, name)
@@ -557,7 +558,19 @@ def _list_images(directory, classes):
             f"No images ({', '.join('*' + e for e in IMAGE_EXTENSIONS)}) in the class folders of "
             f"{directory!r} ({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}). {_LAYOUT_HINT}"
         )
+    if training:
+        _check_two_classes(directory, classes, labels)
     return np.array(paths), np.array(labels, np.int32)
+
+
+def _check_two_classes(directory, classes, labels):
+    """A classifier needs two classes with images: one class folder would train a model that always
+    answers the same (accuracy 1.0, nothing learned), which is a layout mistake, not a dataset."""
+    present = [classes[i] for i in sorted(set(np.asarray(labels).tolist()))]
+    if len(present) < 2:
+        raise DataError(
+            f"Image folder {directory!r} has images of one class only ({present[0]!r}): a classifier needs at "
+            f"least two classes, each in its own sub-folder. {_LAYOUT_HINT}")
 
 
 def _check_image_file(path):
@@ -606,7 +619,7 @@ def folder_source(*, image_size=None, data_dir=None, seed=0, held_out_examples=5
         extra = sorted(set(_class_names(val_dir)) - set(classes))
         if extra:
             raise DataError(f"Validation classes {extra} in {val_dir!r} have no folder in {train_dir!r}.")
-        pool_paths, pool_labels = _list_images(train_dir, classes)
+        pool_paths, pool_labels = _list_images(train_dir, classes, training=True)
         val_paths, val_labels = _list_images(val_dir, classes)
         _check_held_out(held_out_examples, len(pool_paths), f"image folder {train_dir!r}")
         perm = rng.permutation(len(pool_paths))
@@ -616,7 +629,7 @@ def folder_source(*, image_size=None, data_dir=None, seed=0, held_out_examples=5
         val = (val_paths, val_labels)
     else:
         classes = _class_names(data_dir)
-        paths, labels = _list_images(data_dir, classes)
+        paths, labels = _list_images(data_dir, classes, training=True)
         train_idx, held_idx, val_idx = _split_indices(len(paths), val_fraction, held_out_examples, seed)
         train, held, val = [(paths[i], labels[i]) for i in (train_idx, held_idx, val_idx)]
 
@@ -653,12 +666,40 @@ _FEATURES = {
 }
 
 
+_FEATURE_KINDS = {"image/encoded": "bytes_list", "image/class/label": "int64_list"}
+
+
 def _glob(pattern, what):
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
         raise DataError(f"No TFRecord files match {what}={pattern!r}. Check the path/glob (e.g. "
                         f"'/data/imagenet/train-*').")
+    for path in files:
+        _check_first_record(path)
     return files
+
+
+def _check_first_record(path):
+    """The first record of `path` must be a tf.train.Example with the features `_FEATURES` reads:
+    checked now (one record per file) so that another layout is named before training, not as a
+    parse error from inside tf.data in the middle of the first epoch."""
+    try:
+        records = [r.numpy() for r in tf.data.TFRecordDataset(path).take(1)]
+        example = tf.train.Example.FromString(records[0]) if records else None
+    except Exception as e:  # noqa: BLE001  (DataLossError, DecodeError: not TFRecords of Examples)
+        raise DataError(f"{path!r} is not a TFRecord file of tf.train.Examples ({type(e).__name__}: "
+                        f"{' '.join(str(e).split())[:200]}).") from e
+    if example is None:
+        return
+    features = example.features.feature
+    bad = [key for key, kind in _FEATURE_KINDS.items()
+           if key not in features or features[key].WhichOneof("kind") != kind]
+    if bad:
+        raise DataError(
+            f"TFRecord file {path!r}: its first record lacks "
+            f"{', '.join(f'{k!r} ({_FEATURE_KINDS[k][:-5]})' for k in bad)} (it has "
+            f"{sorted(features) or 'no features'}). tfprune reads tf.train.Examples with 'image/encoded' "
+            "(bytes: a JPEG or PNG) and 'image/class/label' (int64), the tensorflow/models ImageNet layout.")
 
 
 def _count_records(files):
