@@ -479,3 +479,20 @@ def test_synthetic_source_is_learnable_and_disjoint():
 def test_unknown_source_lists_valid_ones():
     with pytest.raises(DataError, match="Unknown data source 'mnist'.*cifar10.*digits.*folder"):
         build_datasets("mnist")
+
+
+def test_epoch_pipelines_depend_on_seed_and_epoch_alone():
+    """A run resumed at epoch i in a new process must see epoch i's batches (order and augmentation)."""
+    def first_batches(ds):
+        return np.stack([x.numpy() for x, _ in ds.take(2)])
+
+    kwargs = dict(batch_size=64, image_size=16, held_out_examples=64, seed=3)
+    first = build_datasets("digits", **kwargs)
+    resumed = build_datasets("digits", **kwargs)  # what a restarted process builds
+    epoch5 = first_batches(first.train_epoch(5))
+    first_batches(resumed.train_epoch(0))  # other iterations before it change nothing
+    first_batches(resumed.train)
+    np.testing.assert_array_equal(first_batches(resumed.train_epoch(5)), epoch5)
+    assert not np.array_equal(first_batches(first.train_epoch(6)), epoch5)
+    assert not np.array_equal(first_batches(build_datasets("digits", **{**kwargs, "seed": 4}).train_epoch(5)), epoch5)
+    assert not np.array_equal(first_batches(first.train), first_batches(first.train))  # `train` reshuffles

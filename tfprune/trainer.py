@@ -91,7 +91,8 @@ def run(workdir, model_name=gin.REQUIRED, epochs=10, warmup_epochs=2, finetune_e
         run_dir.write_text(files.CONFIG, gin.config_str())
         ctx = RunContext(strategy, run_dir, data, RunLog(run_dir.outdir, epochs))
         selected = JointPhase(ctx, model, pruner, epochs, warmup_epochs, checkpoint_every_steps).run()
-        compact, val_pruned = finetune(ctx, selected, finetune_epochs, finetune_learning_rate)
+        compact, val_pruned = finetune(ctx, selected, finetune_epochs, finetune_learning_rate,
+                                       first_data_epoch=epochs + 1)
         return finish(ctx, pruner, compact, selected, val_pruned, export_quantizations)
 
 
@@ -155,7 +156,8 @@ class JointPhase:
         if start:
             print(f"Resuming epoch {epoch + 1} at step {start}.")
         strength = self.pruner.update_alignment(epoch)
-        stats = self.trainer.train_epoch(data.train, data.steps_per_epoch, f"epoch {epoch + 1}/{self.epochs}",
+        stats = self.trainer.train_epoch(data.train_epoch(epoch), data.steps_per_epoch,
+                                         f"epoch {epoch + 1}/{self.epochs}",
                                          epoch * data.steps_per_epoch, start_step=start,
                                          after_step=self._mid_epoch_checkpoint)
         weight_seconds = time.time() - t0
@@ -185,7 +187,8 @@ class JointPhase:
         val_full = self.trainer.evaluate(data.val)
         choice = self.pruner.select(self.epochs - 1)
         apply_masks(self.model, choice.masks)
-        self.trainer.recalibrate_batchnorm(data.train)  # the compact model starts from these statistics
+        # The compact model starts from these statistics; epoch index `epochs` is the recalibration's.
+        self.trainer.recalibrate_batchnorm(data.train_epoch(self.epochs))
         record = {"reward": choice.reward, "flops_ratio": choice.flops_ratio, "val_accuracy_full_model": val_full,
                   "val_accuracy_masked_before_finetune": self.trainer.evaluate(data.val)}
         save_masks(choice.masks, run_dir.write_path(files.MASKS))
@@ -196,9 +199,10 @@ class JointPhase:
         return Selected(choice.masks, record, self.model)
 
 
-def finetune(ctx, selected, finetune_epochs, learning_rate):
+def finetune(ctx, selected, finetune_epochs, learning_rate, first_data_epoch=0):
     """Physically prunes the gated model and fine-tunes the compact model (resumable); returns the
-    compact model and its validation accuracy."""
+    compact model and its validation accuracy. Fine-tuning epoch e reads the data of epoch
+    `first_data_epoch + e` (`Datasets.train_epoch`), after the joint phase's."""
     data = ctx.data
     with ctx.strategy.scope():
         compact = compact_model(selected.gated_model, selected.masks)
@@ -210,7 +214,8 @@ def finetune(ctx, selected, finetune_epochs, learning_rate):
     manager = ctx.workdir.checkpoint_manager(files.FINETUNE_CHECKPOINTS, checkpoint)
     ctx.workdir.restore(files.FINETUNE_CHECKPOINTS, checkpoint)
     for e in range(int(epoch.numpy()), finetune_epochs):
-        stats = trainer.train_epoch(data.train, data.steps_per_epoch, f"finetune {e + 1}/{finetune_epochs}")
+        stats = trainer.train_epoch(data.train_epoch(first_data_epoch + e), data.steps_per_epoch,
+                                    f"finetune {e + 1}/{finetune_epochs}")
         ctx.log.finetune_epoch(e, finetune_epochs, stats, trainer.evaluate(data.val))
         epoch.assign(e + 1)
         manager.save()

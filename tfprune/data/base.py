@@ -44,6 +44,7 @@ class Datasets:
     step is full); `held_out` is the fixed, non-augmented slice of the training data on which the agent
     measures its reward; `val` is the non-augmented validation split. All batch sizes are GLOBAL:
     the trainer distributes them with `strategy.experimental_distribute_dataset`.
+    `train_epoch(i)` is epoch i's training pipeline, a function of (seed, i) alone (resumable runs).
     Supports `d["train"]` as well as `d.train`.
     """
 
@@ -52,6 +53,12 @@ class Datasets:
     val: tf.data.Dataset
     info: DatasetInfo
     batch_size: int
+    epoch_fn: Optional[Callable[[int], tf.data.Dataset]] = None
+
+    def train_epoch(self, epoch):
+        """Epoch `epoch`'s shuffled, augmented training batches: the same for the same seed and epoch
+        in any process (falls back to `train` for Datasets built without an `epoch_fn`)."""
+        return self.train if self.epoch_fn is None else self.epoch_fn(int(epoch))
 
     @property
     def steps_per_epoch(self) -> int:

@@ -61,12 +61,14 @@ def build_datasets(source="digits", batch_size=128, image_size=None, data_dir=No
                         f"held out) for a batch of {batch_size}: lower batch_size or held_out_examples.")
     use_cache = splits.cache if cache is None else cache
     eval_batch_size = eval_batch_size or batch_size
+    train, epoch_fn = _train_pipeline(splits, batch_size, seed, augment, shuffle_buffer, use_cache)
     return Datasets(
-        train=_train_pipeline(splits, batch_size, seed, augment, shuffle_buffer, use_cache),
+        train=train,
         held_out=_eval_pipeline(splits, splits.held_out, eval_batch_size, cache_output=True),
         val=_eval_pipeline(splits, splits.val, eval_batch_size, cache_decoded=use_cache),
         info=info,
         batch_size=batch_size,
+        epoch_fn=epoch_fn,
     )
 
 
@@ -85,17 +87,18 @@ def _finish(image, label, shape):
 
 
 def _train_pipeline(splits, batch_size, seed, augment, shuffle_buffer, use_cache):
-    """decode (-> cache) -> shuffle -> (decode) -> augment with per-example seeds -> batch."""
+    """decode (-> cache) -> shuffle -> (decode) -> augment with per-example seeds -> batch.
+
+    Returns (`train`, `epoch_fn`): `train` reshuffles on every iteration (a `model.fit` over many
+    epochs sees a new order each time, the same sequence of orders for the same `seed`); `epoch_fn(i)`
+    is epoch i's own pipeline, whose order and augmentation depend on (seed, i) alone. The trainer
+    uses the latter: a run resumed at epoch i after a kill must see the batches an uninterrupted run
+    sees at epoch i, and an iterator's count of past iterations does not survive a process.
+    """
     ds = splits.train
     if use_cache:
         ds = ds.map(splits.decode, num_parallel_calls=AUTOTUNE).cache()
     buffer = shuffle_buffer or splits.shuffle_buffer or min(splits.info.num_train, _MAX_CACHED_SHUFFLE)
-    ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    if not use_cache:
-        ds = ds.map(splits.decode, num_parallel_calls=AUTOTUNE)
-    # One stateless seed pair per example: reproducible although map runs in parallel, and different
-    # every epoch (rerandomize_each_iteration) yet the same sequence of epochs for the same `seed`.
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2, drop_remainder=True)
     shape = splits.info.image_shape
 
     def transform(example, example_seed):
@@ -103,8 +106,24 @@ def _train_pipeline(splits, batch_size, seed, augment, shuffle_buffer, use_cache
         image = splits.train_fn(image, example_seed) if augment else splits.eval_fn(image)
         return _finish(image, label, shape)
 
-    ds = tf.data.Dataset.zip((ds, seeds)).map(transform, num_parallel_calls=AUTOTUNE)
-    return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
+    def pipeline(shuffle_seed, reshuffle):
+        shuffled = ds.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=reshuffle)
+        if not use_cache:
+            shuffled = shuffled.map(splits.decode, num_parallel_calls=AUTOTUNE)
+        # One stateless seed pair per example: reproducible although map runs in parallel.
+        seeds = tf.data.Dataset.random(seed=shuffle_seed, rerandomize_each_iteration=reshuffle)
+        seeds = seeds.batch(2, drop_remainder=True)
+        batches = tf.data.Dataset.zip((shuffled, seeds)).map(transform, num_parallel_calls=AUTOTUNE)
+        return batches.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
+
+    return pipeline(seed, True), lambda epoch: pipeline(epoch_seed(seed, epoch), False)
+
+
+def epoch_seed(seed, epoch):
+    """The shuffle/augmentation seed of epoch `epoch` (any int >= 0) of a run seeded `seed`."""
+    if epoch < 0:
+        raise ValueError(f"epoch must be >= 0, got {epoch}.")
+    return (int(seed) * 1_000_003 + int(epoch) + 1) % (2**63 - 1)
 
 
 def _eval_pipeline(splits, ds, batch_size, cache_decoded=False, cache_output=False):
