@@ -24,6 +24,10 @@ def _dead_pid():
     return process.pid
 
 
+def _not_called(*args, **kwargs):
+    raise AssertionError("called")
+
+
 def _write_owner(path, **owner):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
@@ -62,6 +66,42 @@ def test_lock_written_on_another_host_is_not_taken_over(tmp_path):
     with pytest.raises(WorkdirBusy, match="host some-other-host, pid 1234.*delete the lock file"):
         WorkdirLock(path).acquire()
     assert json.loads(path.read_text())["host"] == "some-other-host"  # left as it was
+
+
+def test_a_job_in_another_process_holds_the_lock_until_it_is_killed(tmp_path, capsys, monkeypatch):
+    from tfprune import trainer
+
+    path = tmp_path / files.LOCK
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from tfprune.run_lock import WorkdirLock; "
+         "WorkdirLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(120)", str(path)],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        for attempt in (WorkdirLock(path).check, WorkdirLock(path).acquire):  # the early look and the lock
+            with pytest.raises(WorkdirBusy, match=f"pid {holder.pid}, running since"):
+                attempt()
+        monkeypatch.setattr(trainer, "build_datasets", _not_called)  # the second job stops before its set-up
+        gin.clear_config()
+        assert train_main(["--config", SMOKE, "--workdir", str(tmp_path)]) == 2
+        assert f"pid {holder.pid}" in capsys.readouterr().err
+        monkeypatch.undo()
+    finally:
+        gin.clear_config()
+        holder.kill()  # SIGKILL: no clean-up, the lock file stays behind
+        holder.wait()
+    assert json.loads(path.read_text())["pid"] == holder.pid
+    WorkdirLock(path).check()  # a dead job's lock does not stop anyone
+    with WorkdirLock(path):
+        assert f"pid {holder.pid}" in capsys.readouterr().err
+
+
+def test_a_live_process_that_does_not_hold_the_lock_does_not_make_it_busy(tmp_path):
+    path = tmp_path / files.LOCK
+    _write_owner(str(path), host=socket.gethostname(), pid=os.getppid())  # alive, but holds no flock
+    WorkdirLock(path).check()
+    with WorkdirLock(path):
+        pass
 
 
 def test_workdir_releases_the_lock_on_an_exception_and_only_the_chief_holds_it(tmp_path):

@@ -56,6 +56,21 @@ def _read_owner(fd):
     return owner if isinstance(owner, dict) else {}
 
 
+def _lockable(fd):
+    """Whether nobody holds an exclusive flock on `fd`'s file (False where flock is unavailable: the
+    owner record decides). Only tried when the record names a live process, so it rarely runs."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return True
+
+
 class WorkdirLock:
     """The lock file `path`: `acquire()` or raise `WorkdirBusy`; `release()` deletes it. Also a context
     manager. Only the job's chief takes it (`tfprune.workdir.Workdir` decides)."""
@@ -71,6 +86,22 @@ class WorkdirLock:
     def __exit__(self, *exc):
         self.release()
         return False
+
+    def check(self):
+        """Raises `WorkdirBusy` if a job holds the lock now, writing nothing: an early look, so that a
+        second job stops before its (possibly long) set-up; `acquire` decides."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            owner = _read_owner(fd)
+            if owner.get("host", socket.gethostname()) != socket.gethostname():
+                raise self._busy(owner, " If that job is no longer running, delete the lock file.")
+            if owner.get("pid") not in (None, os.getpid()) and _alive(owner["pid"]) and not _lockable(fd):
+                raise self._busy(owner)
+        finally:
+            os.close(fd)
 
     def acquire(self):
         """Takes the lock, taking over a stale one with a warning; `WorkdirBusy` when a job holds it."""

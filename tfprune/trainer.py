@@ -75,13 +75,15 @@ def run(workdir, model_name=gin.REQUIRED, epochs=10, warmup_epochs=2, finetune_e
         raise TrainingError(f"Need 0 <= warmup_epochs < epochs for at least one agent step; got warmup_epochs="
                             f"{warmup_epochs}, epochs={epochs}.")
     strategy = strategy or make_strategy()  # first: multi-worker collectives must be set up before any op
+    is_chief, role = worker_role(strategy)
+    if is_chief:
+        files.check_not_busy(workdir)  # a second job on the workdir stops now, not after its set-up
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     data = build_datasets(seed=seed)
     with strategy.scope():
         model = _build_model(model_name, data.info, width_multiplier)
-    is_chief, role = worker_role(strategy)
     with strategy.scope():
         pruner = JointPruner(model, data.held_out, max_epochs=epochs, warmup_epochs=warmup_epochs, seed=seed,
                              broadcast=make_broadcast(strategy, is_chief))

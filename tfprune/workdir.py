@@ -49,6 +49,11 @@ TENSORBOARD = "tb"
 LOG = "log.txt"  # written by tfprune.compare around each run
 
 
+def check_not_busy(root):
+    """`run_lock.WorkdirBusy` if a job holds `root`'s lock now; writes nothing (`Workdir` takes the lock)."""
+    WorkdirLock(os.path.join(root, LOCK)).check()
+
+
 def completed_summary(root):
     """The summary of a finished run in `root`, or None: a finished run is never trained again."""
     path = os.path.join(root, SUMMARY)
