@@ -154,3 +154,19 @@ def test_training_stops_on_a_failed_model_write_and_the_rerun_resumes(tmp_path, 
         gin.clear_config()
     assert "Resumed from" in capsys.readouterr().out
     assert json.loads((workdir / files.SUMMARY).read_text())["flops_ratio"] > 0
+
+
+def test_the_lock_holder_removes_what_a_killed_writer_left(tmp_path):
+    leftovers = [".summary.tmp-123.json", os.path.join(files.JOINT_CHECKPOINTS, ".pruner_state-3.tmp-123.json"),
+                 os.path.join(files.EXPORT, ".saved_model.tmp-123", "saved_model.pb"),
+                 os.path.join(files.JOINT_CHECKPOINTS, "ckpt-3_temp", "part-00000-of-00001.index")]
+    kept = [files.SUMMARY, os.path.join(files.JOINT_CHECKPOINTS, "ckpt-2.index"),
+            os.path.join(files.EXPORT, "saved_model", "saved_model.pb")]
+    for name in leftovers + kept:
+        os.makedirs(os.path.dirname(tmp_path / name), exist_ok=True)
+        (tmp_path / name).write_text("x")
+    with files.Workdir(str(tmp_path)):
+        pass
+    assert [name for name in leftovers + kept if (tmp_path / name).exists()] == kept
+    assert not (tmp_path / files.EXPORT / ".saved_model.tmp-123").exists()
+    assert not (tmp_path / files.JOINT_CHECKPOINTS / "ckpt-3_temp").exists()

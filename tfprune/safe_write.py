@@ -9,6 +9,7 @@ path and the cause (a `TfpruneError`: one line on the command line, exit status 
 
 import contextlib
 import errno
+import glob
 import json
 import os
 import shutil
@@ -74,6 +75,16 @@ def _remove(tmp):
         shutil.rmtree(tmp, ignore_errors=True)
     elif os.path.lexists(tmp):
         os.remove(tmp)
+
+
+def remove_leftovers(folder, patterns=(".*.tmp-*",), depth=1):
+    """Deletes what killed writers left in `folder` and its sub-folders (`depth` levels): our temporary
+    files and folders (`.<name>.tmp-<pid>...`) and whatever else `patterns` names. Only for the holder
+    of the workdir's lock: nobody else may be writing there."""
+    for level in range(depth):
+        for name in patterns:
+            for path in glob.glob(os.path.join(glob.escape(os.fspath(folder)), *["*"] * level, name)):
+                _remove(path)
 
 
 def write_text(path, text, mode="w"):

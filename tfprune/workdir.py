@@ -94,6 +94,9 @@ class Workdir:
     def __enter__(self):
         if self.lock is not None:
             self.lock.acquire()
+            # What a killed job was writing (nobody else writes here now): our temporary files and
+            # TensorFlow's half-saved checkpoint folders (<prefix>_temp/part-*).
+            safe_write.remove_leftovers(self.outdir, (".*.tmp-*", f"{CHECKPOINT_PREFIX}-*_temp"), depth=2)
         return self
 
     def __exit__(self, *exc):
