@@ -102,7 +102,7 @@ def test_failed_checkpoint_save_keeps_the_previous_checkpoint_loadable(tmp_path,
     variable.assign(5.0)
     with pytest.raises(safe_write.WriteError) as err:
         manager.save()
-    assert os.path.join(str(tmp_path), files.JOINT_CHECKPOINTS) in str(err.value) and "ENOSPC" in str(err.value)
+    assert f"{os.path.join(str(tmp_path), files.JOINT_CHECKPOINTS, 'ckpt-2')} (ENOSPC" in str(err.value)
     monkeypatch.undo()
     assert _resume(run, checkpoint) == [{"value": 1.0}] and variable.numpy() == 1.0
     out = capsys.readouterr().out

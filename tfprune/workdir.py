@@ -206,7 +206,8 @@ class _CheckpointManager(tf.train.CheckpointManager):
         try:
             return super().save(*args, **kwargs)
         except (OSError, tf.errors.OpError) as e:
-            raise safe_write.write_error(os.path.join(self.directory, CHECKPOINT_PREFIX + "-*"), e) from e
+            number = int(self.checkpoint.save_counter.numpy())  # counted before the write
+            raise safe_write.write_error(os.path.join(self.directory, f"{CHECKPOINT_PREFIX}-{number}"), e) from e
 
 
 def _checkpoint_number(path):
