@@ -170,3 +170,16 @@ def test_the_lock_holder_removes_what_a_killed_writer_left(tmp_path):
     assert [name for name in leftovers + kept if (tmp_path / name).exists()] == kept
     assert not (tmp_path / files.EXPORT / ".saved_model.tmp-123").exists()
     assert not (tmp_path / files.JOINT_CHECKPOINTS / "ckpt-3_temp").exists()
+
+
+def test_export_command_reports_a_failed_write_as_one_line(tmp_path, monkeypatch, capsys):
+    from tfprune.export_study import main as export_main
+    from tfprune.models import build_model
+
+    build_model("resnet8", num_classes=10, input_shape=(16, 16, 3), width_multiplier=0.5).save(tmp_path / "g.keras")
+    monkeypatch.setattr(os, "fsync", _disk_full)
+    code = export_main(["--model_file", str(tmp_path / "g.keras"), "--output_dir", str(tmp_path / "out"),
+                        "--quantize", "float", "--runs", "0", "--no_baseline", "--representative_source", "random"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert f"{tmp_path / 'out' / 'model_float.tflite'} (ENOSPC: No space left on device)" in err[0]

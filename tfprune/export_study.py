@@ -472,6 +472,6 @@ def main(argv=None):
     args = parse_args(parser, argv)
     try:
         return run(args)
-    except UsageError as exc:
+    except TfpruneError as exc:  # UsageError, and a failed write (safe_write.WriteError: disk full, ...)
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2

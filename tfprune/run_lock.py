@@ -63,9 +63,7 @@ def _lockable(fd):
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    except OSError:
+    except OSError:  # held (BlockingIOError), or no flock here
         return False
     fcntl.flock(fd, fcntl.LOCK_UN)
     return True
@@ -144,8 +142,8 @@ class WorkdirLock:
             return False
 
     def _check_owner(self, owner):
-        """Whether the record left in a lock we could lock may be taken over (it may not if written on
-        another host); warns when it is a dead job's."""
+        """`WorkdirBusy` if the record in the file we could flock was written on another host (whose job
+        cannot be checked from here); else a warning when it is another job's, which we take over."""
         if not owner or owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
             return
         if owner.get("host") != socket.gethostname():

@@ -27,7 +27,8 @@ def write_error(path, cause):
     reason = f"{errno.errorcode.get(code, code)}: {cause.strerror}" if code and getattr(cause, "strerror", None) \
         else f"{type(cause).__name__}: {cause}"
     return WriteError(f"Could not write {path} ({reason}); the previous version, if any, is unchanged. Free disk "
-                      "space (or fix the quota or permissions) and rerun the same command: it resumes.")
+                      "space (or fix the quota or permissions) and rerun the same command (training resumes where it "
+                      "stopped).")
 
 
 def temporary_path(path):
