@@ -183,3 +183,15 @@ def test_export_command_reports_a_failed_write_as_one_line(tmp_path, monkeypatch
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert f"{tmp_path / 'out' / 'model_float.tflite'} (ENOSPC: No space left on device)" in err[0]
+
+
+def test_after_the_selection_a_damaged_newest_pruner_state_is_skipped(tmp_path, capsys):
+    run, _, _, _ = _saved_run(tmp_path)
+    with open(run.read_path(run.pruner_state_name(2)), "w") as f:
+        f.write("{")
+    assert run.newest_pruner_state() == {"value": 1.0}
+    assert "warning: skipped a damaged pruner state" in capsys.readouterr().out
+    os.remove(run.read_path(run.pruner_state_name(1)))
+    with pytest.raises(TrainingError, match="pruner_state-2.json is not valid JSON"):
+        run.newest_pruner_state()
+    assert files.Workdir(str(tmp_path / "fresh")).newest_pruner_state() is None

@@ -144,9 +144,9 @@ class JointPhase:
     def _already_selected(self):
         print("Sub-network already selected; skipping to fine-tuning.")
         run_dir = self.ctx.workdir
-        number = run_dir.latest_checkpoint_number(files.JOINT_CHECKPOINTS)
-        if number is not None:  # the agent's history, for history.json and the plots
-            self._load_pruner_state(number)
+        state = run_dir.newest_pruner_state()
+        if state is not None:  # the agent's history, for history.json and the plots
+            self.pruner.set_state(state)
         with self.ctx.strategy.scope():
             gated = keras.saving.load_model(run_dir.read_path(files.GATED_MODEL))
         return Selected(load_masks(run_dir.read_path(files.MASKS)), run_dir.read_json(files.SELECTION), gated)

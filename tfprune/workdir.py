@@ -134,10 +134,6 @@ class Workdir:
         return _CheckpointManager(checkpoint, self.write_path(directory), max_to_keep=max_to_keep,
                                   checkpoint_name=CHECKPOINT_PREFIX)
 
-    def latest_checkpoint_number(self, directory):
-        path = tf.train.latest_checkpoint(self.read_path(directory))
-        return None if path is None else _checkpoint_number(path)
-
     def restore(self, directory, checkpoint, on_restore=None):
         """Restores the newest usable checkpoint in `directory` (if any) and calls `on_restore(number)`
         (which loads what is saved beside it). A newest checkpoint that fails either step is skipped for
@@ -185,6 +181,25 @@ class Workdir:
 
     def write_pruner_state(self, number, state):
         self.write_json(self.pruner_state_name(number), state)
+
+    def newest_pruner_state(self):
+        """The newest readable pruner state beside the joint checkpoints (None when there is no checkpoint).
+        Once the sub-network is selected only the agent's history is read from it, so, as in `restore`,
+        a damaged newest one is skipped with a warning; none readable is an error."""
+        skipped = []
+        for path in self.checkpoints(JOINT_CHECKPOINTS):
+            try:
+                state = self.read_pruner_state(_checkpoint_number(path))
+            except TrainingError as e:
+                skipped.append(str(e))
+                continue
+            if skipped:
+                print(f"warning: skipped a damaged pruner state: {' '.join(skipped)} Using checkpoint "
+                      f"{_checkpoint_number(path)}'s (its agent history may miss the last agent steps).", flush=True)
+            return state
+        if skipped:
+            raise TrainingError(skipped[0])
+        return None
 
     def read_pruner_state(self, number):
         name = self.pruner_state_name(number)
