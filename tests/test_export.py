@@ -160,6 +160,46 @@ def test_latency_positive():
     assert 0 < ms < 1000
 
 
+def test_litert_is_the_runtime_and_warns_nothing():
+    """The declared runtime: LiteRT, with no warning at all (tf.lite's deprecation notice included)."""
+    pytest.importorskip("ai_edge_litert")
+    import warnings
+
+    tfl = ex.convert_tflite(_conv_model(), "float")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        interpreter = ex.make_interpreter(tfl)
+        ex.tflite_latency_ms(tfl, runs=2, warmup=1)
+    assert type(interpreter).__module__.startswith("ai_edge_litert")
+    assert ex.interpreter_runtime()[1].startswith("litert")
+    assert [str(w.message) for w in caught] == []
+
+
+def test_missing_litert_falls_back_to_tf_lite_with_one_warning(monkeypatch):
+    """Without ai-edge-litert, tf.lite.Interpreter runs the models: one warning naming the install line
+    (not one per model, and not tf.lite's own deprecation notice); parity checks still hold."""
+    import warnings
+
+    import tensorflow as tf
+
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # `import ai_edge_litert` raises ImportError
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    monkeypatch.setattr(ex, "_runtime", {})
+    model = _conv_model()
+    x = np.random.default_rng(0).standard_normal((8,) + SHAPE).astype("float32")
+    tfl = ex.convert_tflite(model, "float")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        interpreter = ex.make_interpreter(tfl)
+        report = ex.verify_tflite(tfl, model, x, "float")
+        ex.tflite_latency_ms(tfl, runs=2, warmup=1)
+    assert isinstance(interpreter, tf.lite.Interpreter)
+    assert report["passed"] and report["max_abs_diff"] <= 1e-5
+    assert [w.category for w in caught] == [ex.LiteRTMissingWarning], [str(w.message) for w in caught]
+    assert ex.LITERT_INSTALL in str(caught[0].message)
+    assert ex.interpreter_runtime()[1].startswith("tf.lite")
+
+
 def test_export_all(trained, tmp_path):
     model, x_train, x_val = trained
     out = tmp_path / "out"
@@ -176,6 +216,7 @@ def test_export_all(trained, tmp_path):
         assert entry["verification"]["passed"], q
         assert entry["size_bytes"] == os.path.getsize(entry["path"])
         assert entry["latency_ms"] > 0
+    assert report["latency"]["runtime"] == ex.interpreter_runtime()[1]
 
 
 def test_export_all_int8_needs_data(tmp_path):

@@ -41,7 +41,7 @@ def _requirement_names(metadata, extras=False):
 def test_wheel_declares_what_pip_resolves_and_leaves_tf_agents_to_the_no_deps_line(wheel):
     required = _requirement_names(wheel["metadata"])
     assert {"tensorflow", "keras", "numpy", "gin-config", "tensorflow-probability", "tf-keras", "gym",
-            "tensorflow-datasets", "tensorboard", "scikit-learn", "matplotlib", "tqdm"} <= required
+            "tensorflow-datasets", "tensorboard", "scikit-learn", "matplotlib", "tqdm", "ai-edge-litert"} <= required
     # tf-agents 0.19 pins versions that conflict with TF 2.21: never declared, installed with --no-deps.
     assert "tf-agents" not in required and "tensorflow-cpu" not in required
     assert _requirement_names(wheel["metadata"], extras=True) == {"pytest", "pytest-timeout"}

@@ -214,7 +214,7 @@ def bench_tflite(model="resnet56", *, width_multiplier=1.0, image_size=32, targe
     """
     import numpy as np
 
-    from tfprune.export import convert_tflite, tflite_latency_ms
+    from tfprune.export import convert_tflite, interpreter_runtime, tflite_latency_ms
     from tfprune.budget import FlopsBudget
     from tfprune.flops import CostModel
     from tfprune.graph import ChannelGraph
@@ -234,6 +234,7 @@ def bench_tflite(model="resnet56", *, width_multiplier=1.0, image_size=32, targe
             lat[k].append(tflite_latency_ms(blob, num_threads=threads, runs=latency_runs, warmup=10))
     latency = {k: min(v) for k, v in lat.items()}
     return {
+        "runtime": interpreter_runtime()[1],
         "threads": threads, "batch_size": 1, "flops_full": cost_full.flops, "flops_pruned": cost_small.flops,
         "flops_ratio": cost_small.flops / cost_full.flops, "params_full": cost_full.params,
         "params_pruned": cost_small.params, "latency_ms": latency, "latency_ms_rounds": lat,

@@ -21,8 +21,11 @@ Conventions and choices:
       the input tensor's ``(scale, zero_point)`` and dequantize outputs with the output's; the helpers
       here (``run_tflite``, ``verify_tflite``) do that for you. ``int8_io=False`` keeps float32 I/O with
       int8 internals (a quantize/dequantize pair is added at the ends).
-* The interpreter is ``ai_edge_litert``'s when that package is installed, else the (deprecated in TF 2.21,
-  identical) ``tf.lite.Interpreter`` with its deprecation warning silenced.
+* The runtime is LiteRT (``ai_edge_litert.interpreter.Interpreter``, package ``ai-edge-litert``, a
+  declared dependency): what a device ships, and free of ``tf.lite.Interpreter``'s deprecation warning.
+  Where the package is missing, ``tf.lite.Interpreter`` (deprecated in TF 2.21, same kernels) stands in,
+  announced by exactly one `LiteRTMissingWarning` per process and with its own deprecation warning
+  silenced; `interpreter_runtime()` says which one runs (reports record it next to latencies).
 """
 
 import os
@@ -268,14 +271,43 @@ def _convert_saved_model(tf, path, quantization, calibration, int8_io, allow_sel
 # ------------------------------------------------------------------------------------------- Interpreter
 
 
-def make_interpreter(tflite_bytes, num_threads=1):
-    """A TFLite interpreter for ``tflite_bytes``: ai_edge_litert's if installed, else tf.lite's."""
+class LiteRTMissingWarning(UserWarning):
+    """``ai-edge-litert`` is not installed: TFLite models run on the deprecated ``tf.lite.Interpreter``."""
+
+
+LITERT_INSTALL = "pip install ai-edge-litert==2.3.0"
+_runtime = {}  # the interpreter class and its name, chosen once per process
+
+
+def interpreter_runtime():
+    """(Interpreter class, runtime name): LiteRT's, else ``tf.lite``'s with one warning.
+
+    Chosen once per process, so the fallback warns once however many models are verified or timed,
+    and every latency of a process is measured on the same runtime.
+    """
+    if not _runtime:
+        _runtime["class"], _runtime["name"] = _find_runtime()
+    return _runtime["class"], _runtime["name"]
+
+
+def _find_runtime():
     try:
+        import ai_edge_litert
         from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
+    except ImportError as exc:
         import tensorflow as tf
 
-        Interpreter = tf.lite.Interpreter
+        warnings.warn(
+            f"LiteRT is not installed ({exc}): TFLite models run on tf.lite.Interpreter instead, which "
+            f"TensorFlow {tf.__version__} deprecates (same kernels; latencies may differ from LiteRT's). "
+            f"Fix: {LITERT_INSTALL}", LiteRTMissingWarning, stacklevel=4)
+        return tf.lite.Interpreter, f"tf.lite {tf.__version__}"
+    return Interpreter, f"litert {getattr(ai_edge_litert, '__version__', '')}".strip()
+
+
+def make_interpreter(tflite_bytes, num_threads=1):
+    """An allocated interpreter for ``tflite_bytes`` on `interpreter_runtime()` (LiteRT when installed)."""
+    Interpreter, _ = interpreter_runtime()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated.*")
         # The first allocation applies the XNNPACK delegate, which announces itself on stderr.
@@ -500,7 +532,8 @@ def export_all(
         "num_calibration_samples": int(sum(b.shape[0] for b in calibration)),
         "saved_model": _saved_model_entry(model, sm_path, samples),
         "tflite": {},
-        "latency": {"num_threads": num_threads, "runs": latency_runs, "batch_size": 1} if latency else None,
+        "latency": {"num_threads": num_threads, "runs": latency_runs, "batch_size": 1,
+                    "runtime": interpreter_runtime()[1]} if latency else None,
     }
     failures = []
     for q in quantizations:

@@ -198,7 +198,7 @@ def export_study(gated, output_dir, masks=None, *, quantize=QUANTIZATIONS, float
         "surgery_max_abs_diff": surgery_diff,
         "full": _side(cost_model.cost(), full_report, full),
         "pruned": _side(cost_model.cost(masks), pruned_report, pruned),
-        "latency": {"num_threads": threads, "runs": runs, "batch_size": 1},
+        "latency": {"num_threads": threads, "runs": runs, "batch_size": 1, "runtime": ex.interpreter_runtime()[1]},
         "verification_failures": failures,
     }
     safe_write.write_json(os.path.join(output_dir, "export_summary.json"), summary, indent=2)
@@ -362,7 +362,7 @@ def build_parser():
     )
     _add_model_arguments(p)
     _add_export_arguments(p)
-    lat = p.add_argument_group("latency (TFLite interpreter on this machine's CPU, batch 1)")
+    lat = p.add_argument_group("latency (LiteRT interpreter on this machine's CPU, batch 1)")
     lat.add_argument("--threads", type=int, default=1, help="Interpreter threads.")
     lat.add_argument("--runs", type=int, default=50, help="Timed runs (median reported); 0 skips latency.")
     return p

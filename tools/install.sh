@@ -14,4 +14,4 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install -r requirements/base.txt -c requirements/lock.txt
 "${PIP[@]}" install --no-deps -r requirements/nodeps.txt -c requirements/lock.txt
 "${PIP[@]}" install --no-deps -e .
-"$VENV/bin/python" -c "import tfprune, keras, tf_agents, tensorflow_model_optimization; print('tfprune installed in $VENV (keras', keras.__version__ + ')')"
+"$VENV/bin/python" -c "import tfprune, keras, tf_agents, tensorflow_model_optimization, ai_edge_litert; print('tfprune installed in $VENV (keras', keras.__version__ + ')')"
