@@ -138,6 +138,12 @@ def _bench_main(argv):
     return main(argv)
 
 
+def _chaos_main(argv):
+    from tfprune.chaos import main
+
+    return main(argv)
+
+
 def _inspect_main(argv):
     from tfprune.inspect_cli import main
 
@@ -150,6 +156,7 @@ COMMANDS = {
     "compare": (_compare_main, "the agent vs baselines at one FLOPs budget, several seeds, as tables"),
     "bench": (_bench_main, "speed benchmarks: gating overhead, agent step, TFLite latency, input pipeline"),
     "inspect": (_inspect_main, "the pruning plan of a model before training: groups, shares, barriers, range"),
+    "chaos": (_chaos_main, "kill a deterministic run N times at random moments; the result must not change"),
 }
 
 
