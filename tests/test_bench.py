@@ -60,6 +60,7 @@ def test_format_table():
 
 
 def test_arguments_and_unknown_benches():
+    assert bench.parse_args(["--only", "rounding", "--round_to", "1,16"]).round_to == (1, 16)
     args = bench.parse_args(["--only", "tflite, data", "--model", "resnet8", "--latency_runs", "10"])
     assert args.only == ["tflite", "data"] and args.model == "resnet8" and args.latency_runs == 10
     assert args.num_samples is None and args.batch_size == 128
@@ -68,3 +69,27 @@ def test_arguments_and_unknown_benches():
     result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench.py"), "--only", "data,magic"],
                             capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 2 and "unknown benchmark(s) ['magic']" in result.stderr
+
+
+def test_channel_and_rounding_benches_on_tiny_inputs():
+    """The channel-count benches behind --only channels,rounding: structure, ratios against their own
+    reference, and their table rows (timings themselves are the machine's)."""
+    from tfprune import channel_bench
+
+    layers = channel_bench.bench_channels(bases=(8,), spatial=(4,), layers=("conv3x3", "depthwise3x3"),
+                                          offsets=(-1, 0, 1), runs=3)
+    assert [(r["layer"], r["channels"]) for r in layers["rows"]] == [
+        ("conv3x3", 7), ("conv3x3", 8), ("conv3x3", 9), ("depthwise3x3", 7), ("depthwise3x3", 8), ("depthwise3x3", 9)]
+    conv = {r["channels"]: r for r in layers["rows"] if r["layer"] == "conv3x3"}
+    assert conv[8]["latency_ratio"] == 1.0 and conv[7]["macs_ratio"] == pytest.approx(49 / 64)
+    assert conv[9]["latency_per_mac_ratio"] == pytest.approx(conv[9]["latency_ratio"] / (81 / 64))
+    models = channel_bench.bench_rounding(("resnet8",), image_size=8, round_to=(1, 16, 64), threads=(1,), runs=3,
+                                          log=lambda _: None)
+    rows = {r["variant"]: r for r in models["rows"]}
+    assert rows["full"]["latency_ratio"][1] == 1.0 and rows["full"]["flops_ratio"] == 1.0
+    assert abs(rows["round_to=1"]["flops_ratio"] - 0.5) <= 0.02 and rows["round_to=1"]["size_bytes"] > 0
+    assert "round_to=64" in rows["round_to=64"]["refused"]  # no group of resnet8 (16-64 channels) can shrink
+    table = bench.format_table({"channels": layers, "rounding": models})
+    cells = {line.split(" | ")[0].strip(): line.split(" | ")[1].strip() for line in table.splitlines()[2:]}
+    assert cells["resnet8 round_to=64"] == "refused" and cells["resnet8 round_to=1"].startswith("FLOPs 0.")
+    assert cells["conv3x3 4x4, 8 channels (1 thread)"].endswith(" ms")

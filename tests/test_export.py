@@ -372,6 +372,22 @@ def test_export_study_from_python(tmp_path):
     assert "verify float (pruned)" in text and "ok" in text and "FAILED" not in text
 
 
+def test_export_study_rounds_masks_to_multiples(tmp_path):
+    """round_to (tools/export.py --round_to): kept counts go to the nearest multiple, the chosen channels
+    stay, and the compact model still computes the masked one."""
+    from tfprune.export_study import UsageError, export_study
+
+    model = _gated_model()
+    masks = {"g1": np.arange(8) < 3, "g2": np.arange(16) % 16 < 10}
+    summary = export_study(model, tmp_path / "o", masks, quantize=("float",), representative_source="random",
+                           num_calibration=8, num_verify=8, runs=0, baseline=False, round_to=4, log=lambda _: None)
+    assert summary["kept_channels"] == {"g1": 4, "g2": 12} and summary["round_to"] == 4
+    assert summary["surgery_max_abs_diff"] < 1e-4 and summary["verification_failures"] == []
+    with pytest.raises(UsageError, match="--round_to"):
+        export_study(model, tmp_path / "o2", masks, quantize=("float",), representative_source="random",
+                     runs=0, baseline=False, round_to=0, log=lambda _: None)
+
+
 def test_export_study_usage_errors(tmp_path):
     from tfprune.errors import TfpruneError
     from tfprune.export_study import UsageError, export_study, load_gated_model, representative_images

@@ -14,6 +14,10 @@ process run.
    beside the FLOPs ratio.
 4. data (`bench_data`): input-pipeline throughput (images/s of `build_datasets(...).train`, several
    epochs, first batch excluded) for the synthetic and digits sources vs the training step's images/s.
+5. channels (on request; `tfprune.channel_bench.bench_channels`): LiteRT latency of a 3x3 conv, a 1x1
+   conv and a depthwise conv at channel counts 8k-7 .. 8k+7 vs 8k, interleaved in one process.
+6. rounding (on request; `tfprune.channel_bench.bench_rounding`): ResNet-56 and MobileNetV2 (CIFAR)
+   full vs their uniform sub-network at ``target_flops`` for each ``round_to``, at each thread count.
 
 Each bench is a function with plain arguments that returns its results as a dict, so that a user can
 measure the overheads on their own machine and model size from Python (and assert on them);
@@ -30,9 +34,11 @@ import platform
 import statistics
 import time
 
+from tfprune import channel_bench
 from tfprune.errors import TfpruneError
 
-BENCHES = ("gating", "agent", "tflite", "data")
+BENCHES = ("gating", "agent", "tflite", "data", "channels", "rounding")
+DEFAULT_BENCHES = ("gating", "agent", "tflite", "data")  # channels and rounding (tfprune.channel_bench) on request
 CIFAR_TRAIN = 50_000
 
 
@@ -289,6 +295,10 @@ def format_table(results):
         rows.append((f"TFLite float latency, pruned (FLOPs ratio {t['flops_ratio']:.3f})",
                      f"{t['latency_ms']['pruned']:.3f} ms",
                      f"latency ratio {t['latency_ratio']:.3f} vs FLOPs ratio {t['flops_ratio']:.3f}"))
+    if "channels" in results:
+        rows += channel_bench.channel_rows(results["channels"])
+    if "rounding" in results:
+        rows += channel_bench.rounding_rows(results["rounding"])
     if "data" in results:
         d = results["data"]
         for source, v in d["sources"].items():
@@ -339,9 +349,10 @@ def machine_info():
             "gpus": len(tf.config.list_physical_devices("GPU")), "tensorflow": tf.__version__}
 
 
-def run_benchmarks(only=BENCHES, *, model="resnet56", width_multiplier=1.0, image_size=32, batch_size=128,
+def run_benchmarks(only=DEFAULT_BENCHES, *, model="resnet56", width_multiplier=1.0, image_size=32, batch_size=128,
                    steps=5, rounds=3, held_out=512, num_samples=None, dynamics_steps=None, agent_steps=2,
-                   target_flops=0.5, threads=1, latency_runs=100, data_epochs=3, episode_images=None, log=print):
+                   target_flops=0.5, threads=1, latency_runs=100, data_epochs=3, episode_images=None,
+                   round_to=(1, 8, 16), thread_counts=(1, 4), log=print):
     """Runs the benches named in ``only`` (see `BENCHES`) as ``tools/bench.py`` does; returns
     {"machine", "args", and one entry per bench run}. gating also runs when agent or data is asked
     for: they compare against its training-step time. ``log(line)`` receives progress lines.
@@ -353,7 +364,8 @@ def run_benchmarks(only=BENCHES, *, model="resnet56", width_multiplier=1.0, imag
     results = {"machine": machine_info(), "args": dict(
         only=list(only), **arch, batch_size=batch_size, steps=steps, rounds=rounds, held_out=held_out,
         num_samples=num_samples, dynamics_steps=dynamics_steps, agent_steps=agent_steps, episode_images=episode_images,
-        target_flops=target_flops, threads=threads, latency_runs=latency_runs, data_epochs=data_epochs)}
+        target_flops=target_flops, threads=threads, latency_runs=latency_runs, data_epochs=data_epochs,
+        round_to=list(round_to), thread_counts=list(thread_counts))}
     step = None
     if "gating" in only or "agent" in only or "data" in only:
         log("timing training steps (plain / gated / gated+alignment)...")
@@ -372,6 +384,21 @@ def run_benchmarks(only=BENCHES, *, model="resnet56", width_multiplier=1.0, imag
     if "data" in only:
         log("timing input pipelines...")
         results["data"] = bench_data(step, image_size=image_size, batch_size=batch_size, data_epochs=data_epochs)
+    results.update(_channel_benches(only, image_size, target_flops, threads, latency_runs, round_to, thread_counts, log))
+    return results
+
+
+def _channel_benches(only, image_size, target_flops, threads, latency_runs, round_to, thread_counts, log):
+    """The channel-count benches (`tfprune.channel_bench`): single layers, and ResNet-56 / MobileNetV2
+    (CIFAR) at each rounding."""
+    results = {}
+    if "channels" in only:
+        log("timing single layers at channel counts 8k-7 .. 8k+7...")
+        results["channels"] = channel_bench.bench_channels(threads=threads, runs=latency_runs)
+    if "rounding" in only:
+        results["rounding"] = channel_bench.bench_rounding(
+            image_size=image_size, target_flops=target_flops, round_to=round_to, threads=thread_counts,
+            runs=latency_runs, log=log)
     return results
 
 
@@ -383,7 +410,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Speed benchmarks of tfprune's overheads; every ratio is measured "
                                             "within one process run.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--only", default=",".join(BENCHES), help=f"comma-separated subset of {','.join(BENCHES)}")
+    p.add_argument("--only", default=",".join(DEFAULT_BENCHES), help=f"comma-separated subset of {','.join(BENCHES)}")
+    p.add_argument("--round_to", default="1,8,16", help="rounding bench: JointPruner.round_to values compared")
+    p.add_argument("--thread_counts", default="1,4", help="rounding bench: interpreter threads, each timed")
     p.add_argument("--model", default="resnet56")
     p.add_argument("--width_multiplier", type=float, default=1.0)
     p.add_argument("--image_size", type=int, default=32)
@@ -403,6 +432,11 @@ def parse_args(argv=None):
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
     args.only = [b.strip() for b in args.only.split(",") if b.strip()]
+    try:
+        args.round_to = tuple(int(v) for v in args.round_to.split(","))
+        args.thread_counts = tuple(int(v) for v in args.thread_counts.split(","))
+    except ValueError:
+        p.error("--round_to and --thread_counts take comma-separated integers, e.g. 1,8,16")
     bad = [b for b in args.only if b not in BENCHES]
     if bad:
         p.error(f"unknown benchmark(s) {bad}; choose from {', '.join(BENCHES)}")

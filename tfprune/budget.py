@@ -3,12 +3,15 @@
 The agent proposes a ratio per gated group; the sub-network must keep ``target_flops_ratio`` of the
 full model's FLOPs. The projection shifts every ratio by one scalar ``t`` (found by bisection, FLOPs
 fall monotonically in ``t``), which preserves the agent's *relative* preferences between layers, then
-repairs channel-rounding error one channel at a time until FLOPs are within the tolerance.
+repairs channel-rounding error one channel at a time until FLOPs are within the tolerance. With
+``round_to`` > 1 every kept count is snapped to a `tfprune.channel_grid.ChannelGrid` (multiples of
+``round_to``, or the group's full size) and the repair steps from one allowed count to the next.
 `global_magnitude_ratios` is the other way to a budget: one importance threshold shared by all groups.
 """
 
 import numpy as np
 
+from tfprune.channel_grid import ChannelGrid
 from tfprune.errors import TfpruneError
 from tfprune.masks import channel_importance, check_criterion, kept_from_ratios, masks_from_kept
 
@@ -17,90 +20,123 @@ class BudgetError(TfpruneError, ValueError):
     """No sub-network within the allowed ratios reaches the FLOPs target."""
 
 
-def _kept(ratios, shift, cost_model, max_ratio):
-    return kept_from_ratios(np.clip(ratios + shift, 0.0, max_ratio), cost_model.group_sizes)
+def _kept(ratios, shift, cost_model, max_ratio, grid):
+    return grid.snap(kept_from_ratios(np.clip(ratios + shift, 0.0, max_ratio), cost_model.group_sizes))
 
 
-def project_to_budget(ratios, cost_model, target_flops_ratio, max_ratio=0.9, tolerance=0.02):
-    """Kept channel counts per group whose FLOPs ratio is within ``tolerance`` of the target.
+def project_to_budget(ratios, cost_model, target_flops_ratio, max_ratio=0.9, tolerance=0.02, round_to=1,
+                      anchor=None):
+    """Kept channel counts per group whose FLOPs ratio is within ``tolerance`` of the target, each a
+    multiple of ``round_to`` (or the group's full size).
 
-    Returns (kept counts, achieved FLOPs ratio). Raises BudgetError if unreachable.
+    ``anchor``: kept counts known to be on this budget (`FlopsBudget.uniform_kept`); where coarse groups
+    stall the repair, the counts are moved toward it until they land, so that a reachable budget is never
+    missed. Returns (kept counts, achieved FLOPs ratio). Raises BudgetError if unreachable.
     """
     if not 0.0 < target_flops_ratio <= 1.0:
         raise BudgetError(f"target_flops_ratio must be in (0, 1], got {target_flops_ratio}.")
     if not 0.0 <= max_ratio < 1.0:
         raise BudgetError(f"max_ratio must be in [0, 1), got {max_ratio}.")
+    grid = ChannelGrid(cost_model.group_sizes, max_ratio, round_to)
     ratios = np.clip(np.asarray(ratios, dtype=np.float64), 0.0, max_ratio)
     ratio_of = lambda kept: cost_model.flops_ratio(kept)  # noqa: E731
+    kept_at = lambda shift: _kept(ratios, shift, cost_model, max_ratio, grid)  # noqa: E731
 
-    lowest = ratio_of(_kept(ratios, 1.0, cost_model, max_ratio))
+    lowest = ratio_of(grid.floor)
     if lowest > target_flops_ratio + tolerance:
         raise BudgetError(
             f"The FLOPs target {target_flops_ratio:.3f} cannot be reached: pruning every gated group by "
-            f"max_ratio={max_ratio} still keeps {lowest:.3f} of the FLOPs (ungated layers stay whole). "
-            "Raise target_flops_ratio or max_ratio."
+            f"max_ratio={max_ratio}{_rounded(grid)} still keeps {lowest:.3f} of the FLOPs (ungated layers stay "
+            f"whole). Raise target_flops_ratio or max_ratio{' or lower round_to' if grid.round_to > 1 else ''}."
         )
     lo, hi = -1.0, 1.0  # ratio_of(lo) >= target >= ratio_of(hi)
     for _ in range(50):
         mid = 0.5 * (lo + hi)
-        if ratio_of(_kept(ratios, mid, cost_model, max_ratio)) > target_flops_ratio:
+        if ratio_of(kept_at(mid)) > target_flops_ratio:
             lo = mid
         else:
             hi = mid
-    candidates = [_kept(ratios, lo, cost_model, max_ratio), _kept(ratios, hi, cost_model, max_ratio)]
-    kept = min(candidates, key=lambda k: abs(ratio_of(k) - target_flops_ratio))
-    kept = _repair(kept, cost_model, target_flops_ratio, tolerance, max_ratio)
+    candidates = sorted([kept_at(lo), kept_at(hi)], key=lambda k: abs(ratio_of(k) - target_flops_ratio))
+    kept = _land(candidates, cost_model, target_flops_ratio, tolerance, grid, anchor)
     achieved = ratio_of(kept)
     if abs(achieved - target_flops_ratio) > tolerance:
         raise BudgetError(
-            f"Channel granularity prevents landing within ±{tolerance} of the FLOPs target "
-            f"{target_flops_ratio:.3f} (closest: {achieved:.3f}); the model is too small for this tolerance."
+            f"Channel granularity{_rounded(grid)} prevents landing within ±{tolerance} of the FLOPs target "
+            f"{target_flops_ratio:.3f} (closest: {achieved:.3f}); the model is too small for this tolerance. "
+            + ("Lower JointPruner.round_to or raise flops_tolerance." if grid.round_to > 1
+               else "Raise flops_tolerance.")
         )
     return kept, achieved
 
 
-def _repair(kept, cost_model, target, tolerance, max_ratio, max_steps=1000):
-    """Greedy channel moves toward the target while outside the tolerance: single-channel moves
-    first; where none helps (coarse groups), a swap of one channel between two groups."""
+def _rounded(grid):
+    """The rounding, as a clause of an error message ('' without rounding)."""
+    if grid.round_to == 1:
+        return ""
+    return (f" (kept counts rounded to multiples of round_to={grid.round_to}; {int(grid.whole.sum())} of "
+            f"{grid.whole.size} groups too small to prune at that rounding)")
+
+
+def _land(candidates, cost_model, target, tolerance, grid, anchor=None):
+    """The first of ``candidates`` that `_repair` brings within the tolerance; failing all, blends of the
+    first with ``anchor`` (on the budget by construction), from 10% to all of it. Returns the closest
+    result when nothing lands (the caller raises)."""
+    gap = lambda k: abs(cost_model.flops_ratio(k) - target)  # noqa: E731
+    if anchor is not None:
+        blends = [grid.snap((1.0 - a) * candidates[0] + a * np.asarray(anchor)) for a in np.linspace(0.1, 1.0, 10)]
+        candidates = list(candidates) + blends
+    best = None
+    for kept in candidates:
+        kept = _repair(kept, cost_model, target, tolerance, grid)
+        if gap(kept) <= tolerance:
+            return kept
+        best = kept if best is None or gap(kept) < gap(best) else best
+    return best
+
+
+def _repair(kept, cost_model, target, tolerance, grid, max_steps=1000):
+    """Greedy moves toward the target while outside the tolerance, one allowed count at a time: single
+    group moves first; where none helps (coarse groups), one group up and another down."""
     kept = kept.copy()
-    sizes = cost_model.group_sizes
-    floor = np.maximum(1, np.round(sizes * (1.0 - max_ratio))).astype(np.int64)
     gap = lambda k: abs(cost_model.flops_ratio(k) - target)  # noqa: E731
     n = len(kept)
     for _ in range(max_steps):
         current = gap(kept)
         if current <= tolerance:
             break
-        step = -1 if cost_model.flops_ratio(kept) > target else 1
-        moves = [{i: step} for i in range(n)]
-        best = _best_move(kept, moves, floor, sizes, gap, current)
+        direction = -1 if cost_model.flops_ratio(kept) > target else 1
+        ups = {i: grid.step(i, kept[i], 1) for i in range(n)}
+        downs = {i: grid.step(i, kept[i], -1) for i in range(n)}
+        singles = [{i: c} for i, c in (ups if direction > 0 else downs).items() if c is not None]
+        best = _best_move(kept, singles, gap, current)
         if best is None:
-            swaps = [{i: 1, j: -1} for i in range(n) for j in range(n) if i != j]
-            best = _best_move(kept, swaps, floor, sizes, gap, current)
+            swaps = [{i: ups[i], j: downs[j]} for i in range(n) for j in range(n)
+                     if i != j and ups[i] is not None and downs[j] is not None]
+            best = _best_move(kept, swaps, gap, current)
         if best is None:
             break
-        for i, d in best.items():
-            kept[i] += d
+        for i, count in best.items():
+            kept[i] = count
     return kept
 
 
-def _best_move(kept, moves, floor, sizes, gap, current):
+def _best_move(kept, moves, gap, current):
+    """The move ({group: new count}) that brings the FLOPs closest to the target, if any gets closer."""
     best, best_gap = None, current
     for move in moves:
         trial = kept.copy()
-        for i, d in move.items():
-            trial[i] += d
-        if np.any(trial < floor) or np.any(trial > sizes):
-            continue
+        for i, count in move.items():
+            trial[i] = count
         g = gap(trial)
         if g < best_gap - 1e-12:
             best, best_gap = move, g
     return best
 
 
-def uniform_kept(cost_model, target_flops_ratio, max_ratio=0.9, tolerance=0.02):
+def uniform_kept(cost_model, target_flops_ratio, max_ratio=0.9, tolerance=0.02, round_to=1):
     """The same pruning ratio for every group, at the FLOPs target (the uniform baseline)."""
-    return project_to_budget(np.zeros(len(cost_model.group_names)), cost_model, target_flops_ratio, max_ratio, tolerance)
+    return project_to_budget(np.zeros(len(cost_model.group_names)), cost_model, target_flops_ratio, max_ratio,
+                             tolerance, round_to)
 
 
 def global_magnitude_ratios(importance, budget, iterations=60):
@@ -116,7 +152,8 @@ def global_magnitude_ratios(importance, budget, iterations=60):
     cost_model, target = budget.cost_model, budget.target_flops_ratio
     normalised = [_normalised(importance[name]) for name in cost_model.group_names]
     ratios_at = lambda t: np.array([min(budget.max_ratio, float(np.mean(s < t))) for s in normalised])  # noqa: E731
-    flops_of = lambda ratios: cost_model.flops_ratio(kept_from_ratios(ratios, cost_model.group_sizes))  # noqa: E731
+    kept_of = lambda ratios: budget.grid.snap(kept_from_ratios(ratios, cost_model.group_sizes))  # noqa: E731
+    flops_of = lambda ratios: cost_model.flops_ratio(kept_of(ratios))  # noqa: E731
     lo, hi = 0.0, 1.0 + max(float(s.max()) for s in normalised)  # nothing pruned at lo; every group capped at hi
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
@@ -136,24 +173,31 @@ class FlopsBudget:
     """Turns per-group pruning ratios into channel masks that keep `target_flops_ratio` of the FLOPs.
 
     The kept channels of each group are those with the largest importance (by default the L1 norm of
-    the producing kernels; `importance` names the criterion, see `tfprune.masks.channel_importance`).
-    Construction fails at once (`BudgetError`, `ImportanceError`) when the target is unreachable or the
-    criterion unknown, before any training time is spent.
+    the producing kernels; `importance` names the criterion, see `tfprune.masks.channel_importance`);
+    their number is a multiple of `round_to` or the group's full size (`grid`). Construction fails at
+    once (`BudgetError`, `ImportanceError`, `RoundingError`) when the target is unreachable (at this
+    rounding and tolerance) or a setting is unknown, before any training time is spent.
     """
 
-    def __init__(self, cost_model, graph, target_flops_ratio=0.5, max_ratio=0.9, tolerance=0.02, importance="l1"):
+    def __init__(self, cost_model, graph, target_flops_ratio=0.5, max_ratio=0.9, tolerance=0.02, importance="l1",
+                 round_to=1):
         self.cost_model = cost_model
         self.graph = graph
         self.target_flops_ratio = float(target_flops_ratio)
         self.max_ratio = float(max_ratio)
         self.tolerance = float(tolerance)
         self.criterion = check_criterion(importance)
-        # Projecting all-zero ratios checks the target is reachable, and is the uniform rule's sub-network.
+        self.grid = ChannelGrid(cost_model.group_sizes, self.max_ratio, round_to)
+        self.round_to = self.grid.round_to
+        # Projecting all-zero ratios checks the target is reachable, and is the uniform rule's sub-network
+        # (then the anchor every later projection can fall back toward).
+        self.uniform_kept = None
         self.uniform_kept, _ = self.project(np.zeros(len(cost_model.group_names)))
 
     def project(self, ratios):
         """(kept channel counts, achieved FLOPs ratio) of the ratios moved onto the budget."""
-        return project_to_budget(ratios, self.cost_model, self.target_flops_ratio, self.max_ratio, self.tolerance)
+        return project_to_budget(ratios, self.cost_model, self.target_flops_ratio, self.max_ratio, self.tolerance,
+                                 self.round_to, self.uniform_kept)
 
     def importance(self):
         """Today's channel importance by the configured criterion ({group name: scores})."""
@@ -161,10 +205,10 @@ class FlopsBudget:
 
     def land(self, ratios):
         """(kept counts, achieved FLOPs ratio) of ratios that already aim at the budget (the layer-wise
-        agent's episodes): taken as they are, only repaired channel by channel when rounding left them
+        agent's episodes): taken as they are (snapped to the grid), only repaired when rounding left them
         outside the tolerance; unlike `project`, never shifted."""
-        kept = kept_from_ratios(np.clip(ratios, 0.0, self.max_ratio), self.cost_model.group_sizes)
-        kept = _repair(kept, self.cost_model, self.target_flops_ratio, self.tolerance, self.max_ratio)
+        kept = self.grid.snap(kept_from_ratios(np.clip(ratios, 0.0, self.max_ratio), self.cost_model.group_sizes))
+        kept = _land([kept], self.cost_model, self.target_flops_ratio, self.tolerance, self.grid, self.uniform_kept)
         achieved = self.cost_model.flops_ratio(kept)
         if abs(achieved - self.target_flops_ratio) > self.tolerance + 1e-9:
             raise BudgetError(f"Ratios land at {achieved:.3f} of the FLOPs, outside ±{self.tolerance} of the target "

@@ -9,12 +9,13 @@ still lets the episode end within the FLOPs tolerance:
 * the **fewest** it may keep is the smallest count for which the FLOPs still reach
   ``target - tolerance`` if every later group were kept whole.
 
-FLOPs fall monotonically in every kept count, so both bounds are found by bisection on integer counts
-(vectorised over all episodes with `CostModel.flops_ratio_batch`), and choosing inside them keeps the
-next step's interval non-empty: every episode ends on the budget with no projection afterwards. Only
-channel granularity can open a gap (one channel changing the FLOPs by more than twice the tolerance);
-then the group keeps its lower bound and `FlopsBudget.masks` repairs the last channels, counted in
-`Episodes.repaired`.
+FLOPs fall monotonically in every kept count, so both bounds are found by bisection over the group's
+allowed counts (`tfprune.channel_grid.ChannelGrid`: every count from the floor up, or with `round_to` > 1
+the multiples of it and the full size; vectorised over all episodes with `CostModel.flops_ratio_batch`),
+and choosing inside them keeps the next step's interval non-empty: every episode ends on the budget with
+no projection afterwards. Only channel granularity can open a gap (one allowed step changing the FLOPs by
+more than twice the tolerance); then the group keeps its lower bound and `FlopsBudget.masks` repairs the
+last channels, counted in `Episodes.repaired`.
 
 Pure numpy: no TensorFlow, so the bounds are cheap to test exhaustively.
 """
@@ -22,6 +23,8 @@ Pure numpy: no TensorFlow, so the bounds are cheap to test exhaustively.
 import dataclasses
 
 import numpy as np
+
+from tfprune.channel_grid import ChannelGrid
 
 # Columns of a step's state, in order (documented here once; `EpisodeSpace.features` fills them).
 STATIC_FEATURES = ("position", "in_channels", "out_channels", "kernel", "stride", "group_flops")
@@ -58,13 +61,17 @@ class EpisodeSpace:
             fresh policy, whose mean sits mid-range, explores around that rule instead of around a
             ratio of max_ratio / 2 everywhere, which the bounds would turn into "prune the last
             groups to the floor". None: the action is the ratio itself.
+        round_to: kept counts are multiples of it or the group's full size (`JointPruner.round_to`); the
+            bounds and the chosen counts step over those counts only.
     """
 
-    def __init__(self, cost_model, target_flops_ratio, tolerance, max_ratio, layer_facts=None, center=None):
+    def __init__(self, cost_model, target_flops_ratio, tolerance, max_ratio, layer_facts=None, center=None,
+                 round_to=1):
         self.cost_model = cost_model
         self.sizes = np.asarray(cost_model.group_sizes, np.int64)
         self.num_steps = len(self.sizes)
-        self.floor = np.maximum(1, np.round(self.sizes * (1.0 - max_ratio))).astype(np.int64)
+        self.grid = ChannelGrid(self.sizes, max_ratio, round_to)
+        self.floor = self.grid.floor
         self.low = float(target_flops_ratio) - float(tolerance)
         self.high = float(target_flops_ratio) + float(tolerance)
         self.static = self._static_features(layer_facts)
@@ -89,30 +96,32 @@ class EpisodeSpace:
         return self.cost_model.flops_ratio_batch(trial)
 
     def bounds(self, kept, t):
-        """(fewest, most) channels group t may keep in each episode, given groups < t in `kept` [N, T]."""
-        n = kept.shape[0]
-        size, floor = self.sizes[t], self.floor[t]
+        """(fewest, most) channels group t may keep in each episode, given groups < t in `kept` [N, T];
+        both are allowed counts of the grid."""
+        n, allowed = kept.shape[0], self.grid.allowed[t]
+        first, last = np.zeros(n, np.int64), np.full(n, allowed.size - 1, np.int64)  # indices into `allowed`
         # fewest: smallest count reaching `low` with later groups whole (monotone increasing in count)
-        lo, hi = np.full(n, floor), np.full(n, size)
-        reaches = self._flops(kept, t, lo, self.sizes) >= self.low
-        fewest = np.where(reaches, floor, self._bisect(kept, t, lo, hi, self.sizes, lambda f: f >= self.low))
+        reaches = self._flops(kept, t, allowed[first], self.sizes) >= self.low
+        fewest = np.where(reaches, first, self._bisect(kept, t, first, last, self.sizes, lambda f: f >= self.low))
         # most: largest count staying under `high` with later groups at their floor
-        fits = self._flops(kept, t, np.full(n, size), self.floor) <= self.high
-        most = np.where(fits, size, self._bisect(kept, t, lo, hi, self.floor, lambda f: f <= self.high, last=True))
+        fits = self._flops(kept, t, allowed[last], self.floor) <= self.high
+        most = np.where(fits, last, self._bisect(kept, t, first, last, self.floor, lambda f: f <= self.high, True))
         most = np.maximum(most, fewest)  # a granularity gap: keep the lower bound's count
-        return fewest, most
+        return allowed[fewest], allowed[most]
 
     def _bisect(self, kept, t, lo, hi, rest, ok, last=False):
-        """Per episode, the first count in [lo, hi] where `ok` holds (or, with `last`, the last one)."""
+        """Per episode, the index of the first allowed count of group t in [lo, hi] where `ok` holds (or,
+        with `last`, of the last one)."""
+        allowed = self.grid.allowed[t]
         lo, hi = lo.copy(), hi.copy()
         while np.any(hi - lo > 1):
             mid = (lo + hi) // 2
-            good = ok(self._flops(kept, t, mid, rest))
+            good = ok(self._flops(kept, t, allowed[mid], rest))
             keep_low = good if last else ~good  # the answer lies above mid
             lo, hi = np.where(keep_low, mid, lo), np.where(keep_low, hi, mid)
         if last:
-            return np.where(ok(self._flops(kept, t, hi, rest)), hi, lo)
-        return np.where(ok(self._flops(kept, t, lo, rest)), lo, hi)
+            return np.where(ok(self._flops(kept, t, allowed[hi], rest)), hi, lo)
+        return np.where(ok(self._flops(kept, t, allowed[lo], rest)), lo, hi)
 
     def features(self, kept, t, previous_ratio, fewest, most):
         """The state of step t for each episode, [N, len(FEATURES)]."""
@@ -144,7 +153,7 @@ class EpisodeSpace:
             observations[:, t, :len(FEATURES)] = self.features(kept, t, previous, fewest, most)
             actions[:, t] = act(t, observations[:, t])
             wanted = np.round(self.sizes[t] * (1.0 - np.clip(actions[:, t] + self.offset[t], 0.0, 1.0)))
-            kept[:, t] = np.clip(wanted, fewest, most)
+            kept[:, t] = np.clip(self.grid.snap_group(t, wanted), fewest, most)  # bounds are allowed counts
             previous = 1.0 - kept[:, t] / self.sizes[t]
         return Episodes(observations, actions, kept, self.cost_model.flops_ratio_batch(kept), self.sizes)
 

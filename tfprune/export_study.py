@@ -147,7 +147,7 @@ def _take(dataset, n):
 def export_study(gated, output_dir, masks=None, *, quantize=QUANTIZATIONS, float_io=False,
                  representative_source="digits", num_calibration=128, num_verify=64, verify=True,
                  min_int8_agreement=None, trained_weights=True, baseline=True, threads=1, runs=50,
-                 source=None, log=None):
+                 source=None, log=None, round_to=1):
     """Prune ``gated`` physically with ``masks``, export it (and the unpruned baseline), compare them.
 
     ``masks``: a mask dict, a JSON mask file, or None for the masks stored in the model's gates. The
@@ -158,8 +158,8 @@ def export_study(gated, output_dir, masks=None, *, quantize=QUANTIZATIONS, float
     (reported, not enforced) with ``trained_weights=False``: untrained logits are near-ties that int8
     noise flips. Failed verifications are listed in ``summary["verification_failures"]`` (files and
     numbers are still written); bad input raises `UsageError`. ``source`` is recorded in the summary
-    (where model and masks came from); ``log(line)`` receives the progress lines (default: print).
-    """
+    (where model and masks came from); ``log(line)`` receives the progress lines (default: print);
+    ``round_to`` > 1 rounds kept counts to its multiples first (`tfprune.channel_grid.round_masks`)."""
     import numpy as np
 
     from tfprune.flops import CostModel
@@ -171,7 +171,7 @@ def export_study(gated, output_dir, masks=None, *, quantize=QUANTIZATIONS, float
     graph = ChannelGraph(gated, warn=False)
     if source is None:
         source = {"model_file": None, "model": None, "masks": _mask_path(masks)}
-    masks = _study_masks(gated, masks)
+    masks = _rounded(_study_masks(gated, masks), round_to, graph)
     pruned, full = _compact_pair(gated, masks, graph, baseline)
     cost_model = CostModel(gated, graph=graph)
     input_shape = tuple(int(d) for d in gated.inputs[0].shape[1:])
@@ -195,6 +195,7 @@ def export_study(gated, output_dir, masks=None, *, quantize=QUANTIZATIONS, float
         "input_shape": list(input_shape),
         "representative_source": representative_source,
         "kept_channels": {k: int(np.count_nonzero(v)) for k, v in masks.items()},
+        "round_to": int(round_to),
         "surgery_max_abs_diff": surgery_diff,
         "full": _side(cost_model.cost(), full_report, full),
         "pruned": _side(cost_model.cost(masks), pruned_report, pruned),
@@ -203,6 +204,18 @@ def export_study(gated, output_dir, masks=None, *, quantize=QUANTIZATIONS, float
     }
     safe_write.write_json(os.path.join(output_dir, "export_summary.json"), summary, indent=2)
     return summary
+
+
+def _rounded(masks, round_to, graph):
+    """``masks`` with kept counts rounded to multiples of ``round_to`` (1: as given); a bad value is a
+    UsageError."""
+    from tfprune.channel_grid import RoundingError, round_masks
+    from tfprune.masks import channel_importance
+
+    try:
+        return masks if round_to == 1 else round_masks(masks, round_to, channel_importance(graph))
+    except RoundingError as exc:
+        raise UsageError(str(exc).replace("JointPruner.round_to", "--round_to")) from exc
 
 
 def _default_int8_agreement(trained_weights, int8_verified, log):
@@ -380,6 +393,10 @@ def _add_model_arguments(p):
                      help="JSON mask file {gate_name: [0/1, ...]} (tfprune.masks.save_masks) naming every gate of "
                           "the model, e.g. WORKDIR/masks.json. With --model_file it defaults to the masks stored "
                           "in the model's gates.")
+    src.add_argument("--round_to", type=int, default=1,
+                     help="Round every group's kept channel count to the nearest multiple of N first (adding the "
+                          "most important pruned channels or dropping the least important kept ones; groups "
+                          "smaller than N stay whole): for masks chosen without JointPruner.round_to. 1 = as given.")
     src.add_argument("--num_classes", type=int, default=10, help="Logits of the zoo model (--model only).")
     src.add_argument("--input_shape", metavar="H,W,C", default=None,
                      help="Input shape of the zoo model (--model only); default: the zoo's (32,32,3 for CIFAR "
@@ -438,8 +455,8 @@ def parse_args(parser, argv=None):
             assert len(args.input_shape) == 3
         except (ValueError, AssertionError):
             parser.error(f"--input_shape must be H,W,C (three integers), got {args.input_shape!r}.")
-    if args.threads < 1 or args.runs < 0 or args.num_calibration < 1 or args.num_verify < 1:
-        parser.error("--threads, --num_calibration and --num_verify must be >= 1 and --runs >= 0.")
+    if args.threads < 1 or args.runs < 0 or args.num_calibration < 1 or args.num_verify < 1 or args.round_to < 1:
+        parser.error("--threads, --num_calibration, --num_verify and --round_to must be >= 1 and --runs >= 0.")
     return args
 
 
@@ -454,6 +471,7 @@ def run(args):
         num_verify=args.num_verify, verify=not args.no_verify, min_int8_agreement=args.min_int8_agreement,
         trained_weights=args.model is None, baseline=not args.no_baseline, threads=args.threads,
         runs=args.runs, source={"model_file": args.model_file, "model": args.model, "masks": args.masks},
+        round_to=args.round_to,
     )
     print()
     print_table(summary, args.quantize)

@@ -144,7 +144,8 @@ class EpisodicPolicy(AgentPolicy):
 
         self.space = EpisodeSpace(budget.cost_model, budget.target_flops_ratio, budget.tolerance, budget.max_ratio,
                                   layer_facts(budget.graph),
-                                  center=1.0 - budget.uniform_kept / budget.cost_model.group_sizes)
+                                  center=1.0 - budget.uniform_kept / budget.cost_model.group_sizes,
+                                  round_to=budget.round_to)
         super().__init__(self.space.num_steps, max_epochs, use_dynamics, dynamics_steps, seed)
         self.agent = EpisodicAgent(observation_dim=len(FEATURES) + self.dynamics.hidden_dim,
                                    max_ratio=budget.max_ratio, seed=seed)

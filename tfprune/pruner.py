@@ -58,7 +58,7 @@ class JointPruner:
         seed: seeds the agent, the dynamics model and the random baseline.
         broadcast: gives every worker the chief's copy of a float array, so that all workers take the
             same decisions (`tfprune.distribute.make_broadcast`); None = single worker.
-        importance: channel-importance criterion, "l1" or "bn_scale" (`tfprune.masks.channel_importance`).
+        importance / round_to: "l1" or "bn_scale" (`tfprune.masks`) / kept counts' multiple (`tfprune.channel_grid`).
         agent_mode: "episodic" (the paper's layer-by-layer agent) or "bandit" (one-step, whole ratio
             vector; the earlier agent), see `tfprune.policy`.
         episode_images / finalists: rewards are measured on one shared random subset of `episode_images`
@@ -70,13 +70,13 @@ class JointPruner:
                  flops_tolerance=0.02, num_samples=128, dynamics_steps=100, use_dynamics=True, alignment_strength=1e-3,
                  alignment_ramp_epochs=5, reward_bn="batch", policy="agent", target_switch_margin=0.02,
                  reward_batch_size=256, seed=0, broadcast=None, importance="l1", agent_mode="episodic",
-                 episode_images=32, finalists=4, target_rule="policy"):
+                 episode_images=32, finalists=4, target_rule="policy", round_to=1):
         self.model = model
         self.graph = _gated_graph(model)
         self.cost_model = CostModel(model, self.graph)
         self.group_names = self.cost_model.group_names
         self.budget = FlopsBudget(self.cost_model, self.graph, target_flops_ratio, max_ratio, flops_tolerance,
-                                  importance)
+                                  importance, round_to)
         self.scorer = SubnetScorer(model, self.graph, held_out, reward_bn, reward_batch_size)
         self.alignment = GroupLassoAlignment(self.graph)
         self.schedule = dict(warmup_epochs=int(warmup_epochs), ramp_epochs=int(alignment_ramp_epochs),

@@ -16,6 +16,10 @@
    compact model at --target_flops (uniform ratios projected onto the budget), beside the FLOPs ratio.
 4. data: input-pipeline throughput (images/s of `build_datasets(...).train`, several epochs, first
    batch excluded) for the synthetic and digits sources vs the training step's images/s.
+5. channels (on request, `--only channels`): LiteRT latency of a 3x3 conv, a 1x1 conv and a depthwise
+   conv at channel counts 8k-7 .. 8k+7 vs 8k (`tfprune.channel_bench`), 1 thread, interleaved.
+6. rounding (on request): ResNet-56 and MobileNetV2 (CIFAR) full vs their 50%-FLOPs sub-network at each
+   `--round_to` (default 1,8,16): FLOPs, params, file size, LiteRT latency at each of `--thread_counts`.
 
 Prints a table and writes --json. Timings share the machine with whatever else runs: compare ratios,
 not absolute numbers, across machines.
