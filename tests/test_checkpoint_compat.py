@@ -41,3 +41,24 @@ def test_checkpoint_written_before_the_split_resumes(tmp_path, capsys):
     assert [h["epoch"] for h in history] == [1, 2, 3]  # two agent steps from the old state, one new
     with open(workdir / "masks.json") as f:
         assert set(json.load(f)) == set(summary["kept_channels"])
+
+
+def test_a_bandit_run_resumed_with_the_episodic_agent_names_the_binding(tmp_path):
+    """Without `agent_mode = "bandit"` the old run cannot resume: one clear error with the binding that
+    resumes it, not 46 unmatched TensorFlow variables."""
+    import pytest
+
+    from tfprune import trainer
+    from tfprune.cli import parse_gin
+    from tfprune.policy import PolicyError
+
+    workdir = tmp_path / "run"
+    shutil.copytree(FIXTURE, workdir)
+    gin.clear_config()
+    parse_gin([str(workdir / "config.gin")], ["JointPruner.num_samples = 8", "JointPruner.episode_images = None"])
+    try:
+        with pytest.raises(PolicyError, match="JointPruner.agent_mode = \"bandit\""):
+            trainer.run(str(workdir))
+    finally:
+        gin.clear_config()
+    assert not (workdir / "ckpt_joint" / "ckpt-4.index").exists()  # nothing trained, nothing written

@@ -109,6 +109,9 @@ class BanditPolicy(AgentPolicy):
     """`agent_mode="bandit"`, the earlier agent: PPO on one-step episodes whose action is the whole
     vector of per-group ratios, projected onto the budget afterwards (`tfprune.agent.PruningAgent`)."""
 
+    agent_mode = "bandit"
+    checkpoint_marker = "ppo_agent"  # a top-level name only this agent writes into a checkpoint
+
     def __init__(self, num_groups, max_epochs, max_ratio, use_dynamics=True, dynamics_steps=100, seed=0):
         from tfprune.agent import PruningAgent
 
@@ -138,6 +141,8 @@ class EpisodicPolicy(AgentPolicy):
     deviate from uniform pruning, starting from it."""
 
     lands_on_budget = True
+    agent_mode = "episodic"
+    checkpoint_marker = "episodic_agent"
 
     def __init__(self, budget, max_epochs, use_dynamics=True, dynamics_steps=100, seed=0):
         from tfprune.agent.episodic import EpisodicAgent
@@ -233,6 +238,25 @@ def make_policy(kind, num_groups, max_epochs, max_ratio, use_dynamics=True, dyna
 
 class PolicyError(TfpruneError, ValueError):
     """A policy was asked for without what it needs."""
+
+
+def check_resumable(policy, checkpoint_path):
+    """Refuses to resume a checkpoint written by the other agent (`agent_mode`), with the binding that
+    resumes it: TensorFlow would only report dozens of unmatched variables, and the two agents' PPO
+    networks cannot stand in for each other. Checkpoints without an agent (fixed rules) pass."""
+    import tensorflow as tf
+
+    try:
+        names = {name.split("/")[0] for name, _ in tf.train.list_variables(checkpoint_path)}
+    except Exception:  # noqa: BLE001  (an unreadable checkpoint: the restore reports it, and falls back)
+        return
+    written = [cls.agent_mode for cls in (BanditPolicy, EpisodicPolicy) if cls.checkpoint_marker in names]
+    current = getattr(policy, "agent_mode", None)
+    if written and current and written[0] != current:
+        raise PolicyError(
+            f"{checkpoint_path} was written by the {written[0]!r} agent and this run builds the {current!r} one: "
+            f"resume it with --gin_bindings 'JointPruner.agent_mode = \"{written[0]}\"' (runs written before the "
+            "layer-wise agent became the default are 'bandit' runs), or start a new --workdir.")
 
 
 class GlobalMagnitudePolicy:

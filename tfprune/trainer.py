@@ -27,6 +27,7 @@ from tfprune.errors import TrainingError
 from tfprune.flops import CostModel
 from tfprune.masks import apply_masks, kept_counts, load_masks, save_masks
 from tfprune.models import build_model
+from tfprune.policy import check_resumable
 from tfprune.pruner import JointPruner
 from tfprune.run_log import RunLog
 from tfprune.surgery import compact_model
@@ -136,6 +137,8 @@ class JointPhase:
         run_dir = self.ctx.workdir
         if run_dir.exists(files.SELECTION):
             return self._already_selected()
+        for newest in run_dir.checkpoints(files.JOINT_CHECKPOINTS)[:1]:
+            check_resumable(self.pruner.policy, newest)
         run_dir.restore(files.JOINT_CHECKPOINTS, self.checkpoint, self._load_pruner_state)
         for epoch in range(int(self.epoch.numpy()), self.epochs):
             self._train_epoch(epoch)
