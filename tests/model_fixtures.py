@@ -6,6 +6,15 @@ import numpy as np
 from tfprune.gates import ChannelGate
 
 
+@keras.saving.register_keras_serializable(package="tfprune_tests")
+class Scale(keras.layers.Layer):
+    """A custom layer tfprune has no channel rule for (a barrier); serializable, so a model holding it
+    can go through a .keras file."""
+
+    def call(self, x):
+        return x * 2.0
+
+
 def conv_bn(x, filters, gate, kernel=3, name=None):
     x = keras.layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=name)(x)
     return gate(keras.layers.BatchNormalization()(x))

@@ -14,7 +14,7 @@ from tfprune.gates import ChannelGate
 from tfprune.graph import ChannelGraph
 from tfprune.surgery import compact_model
 
-from model_fixtures import random_masks, randomize_bn
+from model_fixtures import Scale, random_masks, randomize_bn
 
 
 def _x(shape, n=2, seed=1):
@@ -111,13 +111,6 @@ def test_shift_after_concat_leaves_the_groups_unpruned_with_a_warning():
         gated = auto_gate(model)
     assert [g.name for g in ChannelGraph(gated).gated_groups] == ["c_gate"]
     _check_gated(model, (8, 8, 3))
-
-
-class Scale(keras.layers.Layer):
-    """A custom layer tfprune has no rule for."""
-
-    def call(self, x):
-        return x * 2.0
 
 
 def test_unsupported_layer_is_named_and_its_channels_stay_whole():

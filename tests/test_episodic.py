@@ -4,24 +4,8 @@ agrees with plain scoring, and a toy problem whose best structure is known."""
 import numpy as np
 import pytest
 
+from cost_fixtures import ChainCost
 from tfprune.episode import FEATURES, EpisodeSpace
-
-
-class ChainCost:
-    """A random CNN-like cost: a chain of convs, conv i maps group i-1 to group i (group -1 = the
-    3-channel input), plus a dense head on the last group: FLOPs are products of adjacent kept counts."""
-
-    def __init__(self, sizes, rng):
-        self.group_sizes = np.asarray(sizes, np.int64)
-        self.coef = rng.uniform(1.0, 50.0, len(sizes))  # spatial size x kernel area of each conv
-        self.full = float(self._flops(self.group_sizes[None].astype(float))[0])
-
-    def _flops(self, kept):
-        previous = np.concatenate([np.full((len(kept), 1), 3.0), kept[:, :-1]], axis=1)
-        return (self.coef * previous * kept).sum(1) + 10.0 * kept[:, -1]
-
-    def flops_ratio_batch(self, kept):
-        return self._flops(np.asarray(kept, float)) / self.full
 
 
 def _lowest_ratio(cost, max_ratio):

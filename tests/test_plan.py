@@ -13,13 +13,7 @@ import tfprune
 from tfprune import inspect_cli
 from tfprune.masks import kept_from_ratios
 
-
-@keras.saving.register_keras_serializable(package="tfprune_tests")
-class Scale(keras.layers.Layer):
-    """A custom layer tfprune has no channel rule for: a barrier."""
-
-    def call(self, x):
-        return x * 2.0
+from model_fixtures import Scale
 
 
 def plain_model():

@@ -5,30 +5,10 @@ FLOPs budget (an unreachable one is a BudgetError naming round_to) nor masked ==
 import numpy as np
 import pytest
 
+from cost_fixtures import ChainCost
 from tfprune import budget
 from tfprune.channel_grid import ChannelGrid, RoundingError, round_masks
 from tfprune.episode import EpisodeSpace
-
-
-class ChainCost:
-    """A random CNN-like cost (as in test_episodic): conv i maps group i-1 to group i, plus a dense head;
-    with the scalar interface `project_to_budget` and `FlopsBudget` use."""
-
-    def __init__(self, sizes, rng):
-        self.group_sizes = np.asarray(sizes, np.int64)
-        self.group_names = [f"g{i}" for i in range(len(sizes))]
-        self.coef = rng.uniform(1.0, 50.0, len(sizes))
-        self.full = float(self._flops(self.group_sizes[None].astype(float))[0])
-
-    def _flops(self, kept):
-        previous = np.concatenate([np.full((len(kept), 1), 3.0), kept[:, :-1]], axis=1)
-        return (self.coef * previous * kept).sum(1) + 10.0 * kept[:, -1]
-
-    def flops_ratio_batch(self, kept):
-        return self._flops(np.asarray(kept, float)) / self.full
-
-    def flops_ratio(self, kept):
-        return float(self.flops_ratio_batch(np.asarray(kept, float)[None])[0])
 
 
 def _on_grid(kept, sizes, n):
