@@ -91,7 +91,8 @@ def test_model_without_gates_is_rejected():
 
 
 def test_policy_target_rule_aligns_to_the_greedy_episode_and_rescores_no_incumbent(monkeypatch):
-    pruner = make_pruner(target_switch_margin=0.5)  # target_rule="policy" is the default
+    # target_rule="policy" is the default; episodes on a 16-image subset, so full-set scores stand out
+    pruner = make_pruner(target_switch_margin=0.5, episode_images=16)
     rescored = []
     original = pruner.scorer.score
 
@@ -101,7 +102,9 @@ def test_policy_target_rule_aligns_to_the_greedy_episode_and_rescores_no_incumbe
 
     monkeypatch.setattr(pruner.scorer, "score", record)
     for epoch in range(3):
+        rescored.clear()
         stats = pruner.agent_step(epoch)
+        assert rescored.count(True) == 1  # only the greedy episode is scored on every image: no finalists
         greedy, _ = pruner.budget.masks(pruner.policy.select(epoch), project=False)
         assert stats.target_switched  # the policy's choice is adopted whatever the margin
         for name, mask in greedy.items():

@@ -122,15 +122,13 @@ class JointPruner:
         actions = self.policy.propose(epoch, self.num_samples)
         importance = self.budget.importance()
         candidates = [self.budget.masks(a, importance, not self.policy.lands_on_budget) for a in actions]
+        follow = self.policy.stable_target and self.target.follows_policy  # no finalists to rescore then
         scores = score_step(self.scorer, [m for m, _ in candidates], self.target.to_rescore(self.policy),
-                            self.episode_images, self.finalists, seed=self.seed * 100003 + epoch,
+                            self.episode_images, 0 if follow else self.finalists, seed=self.seed * 100003 + epoch,
                             broadcast=self.broadcast)
         which = _finite_only(epoch, scores.rewards, self.policy.min_rewards)
         losses = self.policy.learn(epoch, actions[which], scores.rewards[which], which)
-        top, top_reward = _best_finalist(epoch, scores)
-        challenger = Selection(candidates[top][0], top_reward, float(candidates[top][1]), epoch)
-        if self.policy.stable_target and self.target.follows_policy:
-            challenger = self._policy_choice(epoch)
+        challenger = self._policy_choice(epoch) if follow else _best_finalist(epoch, candidates, scores)
         switched = self.target.offer(challenger, scores.incumbent)
         stats = _step_stats(epoch, actions[which], scores, which, self.target.best, switched, losses)
         self.history.append(stats.as_dict())
@@ -202,13 +200,14 @@ def _finite_only(epoch, rewards, min_rewards):
     return finite
 
 
-def _best_finalist(epoch, scores):
-    """(candidate index, score) of the finalist with the best score on every held-out image."""
+def _best_finalist(epoch, candidates, scores):
+    """The `Selection` of the finalist with the best score on every held-out image."""
     finite = np.isfinite(scores.final)
     if not finite.any():
         raise FloatingPointError(f"Epoch {epoch}: no finalist has a finite score ({scores.final}); weights diverged?")
     best = int(np.argmax(np.where(finite, scores.final, -np.inf)))
-    return int(scores.finalists[best]), float(scores.final[best])
+    masks, flops_ratio = candidates[int(scores.finalists[best])]
+    return Selection(masks, float(scores.final[best]), float(flops_ratio), epoch)
 
 
 def _step_stats(epoch, actions, scores, which, target, switched, losses):
