@@ -122,7 +122,7 @@ class JointPruner:
         actions = self.policy.propose(epoch, self.num_samples)
         importance = self.budget.importance()
         candidates = [self.budget.masks(a, importance, not self.policy.lands_on_budget) for a in actions]
-        follow = self.policy.stable_target and self.target.follows_policy  # no finalists to rescore then
+        follow = self.target.follows(self.policy)  # then no finalists to rescore
         scores = score_step(self.scorer, [m for m, _ in candidates], self.target.to_rescore(self.policy),
                             self.episode_images, 0 if follow else self.finalists, seed=self.seed * 100003 + epoch,
                             broadcast=self.broadcast)

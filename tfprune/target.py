@@ -58,14 +58,15 @@ class AlignmentTarget:
         self.rule = rule
         self.best = None  # Selection, or None before the first agent step
 
-    @property
-    def follows_policy(self):
-        return self.rule == "policy"
+    def follows(self, policy):
+        """Whether the next target is `policy`'s greedy episode: the "policy" rule with a learning
+        policy (fixed rules always adopt today's masks)."""
+        return policy.stable_target and self.rule == "policy"
 
     def to_rescore(self, policy):
         """The incumbent's masks, to be rescored beside a learning policy's episodes ("best_episode"
         rule), else None."""
-        if not policy.stable_target or self.best is None or self.follows_policy:
+        if not policy.stable_target or self.best is None or self.follows(policy):
             return None
         return self.best.masks
 
