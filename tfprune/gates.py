@@ -45,7 +45,12 @@ class ChannelGate(keras.layers.Layer):
                 f"ChannelGate {self.name!r} holds {self.channels} channels but was called on a tensor "
                 f"with {inputs.shape[-1]}: every tensor sharing one gate must have the same channels."
             )
-        mask = self.mask
+        return self.gated(inputs, self.mask)
+
+    def gated(self, inputs, mask):
+        """`inputs` times `mask` as this gate applies it (hard: `mask >= 0.5`). `mask` broadcasts against
+        `inputs`: [channels] for the gate's own mask, [K, 1, ..., 1, channels] when K sub-networks are
+        scored in one batch (`tfprune.batched_scoring`). The one place that says what a gate does."""
         if self.mode == "hard":
             mask = ops.cast(mask >= 0.5, inputs.dtype)
         return inputs * ops.cast(mask, inputs.dtype)
