@@ -36,19 +36,20 @@ def randomize_bn(model, seed=0):
             )
 
 
-def mixed_model():
-    """Residual add, depthwise conv coupled to its expansion, concat, flatten into dense."""
+def mixed_model(score=False):
+    """Residual add, depthwise conv coupled to its expansion, concat, flatten into dense; `score` gives
+    every gate a trainable score (`ChannelGate(score=True)`)."""
     inp = keras.Input((16, 16, 3))
-    stage = ChannelGate(name="stage_gate")
+    stage = ChannelGate(name="stage_gate", score=score)
     x = keras.layers.ReLU()(conv_bn(inp, 8, stage, name="stem"))
-    y = keras.layers.ReLU()(conv_bn(x, 12, ChannelGate(name="b1_gate"), name="b1c1"))
+    y = keras.layers.ReLU()(conv_bn(x, 12, ChannelGate(name="b1_gate", score=score), name="b1c1"))
     y = conv_bn(y, 8, stage, name="b1c2")
     x = keras.layers.ReLU()(keras.layers.Add()([x, y]))
-    expand = ChannelGate(name="exp_gate")
+    expand = ChannelGate(name="exp_gate", score=score)
     e = keras.layers.ReLU()(conv_bn(x, 16, expand, kernel=1, name="expand"))
     e = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw")(e)
     e = keras.layers.ReLU()(expand(keras.layers.BatchNormalization()(e)))
-    side = keras.layers.ReLU()(conv_bn(x, 6, ChannelGate(name="side_gate"), kernel=1, name="side"))
+    side = keras.layers.ReLU()(conv_bn(x, 6, ChannelGate(name="side_gate", score=score), kernel=1, name="side"))
     c = keras.layers.Concatenate()([e, side])
     c = keras.layers.MaxPooling2D(4)(c)
     out = keras.layers.Dense(5, name="fc")(keras.layers.Flatten()(c))

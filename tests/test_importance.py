@@ -74,12 +74,12 @@ def test_bn_scale_sums_coupled_producers():
 
 def test_unknown_criterion_names_the_choices():
     graph = ChannelGraph(bn_and_plain_model())
-    with pytest.raises(mask_lib.ImportanceError, match="JointPruner.importance.*'l1', 'bn_scale'") as error:
+    with pytest.raises(mask_lib.ImportanceError, match="JointPruner.importance.*'l1', 'bn_scale', 'gate_score'") as error:
         mask_lib.channel_importance(graph, "l2")
     assert isinstance(error.value, TfpruneError)
     with pytest.raises(mask_lib.ImportanceError):  # at construction, before any training
         budget_of(bn_and_plain_model(), importance="taylor")
-    assert mask_lib.IMPORTANCE_CRITERIA == ("l1", "bn_scale")
+    assert mask_lib.IMPORTANCE_CRITERIA == ("l1", "bn_scale", "gate_score")
 
 
 @pytest.mark.parametrize("target", [0.4, 0.6, 0.8])

@@ -2,8 +2,9 @@
 
 A group lasso over every weight that carries a channel outside the selected mask: the producing
 kernels' output slices, the BatchNorm scale and shift (without them a zeroed kernel still emits the
-BN shift) and depthwise kernels coupled to the group. Driving those groups to zero makes the final
-physical cut nearly lossless. It is applied either as a loss term (the custom training loop adds
+BN shift), depthwise kernels coupled to the group and the gate's trainable score if it has one (so that
+the "gate_score" importance, like L1 and BN scale, comes to agree with the selection). Driving those
+groups to zero makes the final physical cut nearly lossless. It is applied either as a loss term (the custom training loop adds
 `penalty()`, differentiable, distribution-safe) or as a proximal step after each optimizer update
 (`proximal_step`, for `model.fit` through `AlignmentCallback`): the same regulariser either way.
 """
@@ -11,6 +12,8 @@ physical cut nearly lossless. It is applied either as a loss term (the custom tr
 import keras
 import numpy as np
 import tensorflow as tf
+
+from tfprune.gates import ChannelGate
 
 _EPS = 1e-8
 
@@ -26,7 +29,8 @@ class GroupLassoAlignment:
             if group is None or group.name not in self._slices:
                 continue
             for variable, axis in _channel_slices(info):
-                self._slices[group.name].append((variable, axis))
+                if all(variable is not v for v, _ in self._slices[group.name]):  # a shared gate's score: once
+                    self._slices[group.name].append((variable, axis))
         self.targets = {
             g.name: tf.Variable(tf.ones([g.size]), trainable=False, name=f"align_target_{i}")
             for i, g in enumerate(graph.gated_groups)
@@ -101,6 +105,8 @@ def _channel_slices(info):
         if getattr(layer, "use_bias", False):
             pairs.append((layer.bias, 0))
         return pairs
+    if isinstance(layer, ChannelGate):
+        return [(layer.score, 0)] if layer.has_score else []
     if isinstance(layer, keras.layers.BatchNormalization):
         return [(v, 0) for v in (getattr(layer, "gamma", None), getattr(layer, "beta", None)) if v is not None]
     if isinstance(layer, keras.layers.DepthwiseConv2D):

@@ -33,7 +33,7 @@ import keras
 
 from tfprune import _keras_internals as internals
 from tfprune import registry
-from tfprune.gates import ChannelGate
+from tfprune.gates import ChannelGate, new_gate
 from tfprune.graph import ChannelGraph, GraphError, as_functional
 
 # Consumers of a group's channels, and layers after which one gate cannot address the group any more.
@@ -217,7 +217,7 @@ def _build_gated(plain, gate_at, name):
         while gate_name in taken:
             gate_name, i = f"{group}_gate_{i}", i + 1
         taken.add(gate_name)
-        gates[group] = ChannelGate(name=gate_name)
+        gates[group] = new_gate(gate_name)
 
     new_inputs = internals.fresh_inputs(plain)
     values = {id(t): v for t, v in zip(plain.inputs, new_inputs)}

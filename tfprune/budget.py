@@ -186,7 +186,7 @@ class FlopsBudget:
         self.target_flops_ratio = float(target_flops_ratio)
         self.max_ratio = float(max_ratio)
         self.tolerance = float(tolerance)
-        self.criterion = check_criterion(importance)
+        self.criterion = check_criterion(importance, graph)
         self.grid = ChannelGrid(cost_model.group_sizes, self.max_ratio, round_to)
         self.round_to = self.grid.round_to
         # Projecting all-zero ratios checks the target is reachable, and is the uniform rule's sub-network

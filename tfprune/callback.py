@@ -1,10 +1,13 @@
 """`PruningCallback`: a `JointPruner` inside a user's own `model.fit`.
 
 `model.fit` owns the training step, so alignment cannot be a loss term there: it is applied as a
-proximal step after every batch instead (the same group-lasso regulariser, see `tfprune.alignment`).
+proximal step after every batch instead (the same group-lasso regulariser, see `tfprune.alignment`),
+and so is the gate scores' L1 term.
 """
 
 import keras
+
+from tfprune.gate_scores import score_penalty_step
 
 
 class PruningCallback(keras.callbacks.Callback):
@@ -19,9 +22,10 @@ class PruningCallback(keras.callbacks.Callback):
         self.pruner.update_alignment(epoch)
 
     def on_train_batch_end(self, batch, logs=None):
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         if float(self.pruner.alignment.strength.numpy()) > 0:
-            lr = self.model.optimizer.learning_rate
-            self.pruner.alignment.proximal_step(float(keras.ops.convert_to_numpy(lr)))
+            self.pruner.alignment.proximal_step(lr)
+        score_penalty_step(self.pruner.model, lr)  # the gate scores' L1 term (`tfprune.gate_scores`)
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch < self.pruner.schedule["warmup_epochs"]:

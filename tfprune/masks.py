@@ -4,7 +4,9 @@ A mask set is ``dict[gate name, bool array]``. Which channels a pruning ratio ke
 channel importance, summed over every layer coupled into the group. The default criterion ("l1") is
 the L1 norm of the weights that produce the channel (Li et al. 2017, and what the alignment regulariser
 drives: channels outside the agent's selection shrink toward zero, so importance then agrees with the
-agent); "bn_scale" is |gamma| of the BatchNormalization right after the producer (Network Slimming).
+agent); "bn_scale" is |gamma| of the BatchNormalization right after the producer (Network Slimming);
+"gate_score" is |score| of the group's trainable gate score (`ChannelGate(score=True)`, trained with the
+network under an L1 penalty, `tfprune.gate_scores`).
 """
 
 import json
@@ -18,8 +20,9 @@ from tfprune.errors import TfpruneError
 from tfprune.gates import gates_of
 
 
-# "l1": L1 norm of the producing kernels; "bn_scale": |gamma| of the BatchNormalization after them.
-IMPORTANCE_CRITERIA = ("l1", "bn_scale")
+# "l1": L1 norm of the producing kernels; "bn_scale": |gamma| of the BatchNormalization after them;
+# "gate_score": |score| of the group's gate (gates built with `new_gate.score = True`).
+IMPORTANCE_CRITERIA = ("l1", "bn_scale", "gate_score")
 
 
 class MaskError(TfpruneError, ValueError):
@@ -71,13 +74,21 @@ def open_masks(graph):
     return {g.name: np.ones(g.size, dtype=bool) for g in graph.gated_groups}
 
 
-def check_criterion(criterion):
-    """The criterion itself, if it is one of `IMPORTANCE_CRITERIA`: checked where it is configured, so a
-    typo fails before any training time is spent."""
+def check_criterion(criterion, graph=None):
+    """The criterion itself, if it is one of `IMPORTANCE_CRITERIA` (and, given the model's `graph`, one
+    the model can answer): checked where it is configured, so a typo fails before any training time is
+    spent."""
     if criterion not in IMPORTANCE_CRITERIA:
         raise ImportanceError(
             f"Unknown channel-importance criterion {criterion!r}; set JointPruner.importance to one of "
             f"{', '.join(repr(c) for c in IMPORTANCE_CRITERIA)}."
+        )
+    unscored = [] if graph is None or criterion != "gate_score" else [
+        g.name for g in graph.gated_groups if not g.gate.has_score]
+    if unscored:
+        raise ImportanceError(
+            f"Importance 'gate_score' needs gates with a trainable score, and gates {unscored} have none: build "
+            "the model with the gin binding `new_gate.score = True` (zoo models and tfprune.auto_gate)."
         )
     return criterion
 
@@ -90,9 +101,12 @@ def channel_importance(graph, criterion="l1"):
     et al. 2017): the scale decides how much of the channel survives normalisation, whatever the kernel's
     size. A producer that no BatchNormalization follows directly (a Dense head, a conv straight into an
     activation) contributes its L1 score instead, so that every producer still counts; in a group that
-    mixes both kinds the L1 terms, on a larger scale than gammas, then dominate the ranking.
+    mixes both kinds the L1 terms, on a larger scale than gammas, then dominate the ranking. "gate_score":
+    |score| of the group's gate, one per channel (a gate shared by a residual add scores the group once).
     """
-    check_criterion(criterion)
+    check_criterion(criterion, graph)
+    if criterion == "gate_score":
+        return {group.name: np.abs(group.gate.get_scores()).astype(np.float64) for group in graph.gated_groups}
     model = graph.model
     norms_after = _batch_norms_after_producers(graph) if criterion == "bn_scale" else {}
     importance = {}

@@ -23,6 +23,7 @@ from tfprune.alignment import GroupLassoAlignment, alignment_schedule
 from tfprune.budget import FlopsBudget
 from tfprune.callback import PruningCallback
 from tfprune.flops import CostModel
+from tfprune.gate_scores import score_penalty
 from tfprune.graph import ChannelGraph
 from tfprune.policy import POLICIES, StepStats, make_policy
 from tfprune.scoring import SubnetScorer, score_step
@@ -58,7 +59,7 @@ class JointPruner:
         seed: seeds the agent, the dynamics model and the random baseline.
         broadcast: gives every worker the chief's copy of a float array, so that all workers take the
             same decisions (`tfprune.distribute.make_broadcast`); None = single worker.
-        importance / round_to: "l1" or "bn_scale" (`tfprune.masks`) / kept counts' multiple (`tfprune.channel_grid`).
+        importance / round_to: "l1", "bn_scale", "gate_score" (`tfprune.masks`) / kept counts' multiple.
         agent_mode: "episodic" (the paper's layer-by-layer agent) or "bandit" (one-step, whole ratio
             vector; the earlier agent), see `tfprune.policy`.
         episode_images / finalists: rewards are measured on one shared random subset of `episode_images`
@@ -100,8 +101,8 @@ class JointPruner:
         return self.scorer.images
 
     def penalty(self):
-        """The alignment loss term for the training step (differentiable, distribution-safe)."""
-        return self.alignment.penalty()
+        """Alignment plus the gate scores' L1 (`tfprune.gate_scores`): differentiable, distribution-safe."""
+        return self.alignment.penalty() + score_penalty(self.model)
 
     def update_alignment(self, epoch):
         """Sets this epoch's alignment strength (0 before the policy has chosen anything)."""

@@ -3,13 +3,16 @@
 The graph is re-run layer by layer (`_keras_internals.clone_graph`, as Keras' `clone_model` does): gates
 become identities, Conv/Dense layers are rebuilt with fewer filters/units, and every layer's weights
 are sliced to the kept input and output channels that the channel graph assigns to its tensors.
-With binary masks the compact model computes exactly what the masked model computes.
+With binary masks the compact model computes exactly what the masked model computes; trainable gate
+scores are folded into the BatchNorm before the gate, or kept as a fixed per-channel scale
+(`tfprune.gate_scores`).
 """
 
 import keras
 import numpy as np
 
 from tfprune import _keras_internals, registry
+from tfprune.gate_scores import plan_folds
 from tfprune.graph import ChannelGraph
 from tfprune.masks import read_masks, validate_masks
 
@@ -20,6 +23,7 @@ def compact_model(model, masks=None, graph=None):
     functional = graph.model
     masks = validate_masks(read_masks(functional) if masks is None else masks, graph)
     indices = _LayoutIndexer(graph, masks)
+    folds = plan_folds(graph)
 
     node_info = {}
     for info in graph.nodes:
@@ -34,7 +38,7 @@ def compact_model(model, masks=None, graph=None):
 
     def replace(layer):
         if id(layer) not in replacements:
-            replacements[id(layer)] = _shrunk_layer(layer, node_info.get(id(layer)), indices)
+            replacements[id(layer)] = _shrunk_layer(layer, node_info.get(id(layer)), indices, folds)
         return replacements[id(layer)]
 
     # Same input and output structure as the original (a single tensor stays a single tensor).
@@ -43,7 +47,8 @@ def compact_model(model, masks=None, graph=None):
     for info in node_info.values():
         new_layer = replacements.get(id(info.layer))
         if isinstance(new_layer, keras.layers.Layer) and info.layer.weights:
-            new_layer.set_weights(_sliced_weights(info, indices))
+            kept = indices(info.out_layout)
+            new_layer.set_weights(folds.adjust(info.layer, _sliced_weights(info, indices), kept))
             if callable(getattr(new_layer, "finalize_state", None)):
                 new_layer.finalize_state()  # e.g. an adapted Normalization recomputes mean/std from its weights
     return compact
@@ -70,10 +75,10 @@ class _LayoutIndexer:
         return len(self(layout)) == sum(size for _, size in layout)
 
 
-def _shrunk_layer(layer, info, indices):
+def _shrunk_layer(layer, info, indices, folds):
     """The replacement operation for one original layer."""
     if registry.is_gate(layer):
-        return lambda x: x
+        return folds.replacement(layer)
     if info is None or not isinstance(layer, keras.layers.Layer):
         return layer  # e.g. an InputLayer or a non-layer op: reused as is
     config = layer.get_config()

@@ -10,7 +10,7 @@ stream are not gated; they stay at full width. The last 1x1 conv has `head_gate`
 
 import keras
 
-from tfprune.gates import ChannelGate
+from tfprune.gates import new_gate
 from tfprune.models.resnet_imagenet import BN_EPSILON, BN_MOMENTUM, classifier, conv_bn, conv_kernel_initializer
 
 # (expansion t, output channels c, repeats n, first stride s), from the paper's Table 2.
@@ -65,7 +65,7 @@ def inverted_residual(x, expansion, filters, strides, name, input_gate=None):
     y = x
     if expansion != 1:
         hidden = int(round(in_channels * expansion))
-        gate = ChannelGate(name=f"{name}_expand_gate")
+        gate = new_gate(f"{name}_expand_gate")
         y = _conv_bn(y, hidden, 1, 1, f"{name}_expand")
         y = _relu6(gate(y), f"{name}_expand_relu")
     else:
@@ -99,7 +99,7 @@ def mobilenet_v2(num_classes=1000, input_shape=(224, 224, 3), width_multiplier=1
     # happens at tiny widths where both round up to 8 channels.
     t1, c1, _, s1 = settings[0]
     stem_is_residual = t1 == 1 and s1 == 1 and make_divisible(c1 * width_multiplier) == stem_channels
-    stem_gate = None if stem_is_residual else ChannelGate(name="stem_gate")
+    stem_gate = None if stem_is_residual else new_gate("stem_gate")
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = _conv_bn(inputs, stem_channels, 3, 1 if cifar else 2, "stem")
@@ -118,6 +118,6 @@ def mobilenet_v2(num_classes=1000, input_shape=(224, 224, 3), width_multiplier=1
                 input_gate=stem_gate if index == 1 else None,
             )
     x = _conv_bn(x, head_channels, 1, 1, "head")
-    x = _relu6(ChannelGate(name="head_gate")(x), "head_relu")
+    x = _relu6(new_gate("head_gate")(x), "head_relu")
     outputs = classifier(x, num_classes)
     return keras.Model(inputs, outputs, name="mobilenetv2_cifar" if cifar else "mobilenetv2")

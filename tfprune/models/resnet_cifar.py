@@ -8,7 +8,7 @@ is 16 channels wide and stage 1 starts with an identity shortcut, so the stem ou
 
 import keras
 
-from tfprune.gates import ChannelGate
+from tfprune.gates import new_gate
 from tfprune.models.resnet_imagenet import classifier, conv_bn, resnet_stages, scale_channels
 
 CIFAR_WIDTHS = (16, 32, 64)
@@ -19,7 +19,7 @@ def resnet_cifar(depth, num_classes=10, input_shape=(32, 32, 3), width_multiplie
     if (depth - 2) % 6 or depth < 8:
         raise ValueError(f"CIFAR ResNet depth must be 6n+2 with n >= 1, got {depth}.")
     blocks_per_stage = ((depth - 2) // 6,) * 3
-    stage_gates = [ChannelGate(name=f"stage{s}_gate") for s in range(1, 4)]
+    stage_gates = [new_gate(f"stage{s}_gate") for s in range(1, 4)]
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = conv_bn(inputs, scale_channels(CIFAR_WIDTHS[0], width_multiplier), 3, 1, "stem_conv", "stem_bn")

@@ -11,7 +11,7 @@ Gate placement (the contract `tfprune.graph` and the cost model rely on):
 
 import keras
 
-from tfprune.gates import ChannelGate
+from tfprune.gates import new_gate
 
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9  # = PyTorch's momentum 0.1, so torchvision recipes carry over.
@@ -64,7 +64,7 @@ def basic_block(x, filters, strides, stage_gate, name):
     """Two 3x3 convs; conv1's channels are a free group, conv2's belong to the stage group."""
     residual = shortcut(x, filters, strides, stage_gate, name)
     y = conv_bn(x, filters, 3, strides, f"{name}_conv1", f"{name}_bn1")
-    y = ChannelGate(name=f"{name}_gate1")(y)
+    y = new_gate(f"{name}_gate1")(y)
     y = keras.layers.ReLU(name=f"{name}_relu1")(y)
     y = conv_bn(y, filters, 3, 1, f"{name}_conv2", f"{name}_bn2")
     y = stage_gate(y)
@@ -76,10 +76,10 @@ def bottleneck_block(x, width, filters, strides, stage_gate, name):
     """1x1 -> 3x3 (strided, v1.5) -> 1x1; conv1/conv2 are free groups, conv3 is the stage group."""
     residual = shortcut(x, filters, strides, stage_gate, name)
     y = conv_bn(x, width, 1, 1, f"{name}_conv1", f"{name}_bn1")
-    y = ChannelGate(name=f"{name}_gate1")(y)
+    y = new_gate(f"{name}_gate1")(y)
     y = keras.layers.ReLU(name=f"{name}_relu1")(y)
     y = conv_bn(y, width, 3, strides, f"{name}_conv2", f"{name}_bn2")
-    y = ChannelGate(name=f"{name}_gate2")(y)
+    y = new_gate(f"{name}_gate2")(y)
     y = keras.layers.ReLU(name=f"{name}_relu2")(y)
     y = conv_bn(y, filters, 1, 1, f"{name}_conv3", f"{name}_bn3")
     y = stage_gate(y)
@@ -113,13 +113,13 @@ def resnet_imagenet(depth, num_classes=1000, input_shape=(224, 224, 3), width_mu
     if depth not in IMAGENET_CONFIGS:
         raise ValueError(f"ImageNet ResNet depth must be one of {sorted(IMAGENET_CONFIGS)}, got {depth}.")
     block_type, blocks_per_stage = IMAGENET_CONFIGS[depth]
-    stage_gates = [ChannelGate(name=f"stage{s}_gate") for s in range(1, 5)]
+    stage_gates = [new_gate(f"stage{s}_gate") for s in range(1, 5)]
     stem_width = scale_channels(64, width_multiplier)
     stage1_width = scale_channels(STAGE_WIDTHS[0], width_multiplier)
     stage1_filters = stage1_width if block_type == "basic" else stage1_width * BOTTLENECK_EXPANSION
     # Basic-block stage 1 keeps the stem's width with identity shortcuts, so the stem output joins
     # its group; bottleneck stage 1 projects 64 -> 256 and the stem is a group of its own.
-    stem_gate = stage_gates[0] if stem_width == stage1_filters else ChannelGate(name="stem_gate")
+    stem_gate = stage_gates[0] if stem_width == stage1_filters else new_gate("stem_gate")
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = conv_bn(inputs, stem_width, 7, 2, "stem_conv", "stem_bn")
