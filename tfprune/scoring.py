@@ -9,16 +9,19 @@ scoring never changes the model.
 
 from typing import NamedTuple
 
+import gin
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tfprune import masks as mask_lib
+from tfprune.batched_scoring import BatchedCounter, batching_problem
 from tfprune.metrics import count_correct
 
 REWARD_BN_MODES = ("batch", "moving")
 
 
+@gin.configurable
 class SubnetScorer:
     """Held-out accuracy of any sub-network of one gated model.
 
@@ -29,9 +32,13 @@ class SubnetScorer:
         reward_bn: "batch" (sub-network's own batch statistics) or "moving" (full network's averages).
         batch_size: images per forward pass; bounds device memory at any held-out size, and is the
             batch whose statistics BatchNorm uses in "batch" mode.
+        pass_images: most images in one forward pass of `score_many`, which scores K sub-networks at
+            once on K copies of a batch (`tfprune.batched_scoring`): K = pass_images // (images in a
+            batch). Bounds device memory; a K of 1, or a model that cannot be batched, scores one
+            sub-network at a time.
     """
 
-    def __init__(self, model, graph, held_out, reward_bn="batch", batch_size=256):
+    def __init__(self, model, graph, held_out, reward_bn="batch", batch_size=256, pass_images=1024):
         if reward_bn not in REWARD_BN_MODES:
             raise ValueError(f"reward_bn must be 'batch' or 'moving', got {reward_bn!r}.")
         self.model = model
@@ -45,6 +52,23 @@ class SubnetScorer:
         training = reward_bn == "batch"
         self._count = tf.function(lambda images, labels: count_correct(model(images, training=training), labels),
                                   reduce_retracing=True)
+        self.pass_images = int(pass_images)
+        self._batched = None if batching_problem(model) else BatchedCounter(model, training)
+
+    def score_many(self, mask_sets, subset=None):
+        """[N] accuracies of N sub-networks (as `score` gives them, K per forward pass when the model
+        allows it); the model is left untouched."""
+        images, labels = (self.images, self.labels) if subset is None else (self.images[subset], self.labels[subset])
+        per_pass = self.pass_images // min(self.batch_size, len(labels))
+        if self._batched is None or per_pass <= 1:
+            return np.array([self.score(m, subset) for m in mask_sets], np.float32)
+        hits = []
+        for first in range(0, len(mask_sets), per_pass):
+            stacked = self._batched.stack(mask_sets[first:first + per_pass])
+            hits.append(sum(self._batched.count(images[start:start + self.batch_size],
+                                                labels[start:start + self.batch_size], stacked)
+                            for start in range(0, len(labels), self.batch_size)))
+        return (np.concatenate(hits or [np.zeros(0)]) / len(labels)).astype(np.float32)
 
     def score(self, masks=None, subset=None):
         """Accuracy of a sub-network (None = the full network) on the held-out images, or on the
@@ -101,10 +125,10 @@ def score_step(scorer, candidates, incumbent=None, episode_images=None, finalist
     subset = None
     if cheap:
         subset = np.sort(np.random.default_rng(seed).choice(n_images, int(episode_images), replace=False))
-    rewards = np.array([scorer.score(m, subset) for m in candidates], np.float32)
+    rewards = scorer.score_many(candidates, subset)
     if cheap:
         chosen = np.argsort(-np.nan_to_num(rewards, nan=-np.inf), kind="stable")[:finalists]
-        final = [scorer.score(candidates[i]) for i in chosen]
+        final = list(scorer.score_many([candidates[i] for i in chosen]))
     else:
         chosen, final = np.arange(len(candidates)), list(rewards)
     extra = [] if incumbent is None else [scorer.score(incumbent)]
