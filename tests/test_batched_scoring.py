@@ -8,6 +8,7 @@ import pytest
 from model_fixtures import mixed_model, random_masks
 from tfprune import masks as mask_lib
 from tfprune.batched_scoring import batching_problem
+from tfprune.distribute import Collective
 from tfprune.graph import ChannelGraph
 from tfprune.masks import MaskError
 from tfprune.scoring import SubnetScorer
@@ -79,3 +80,45 @@ def test_a_model_with_gates_inside_a_nested_model_is_scored_one_mask_at_a_time()
     outer = keras.Model(outer_input, inner(outer_input))
     assert "nested model" in batching_problem(outer)
     assert batching_problem(inner) is None
+
+
+class _RecordingWorker(Collective):
+    """Worker `index` of `count`, in one process: records what it contributes to every collective and
+    answers with what the whole cluster would (`answers`, from a one-worker run)."""
+
+    def __init__(self, index, count, answers):
+        super().__init__(index, count, sum_over_workers=self._answer)
+        self.contributed, self._answers = [], iter(answers)
+
+    def _answer(self, array):
+        self.contributed.append(np.array(array))
+        return next(self._answers)
+
+
+def test_each_worker_scores_its_share_and_every_worker_gets_every_score():
+    """Scoring split across workers: worker w scores candidates w, w+W, ... (and its share of the
+    finalists); the parts add up to the one-worker scores; the chief's incumbent score is broadcast."""
+    from tfprune.models import build_model
+    from tfprune.pruner import JointPruner
+    from tfprune.scoring import score_step
+
+    model = build_model("resnet8", input_shape=(8, 8, 3), num_classes=4, width_multiplier=0.5)
+    pruner = JointPruner(model, _held_out(48, (8, 8, 3), 4), target_flops_ratio=0.5, max_epochs=2, num_samples=4,
+                         dynamics_steps=2)
+    rng = np.random.default_rng(3)
+    candidates = [pruner.budget.masks(rng.uniform(0, 0.8, len(pruner.group_names)))[0] for _ in range(7)]
+    whole = score_step(pruner.scorer, candidates, candidates[0], episode_images=20, finalists=3, seed=5)
+    answers = [whole.rewards, whole.final, np.array([whole.incumbent], np.float32)]
+    workers = [_RecordingWorker(w, 3, answers) for w in range(3)]
+    for worker in workers:
+        scored = score_step(pruner.scorer, candidates, candidates[0], episode_images=20, finalists=3, seed=5,
+                            broadcast=worker)
+        np.testing.assert_array_equal(scored.rewards, whole.rewards)
+        np.testing.assert_array_equal(scored.finalists, whole.finalists)
+        rewards_part, final_part, _ = worker.contributed
+        assert np.flatnonzero(rewards_part).tolist() == [i for i in range(7) if i % 3 == worker.index and whole.rewards[i]]
+        assert np.count_nonzero(final_part) <= 1  # 3 finalists over 3 workers
+    for k, total in enumerate([whole.rewards, whole.final]):
+        np.testing.assert_allclose(sum(w.contributed[k] for w in workers), total, atol=1e-6)
+    incumbent = [w.contributed[2][0] for w in workers]
+    assert incumbent[0] == pytest.approx(whole.incumbent) and incumbent[1:] == [0.0, 0.0]  # the chief's copy

@@ -1,7 +1,8 @@
 """Where a run executes: the `tf.distribute` strategy, this process's role, and the chief's broadcast.
 
 Multi-worker runs take every pruning decision once, on the chief, and hand it to the other workers
-through `make_broadcast`, so all workers train the same sub-network.
+through `make_broadcast`, so all workers train the same sub-network; the sub-networks of an agent step
+are scored in shares, one per worker, and gathered (`Collective`).
 """
 
 import os
@@ -47,18 +48,57 @@ def worker_role(strategy):
 
 
 def make_broadcast(strategy, is_chief):
-    """A function that gives every worker the chief's copy of a numpy array (identity on one worker).
+    """The workers' `Collective`: the chief's copy of an array for every worker, and each worker's share
+    of the scoring (one worker: identity, and every episode is this worker's).
 
-    Implemented as an all-reduce in which only the chief contributes, so the agent's decisions are made
-    once and every worker applies the same mask."""
+    Implemented with all-reduces: for a broadcast only the chief contributes, so the agent's decisions
+    are made once and every worker applies the same mask; for a gather each worker contributes the
+    entries it computed and zeros elsewhere."""
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return lambda array: array
+        return Collective()
+    index, count = worker_share(strategy)
+    if (index == 0) != bool(is_chief):
+        raise RuntimeError(f"Worker {index} of {count} and is_chief={is_chief} disagree on who the chief is.")
     local_replicas = len(strategy.extended.worker_devices)
 
-    def broadcast(array):
-        array = np.asarray(array, np.float32)
-        value = tf.constant(array if is_chief else np.zeros_like(array)) / local_replicas
-        total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(value)), axis=None)
-        return total.numpy()
+    def sum_over_workers(array):
+        value = tf.constant(np.asarray(array, np.float32)) / local_replicas
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(value)), axis=None).numpy()
 
-    return broadcast
+    return Collective(index, count, sum_over_workers)
+
+
+class Collective:
+    """What the pruner needs from the other workers (`make_broadcast`).
+
+    Calling it broadcasts: every worker gets the chief's copy of a float array. `share(n)` is this
+    worker's part of n items to compute (every count-th, from its index), and `gather(array)` gives every
+    worker the whole array from the parts (each worker filled its own entries and left zeros elsewhere),
+    so scoring N sub-networks on W workers costs each N / W (`tfprune.scoring.score_step`).
+    """
+
+    def __init__(self, index=0, count=1, sum_over_workers=None):
+        self.index, self.count = int(index), int(count)  # index 0 is the chief (`worker_share`)
+        self._sum = sum_over_workers or (lambda array: np.asarray(array, np.float32))
+
+    def __call__(self, array):
+        array = np.asarray(array, np.float32)
+        return self._sum(array if self.index == 0 else np.zeros_like(array))
+
+    def share(self, n):
+        return np.arange(self.index, int(n), self.count)
+
+    def gather(self, array):
+        return self._sum(np.asarray(array, np.float32))
+
+
+def worker_share(strategy):
+    """(index, count) of this worker among the cluster's chief and workers: the chief, or worker 0 where
+    there is no chief, is 0 (the chief of `worker_role`)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    chiefs, workers = len(cluster.get("chief", [])), len(cluster.get("worker", []))
+    if not chiefs + workers:
+        return 0, 1
+    index = 0 if resolver.task_type == "chief" else chiefs + int(resolver.task_id or 0)
+    return index, chiefs + workers

@@ -57,8 +57,8 @@ class JointPruner:
         target_switch_margin / target_rule: when the alignment target changes, `tfprune.target`.
         reward_batch_size: held-out images per forward pass when scoring.
         seed: seeds the agent, the dynamics model and the random baseline.
-        broadcast: gives every worker the chief's copy of a float array, so that all workers take the
-            same decisions (`tfprune.distribute.make_broadcast`); None = single worker.
+        broadcast: the workers' `tfprune.distribute.Collective` (`make_broadcast`): workers score shares
+            of the sub-networks and take the chief's decisions; None = single worker.
         importance / round_to: "l1", "bn_scale", "gate_score" (`tfprune.masks`) / kept counts' multiple.
         agent_mode: "episodic" (the paper's layer-by-layer agent) or "bandit" (one-step, whole ratio
             vector; the earlier agent), see `tfprune.policy`.

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from tfprune import masks as mask_lib
 from tfprune.batched_scoring import BatchedCounter, batching_problem
+from tfprune.distribute import Collective
 from tfprune.metrics import count_correct
 
 REWARD_BN_MODES = ("batch", "moving")
@@ -116,26 +117,33 @@ def score_step(scorer, candidates, incumbent=None, episode_images=None, finalist
     candidate is scored on the same random subset of that many held-out images (drawn from `seed`:
     a new subset each agent step; shared, so differences between candidates are not blurred by
     differences between subsets), and only the `finalists` best are rescored on every image.
-    Otherwise every candidate is scored on every image. The chief's scores are broadcast to all
-    workers (`broadcast`) so that every worker takes the same decisions.
+    Otherwise every candidate is scored on every image. With several workers (`broadcast`, a
+    `tfprune.distribute.Collective`) each scores its share of the candidates and of the finalists
+    and all get every score, so that every worker takes the same decisions; a plain function instead
+    is given the chief's scores of everything.
     """
-    broadcast = broadcast or (lambda array: array)
+    collective = broadcast if isinstance(broadcast, Collective) else Collective(sum_over_workers=broadcast)
     n_images = len(scorer.labels)
     cheap = episode_images is not None and int(episode_images) < n_images and len(candidates) > finalists
     subset = None
     if cheap:
         subset = np.sort(np.random.default_rng(seed).choice(n_images, int(episode_images), replace=False))
-    rewards = scorer.score_many(candidates, subset)
+    rewards = _score_shares(scorer, candidates, subset, collective)
     if cheap:
         chosen = np.argsort(-np.nan_to_num(rewards, nan=-np.inf), kind="stable")[:finalists]
-        final = list(scorer.score_many([candidates[i] for i in chosen]))
+        final = _score_shares(scorer, [candidates[i] for i in chosen], None, collective)
     else:
-        chosen, final = np.arange(len(candidates)), list(rewards)
-    extra = [] if incumbent is None else [scorer.score(incumbent)]
-    flat = broadcast(np.concatenate([rewards, np.asarray(final, np.float32), np.asarray(extra, np.float32)]))
-    n, f = len(candidates), len(chosen)
-    return StepScores(flat[:n], chosen, flat[n:n + f], float(flat[-1]) if extra else None,
-                      int(episode_images) if cheap else n_images)
+        chosen, final = np.arange(len(candidates)), rewards
+    extra = None if incumbent is None else float(collective(np.array([scorer.score(incumbent)]))[0])
+    return StepScores(rewards, chosen, final, extra, int(episode_images) if cheap else n_images)
+
+
+def _score_shares(scorer, mask_sets, subset, collective):
+    """Every worker scores its share of `mask_sets`; every worker gets all the scores."""
+    mine = collective.share(len(mask_sets))
+    scores = np.zeros(len(mask_sets), np.float32)
+    scores[mine] = scorer.score_many([mask_sets[i] for i in mine], subset)
+    return collective.gather(scores)
 
 
 def as_arrays(held_out):
