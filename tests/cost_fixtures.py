@@ -24,3 +24,6 @@ class ChainCost:
 
     def flops_ratio(self, kept):
         return float(self.flops_ratio_batch(np.asarray(kept, float)[None])[0])
+
+    budget_name, budget_setting = "FLOPs", "target_flops_ratio"
+    ratio, ratio_batch = flops_ratio, flops_ratio_batch  # the budget's names for them (CostModel's too)

@@ -1,9 +1,12 @@
-"""Projecting per-group pruning ratios onto a FLOPs budget.
+"""Projecting per-group pruning ratios onto a FLOPs (or latency) budget.
 
 The agent proposes a ratio per gated group; the sub-network must keep ``target_flops_ratio`` of the
-full model's FLOPs. The projection shifts every ratio by one scalar ``t`` (found by bisection, FLOPs
-fall monotonically in ``t``), which preserves the agent's *relative* preferences between layers, then
-repairs channel-rounding error one channel at a time until FLOPs are within the tolerance. With
+full model's FLOPs. The budgeted cost is whatever cost model the budget is given: `tfprune.flops.CostModel`
+(FLOPs) or `tfprune.latency.LatencyModel` (predicted latency, ``JointPruner.budget = "latency"``), both
+answering ``ratio(kept)``; below, "FLOPs" stands for that cost. The projection shifts every ratio by one
+scalar ``t`` (found by bisection, FLOPs fall monotonically in ``t``), which preserves the agent's
+*relative* preferences between layers, then repairs channel-rounding error one channel at a time until
+FLOPs are within the tolerance. With
 ``round_to`` > 1 every kept count is snapped to a `tfprune.channel_grid.ChannelGrid` (multiples of
 ``round_to``, or the group's full size) and the repair steps from one allowed count to the next.
 `global_magnitude_ratios` is the other way to a budget: one importance threshold shared by all groups.
@@ -17,7 +20,7 @@ from tfprune.masks import channel_importance, check_criterion, kept_from_ratios,
 
 
 class BudgetError(TfpruneError, ValueError):
-    """No sub-network within the allowed ratios reaches the FLOPs target."""
+    """No sub-network within the allowed ratios reaches the budget's target (or the budget is misconfigured)."""
 
 
 def _kept(ratios, shift, cost_model, max_ratio, grid):
@@ -33,21 +36,22 @@ def project_to_budget(ratios, cost_model, target_flops_ratio, max_ratio=0.9, tol
     stall the repair, the counts are moved toward it until they land, so that a reachable budget is never
     missed. Returns (kept counts, achieved FLOPs ratio). Raises BudgetError if unreachable.
     """
+    name, setting = cost_model.budget_name, cost_model.budget_setting
     if not 0.0 < target_flops_ratio <= 1.0:
-        raise BudgetError(f"target_flops_ratio must be in (0, 1], got {target_flops_ratio}.")
+        raise BudgetError(f"{setting} must be in (0, 1], got {target_flops_ratio}.")
     if not 0.0 <= max_ratio < 1.0:
         raise BudgetError(f"max_ratio must be in [0, 1), got {max_ratio}.")
     grid = ChannelGrid(cost_model.group_sizes, max_ratio, round_to)
     ratios = np.clip(np.asarray(ratios, dtype=np.float64), 0.0, max_ratio)
-    ratio_of = lambda kept: cost_model.flops_ratio(kept)  # noqa: E731
+    ratio_of = lambda kept: cost_model.ratio(kept)  # noqa: E731
     kept_at = lambda shift: _kept(ratios, shift, cost_model, max_ratio, grid)  # noqa: E731
 
     lowest = ratio_of(grid.floor)
     if lowest > target_flops_ratio + tolerance:
         raise BudgetError(
-            f"The FLOPs target {target_flops_ratio:.3f} cannot be reached: pruning every gated group by "
-            f"max_ratio={max_ratio}{_rounded(grid)} still keeps {lowest:.3f} of the FLOPs (ungated layers stay "
-            f"whole). Raise target_flops_ratio or max_ratio{' or lower round_to' if grid.round_to > 1 else ''}."
+            f"The {name} target {target_flops_ratio:.3f} cannot be reached: pruning every gated group by "
+            f"max_ratio={max_ratio}{_rounded(grid)} still keeps {lowest:.3f} of the {name} (ungated layers stay "
+            f"whole). Raise {setting} or max_ratio{' or lower round_to' if grid.round_to > 1 else ''}."
         )
     lo, hi = -1.0, 1.0  # ratio_of(lo) >= target >= ratio_of(hi)
     for _ in range(50):
@@ -61,7 +65,7 @@ def project_to_budget(ratios, cost_model, target_flops_ratio, max_ratio=0.9, tol
     achieved = ratio_of(kept)
     if abs(achieved - target_flops_ratio) > tolerance:
         raise BudgetError(
-            f"Channel granularity{_rounded(grid)} prevents landing within ±{tolerance} of the FLOPs target "
+            f"Channel granularity{_rounded(grid)} prevents landing within ±{tolerance} of the {name} target "
             f"{target_flops_ratio:.3f} (closest: {achieved:.3f}); the model is too small for this tolerance. "
             + ("Lower JointPruner.round_to or raise flops_tolerance." if grid.round_to > 1
                else "Raise flops_tolerance.")
@@ -81,7 +85,7 @@ def _land(candidates, cost_model, target, tolerance, grid, anchor=None):
     """The first of ``candidates`` that `_repair` brings within the tolerance; failing all, blends of the
     first with ``anchor`` (on the budget by construction), from 10% to all of it. Returns the closest
     result when nothing lands (the caller raises)."""
-    gap = lambda k: abs(cost_model.flops_ratio(k) - target)  # noqa: E731
+    gap = lambda k: abs(cost_model.ratio(k) - target)  # noqa: E731
     if anchor is not None:
         blends = [grid.snap((1.0 - a) * candidates[0] + a * np.asarray(anchor)) for a in np.linspace(0.1, 1.0, 10)]
         candidates = list(candidates) + blends
@@ -98,13 +102,13 @@ def _repair(kept, cost_model, target, tolerance, grid, max_steps=1000):
     """Greedy moves toward the target while outside the tolerance, one allowed count at a time: single
     group moves first; where none helps (coarse groups), one group up and another down."""
     kept = kept.copy()
-    gap = lambda k: abs(cost_model.flops_ratio(k) - target)  # noqa: E731
+    gap = lambda k: abs(cost_model.ratio(k) - target)  # noqa: E731
     n = len(kept)
     for _ in range(max_steps):
         current = gap(kept)
         if current <= tolerance:
             break
-        direction = -1 if cost_model.flops_ratio(kept) > target else 1
+        direction = -1 if cost_model.ratio(kept) > target else 1
         ups = {i: grid.step(i, kept[i], 1) for i in range(n)}
         downs = {i: grid.step(i, kept[i], -1) for i in range(n)}
         singles = [{i: c} for i, c in (ups if direction > 0 else downs).items() if c is not None]
@@ -146,14 +150,14 @@ def global_magnitude_ratios(importance, budget, iterations=60):
     global pruning), so that groups whose raw scores differ in scale (wide vs narrow layers, coupled
     producers summed) compete fairly; a group's ratio is the fraction of its channels under the
     threshold, capped at ``budget.max_ratio``. The threshold is bisected (FLOPs fall monotonically as it
-    rises) to the one whose FLOPs ratio is closest to ``budget.target_flops_ratio``; channel granularity
+    rises) to the one whose FLOPs ratio is closest to ``budget.target_ratio``; channel granularity
     leaves a small gap that `FlopsBudget.masks` closes as for any ratios.
     """
-    cost_model, target = budget.cost_model, budget.target_flops_ratio
+    cost_model, target = budget.cost_model, budget.target_ratio
     normalised = [_normalised(importance[name]) for name in cost_model.group_names]
     ratios_at = lambda t: np.array([min(budget.max_ratio, float(np.mean(s < t))) for s in normalised])  # noqa: E731
     kept_of = lambda ratios: budget.grid.snap(kept_from_ratios(ratios, cost_model.group_sizes))  # noqa: E731
-    flops_of = lambda ratios: cost_model.flops_ratio(kept_of(ratios))  # noqa: E731
+    flops_of = lambda ratios: cost_model.ratio(kept_of(ratios))  # noqa: E731
     lo, hi = 0.0, 1.0 + max(float(s.max()) for s in normalised)  # nothing pruned at lo; every group capped at hi
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
@@ -170,7 +174,8 @@ def _normalised(score):
 
 
 class FlopsBudget:
-    """Turns per-group pruning ratios into channel masks that keep `target_flops_ratio` of the FLOPs.
+    """Turns per-group pruning ratios into channel masks that keep `target_ratio` of the budgeted cost:
+    the FLOPs of a `tfprune.flops.CostModel`, or the predicted latency of a `tfprune.latency.LatencyModel`.
 
     The kept channels of each group are those with the largest importance (by default the L1 norm of
     the producing kernels; `importance` names the criterion, see `tfprune.masks.channel_importance`);
@@ -183,7 +188,7 @@ class FlopsBudget:
                  round_to=1):
         self.cost_model = cost_model
         self.graph = graph
-        self.target_flops_ratio = float(target_flops_ratio)
+        self.target_ratio = float(target_flops_ratio)
         self.max_ratio = float(max_ratio)
         self.tolerance = float(tolerance)
         self.criterion = check_criterion(importance, graph)
@@ -196,7 +201,7 @@ class FlopsBudget:
 
     def project(self, ratios):
         """(kept channel counts, achieved FLOPs ratio) of the ratios moved onto the budget."""
-        return project_to_budget(ratios, self.cost_model, self.target_flops_ratio, self.max_ratio, self.tolerance,
+        return project_to_budget(ratios, self.cost_model, self.target_ratio, self.max_ratio, self.tolerance,
                                  self.round_to, self.uniform_kept)
 
     def importance(self):
@@ -208,11 +213,11 @@ class FlopsBudget:
         agent's episodes): taken as they are (snapped to the grid), only repaired when rounding left them
         outside the tolerance; unlike `project`, never shifted."""
         kept = self.grid.snap(kept_from_ratios(np.clip(ratios, 0.0, self.max_ratio), self.cost_model.group_sizes))
-        kept = _land([kept], self.cost_model, self.target_flops_ratio, self.tolerance, self.grid, self.uniform_kept)
-        achieved = self.cost_model.flops_ratio(kept)
-        if abs(achieved - self.target_flops_ratio) > self.tolerance + 1e-9:
-            raise BudgetError(f"Ratios land at {achieved:.3f} of the FLOPs, outside ±{self.tolerance} of the target "
-                              f"{self.target_flops_ratio:.3f}, and channel repairs cannot bring them back.")
+        kept = _land([kept], self.cost_model, self.target_ratio, self.tolerance, self.grid, self.uniform_kept)
+        achieved = self.cost_model.ratio(kept)
+        if abs(achieved - self.target_ratio) > self.tolerance + 1e-9:
+            raise BudgetError(f"Ratios land at {achieved:.3f} of the {self.cost_model.budget_name}, outside "
+                              f"±{self.tolerance} of the target {self.target_ratio:.3f}, and channel repairs cannot bring them back.")
         return kept, achieved
 
     def masks(self, ratios, importance=None, project=True):

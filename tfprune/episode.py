@@ -11,11 +11,15 @@ still lets the episode end within the FLOPs tolerance:
 
 FLOPs fall monotonically in every kept count, so both bounds are found by bisection over the group's
 allowed counts (`tfprune.channel_grid.ChannelGrid`: every count from the floor up, or with `round_to` > 1
-the multiples of it and the full size; vectorised over all episodes with `CostModel.flops_ratio_batch`),
+the multiples of it and the full size; vectorised over all episodes with the cost model's `ratio_batch`),
 and choosing inside them keeps the next step's interval non-empty: every episode ends on the budget with
 no projection afterwards. Only channel granularity can open a gap (one allowed step changing the FLOPs by
 more than twice the tolerance); then the group keeps its lower bound and `FlopsBudget.masks` repairs the
 last channels, counted in `Episodes.repaired`.
+
+"FLOPs" here (bounds and state features alike) is the budget's cost, ``cost_model.ratio_batch``: the
+FLOPs of a `tfprune.flops.CostModel`, or the predicted latency of a `tfprune.latency.LatencyModel` under
+``JointPruner.budget = "latency"``; the feature names keep "flops" so that stored episodes keep their meaning.
 
 Pure numpy: no TensorFlow, so the bounds are cheap to test exhaustively.
 """
@@ -83,7 +87,7 @@ class EpisodeSpace:
         widest = float(max(self.sizes.max(), facts[:, 0].max(), 1))
         zeroed = np.tile(self.sizes.astype(np.float64), (self.num_steps, 1))
         np.fill_diagonal(zeroed, 0.0)
-        share = 1.0 - self.cost_model.flops_ratio_batch(zeroed)  # FLOPs that depend on each group
+        share = 1.0 - self.cost_model.ratio_batch(zeroed)  # FLOPs that depend on each group
         position = np.arange(self.num_steps) / max(1, self.num_steps - 1)
         return np.stack([position, facts[:, 0] / widest, self.sizes / widest, facts[:, 1] / 7.0,
                          facts[:, 2] / 2.0, share], axis=1)
@@ -93,7 +97,7 @@ class EpisodeSpace:
         trial = kept.astype(np.float64).copy()
         trial[:, t] = count
         trial[:, t + 1:] = rest[t + 1:]
-        return self.cost_model.flops_ratio_batch(trial)
+        return self.cost_model.ratio_batch(trial)
 
     def bounds(self, kept, t):
         """(fewest, most) channels group t may keep in each episode, given groups < t in `kept` [N, T];
@@ -128,9 +132,9 @@ class EpisodeSpace:
         n = kept.shape[0]
         undecided = kept.astype(np.float64).copy()
         undecided[:, t:] = 0.0
-        so_far = self.cost_model.flops_ratio_batch(undecided)
+        so_far = self.cost_model.ratio_batch(undecided)
         undecided[:, t:] = self.sizes[t:]
-        to_come = self.cost_model.flops_ratio_batch(undecided) - so_far
+        to_come = self.cost_model.ratio_batch(undecided) - so_far
         size = float(self.sizes[t])
         dynamic = np.stack([so_far, to_come, previous_ratio, 1.0 - most / size, 1.0 - fewest / size], axis=1)
         return np.concatenate([np.broadcast_to(self.static[t], (n, self.static.shape[1])), dynamic], axis=1)
@@ -155,7 +159,7 @@ class EpisodeSpace:
             wanted = np.round(self.sizes[t] * (1.0 - np.clip(actions[:, t] + self.offset[t], 0.0, 1.0)))
             kept[:, t] = np.clip(self.grid.snap_group(t, wanted), fewest, most)  # bounds are allowed counts
             previous = 1.0 - kept[:, t] / self.sizes[t]
-        return Episodes(observations, actions, kept, self.cost_model.flops_ratio_batch(kept), self.sizes)
+        return Episodes(observations, actions, kept, self.cost_model.ratio_batch(kept), self.sizes)
 
     def within_budget(self, flops_ratio):
         return (flops_ratio >= self.low - 1e-9) & (flops_ratio <= self.high + 1e-9)

@@ -28,7 +28,16 @@ class Cost:
 
 
 class CostModel:
-    """Cost of sub-networks of a gated model, indexed by the gated groups in `group_names` order."""
+    """Cost of sub-networks of a gated model, indexed by the gated groups in `group_names` order.
+
+    Besides FLOPs and params, the interface a budget asks of its cost (`tfprune.budget`, the episode
+    bounds of `tfprune.episode`): ``group_names``, ``group_sizes``, ``ratio(kept)`` and
+    ``ratio_batch(kept)`` (the budgeted cost as a fraction of the full model's; here FLOPs), and
+    ``budget_name`` / ``budget_setting`` for messages. `tfprune.latency.LatencyModel` answers the same
+    calls with predicted latency: whichever cost is the budget, the projection and the bounds are the same.
+    """
+
+    budget_name, budget_setting = "FLOPs", "JointPruner.target_flops_ratio"
 
     def __init__(self, model, graph=None):
         self.graph = graph if graph is not None else ChannelGraph(model)
@@ -47,8 +56,9 @@ class CostModel:
         self.full = self.cost_of_kept(self.group_sizes)
         self._flops_batch = _BatchTerms(self._flops, len(self.group_names))
 
-    def _factor(self, layout):
-        """A layout's channel count as ``const + coeffs @ kept``."""
+    def channel_factor(self, layout):
+        """A layout's channel count as ``(const, coeffs)``: ``const + coeffs @ kept`` (also what
+        `tfprune.latency.LatencyModel` reads each layer's channel counts from)."""
         const, coeffs = 0.0, np.zeros(len(self.group_names))
         for space, size in layout:
             group = self.graph.group_of_space(space)
@@ -68,10 +78,10 @@ class CostModel:
         if rule.kind in ("merge", "concat"):
             return  # no weights, no MACs
         for term in rule.flops(info.layer, info.in_shape, info.out_shape):
-            self._flops.append((term.coef, [self._factor(layouts[f]) for f in term.factors]))
+            self._flops.append((term.coef, [self.channel_factor(layouts[f]) for f in term.factors]))
         if first_call:
             for term in rule.params(info.layer, info.in_shape, info.out_shape):
-                self._params.append((term.coef, [self._factor(layouts[f]) for f in term.factors]))
+                self._params.append((term.coef, [self.channel_factor(layouts[f]) for f in term.factors]))
 
     @staticmethod
     def _evaluate(terms, kept):
@@ -122,6 +132,8 @@ class CostModel:
         if kept.ndim != 2 or kept.shape[1] != len(self.group_names):
             raise ValueError(f"Expected kept counts [M, {len(self.group_names)}], got {kept.shape}.")
         return self._flops_batch(kept) / self.full.flops
+
+    ratio, ratio_batch = flops_ratio, flops_ratio_batch  # the budget's interface (class docstring)
 
 
 class _BatchTerms:

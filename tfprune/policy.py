@@ -147,7 +147,7 @@ class EpisodicPolicy(AgentPolicy):
     def __init__(self, budget, max_epochs, use_dynamics=True, dynamics_steps=100, seed=0):
         from tfprune.agent.episodic import EpisodicAgent
 
-        self.space = EpisodeSpace(budget.cost_model, budget.target_flops_ratio, budget.tolerance, budget.max_ratio,
+        self.space = EpisodeSpace(budget.cost_model, budget.target_ratio, budget.tolerance, budget.max_ratio,
                                   layer_facts(budget.graph),
                                   center=1.0 - budget.uniform_kept / budget.cost_model.group_sizes,
                                   round_to=budget.round_to)

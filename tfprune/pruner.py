@@ -25,6 +25,7 @@ from tfprune.callback import PruningCallback
 from tfprune.flops import CostModel
 from tfprune.gate_scores import score_penalty
 from tfprune.graph import ChannelGraph
+from tfprune.latency import budget_cost
 from tfprune.policy import POLICIES, StepStats, make_policy
 from tfprune.scoring import SubnetScorer, score_step
 from tfprune.surgery import compact_model
@@ -43,6 +44,7 @@ class JointPruner:
         held_out: (images, labels) arrays or a `tf.data.Dataset` of batches, drawn from the training
             data and kept out of weight training: the reward is measured on it.
         target_flops_ratio: fraction of the full model's FLOPs the sub-network keeps (0.5 = 2x fewer).
+        budget / target_latency_ratio: "flops", or "latency": keep that fraction of the predicted latency.
         max_epochs: number of epochs with an agent step (sizes the dynamics model's epoch embeddings).
         warmup_epochs: epochs of plain training before the first agent step.
         max_ratio: largest pruning ratio of any group.
@@ -71,13 +73,14 @@ class JointPruner:
                  flops_tolerance=0.02, num_samples=128, dynamics_steps=100, use_dynamics=True, alignment_strength=1e-3,
                  alignment_ramp_epochs=5, reward_bn="batch", policy="agent", target_switch_margin=0.02,
                  reward_batch_size=256, seed=0, broadcast=None, importance="l1", agent_mode="episodic",
-                 episode_images=32, finalists=4, target_rule="policy", round_to=1):
+                 episode_images=32, finalists=4, target_rule="policy", round_to=1, budget="flops",
+                 target_latency_ratio=None):
         self.model = model
         self.graph = _gated_graph(model)
         self.cost_model = CostModel(model, self.graph)
         self.group_names = self.cost_model.group_names
-        self.budget = FlopsBudget(self.cost_model, self.graph, target_flops_ratio, max_ratio, flops_tolerance,
-                                  importance, round_to)
+        cm, target = budget_cost(self.cost_model, budget, target_flops_ratio, target_latency_ratio, round_to, max_ratio)
+        self.budget = FlopsBudget(cm, self.graph, target, max_ratio, flops_tolerance, importance, round_to)
         self.scorer = SubnetScorer(model, self.graph, held_out, reward_bn, reward_batch_size)
         self.alignment = GroupLassoAlignment(self.graph)
         self.schedule = dict(warmup_epochs=int(warmup_epochs), ramp_epochs=int(alignment_ramp_epochs),

@@ -62,6 +62,9 @@ class LayerRule:
     merge_zero: Callable = all
     # (layer, layer config) -> config of a copy that stays channel-preserving when channels are pruned.
     prunable_config: Callable = lambda layer, config: config
+    # The op whose measured latency stands for the layer's (`tfprune.latency`): "conv", "depthwise",
+    # "dense", "separable" (a depthwise then a 1x1 conv) or "add"; None: not in the latency model.
+    latency_op: Optional[str] = None
 
 
 _RULES = {}
@@ -193,6 +196,7 @@ register(
         params=_conv_params,
         slice_weights=_conv_slice,
         shrink_config=_filters,
+        latency_op="conv",
         applies=lambda layer: layer.groups == 1 and layer.data_format == "channels_last",
         why_not="grouped or channels_first Conv2D couples channels in ways tfprune does not slice",
     ),
@@ -220,6 +224,7 @@ register(
         params=_dense_params,
         slice_weights=_dense_slice,
         shrink_config=lambda config, n_out: {**config, "units": int(n_out)},
+        latency_op="dense",
         applies=lambda layer: layer.lora_rank is None if hasattr(layer, "lora_rank") else True,
         why_not="LoRA-enabled Dense layers are not sliced",
     ),
@@ -255,6 +260,7 @@ register(
         params=_sep_params,
         slice_weights=_sep_slice,
         shrink_config=_filters,
+        latency_op="separable",
         applies=lambda layer: layer.data_format == "channels_last",
         why_not="channels_first SeparableConv2D is not sliced",
     ),
@@ -285,6 +291,7 @@ register(
         flops=_depthwise_flops,
         params=_depthwise_params,
         slice_weights=_depthwise_slice,
+        latency_op="depthwise",
         applies=lambda layer: layer.depth_multiplier == 1 and layer.data_format == "channels_last",
         why_not="DepthwiseConv2D with depth_multiplier > 1 (or channels_first) is not sliced",
         # A bias or an activation with f(0) != 0 makes a zero channel nonzero. (Subclasses included.)
@@ -398,7 +405,8 @@ for _cls in [
     keras.layers.Minimum,
 ]:
     # x * 0 = 0: one zero input zeroes a product; sums, differences, averages, max/min need all zero.
-    register(_cls, LayerRule("merge", merge_zero=any if _cls is keras.layers.Multiply else all))
+    register(_cls, LayerRule("merge", merge_zero=any if _cls is keras.layers.Multiply else all,
+                             latency_op="add" if _cls is keras.layers.Add else None))
 
 register(
     keras.layers.Concatenate,

@@ -1,0 +1,143 @@
+"""The latency model and the latency budget (issue 10 item 3): the per-layer table is measured once and
+reused from its JSON cache; `LatencyModel` answers the budget's calls as `CostModel` does; a latency budget
+lands on its predicted target; bad settings are one-line errors naming the fix."""
+
+import json
+import os
+
+import gin
+import numpy as np
+import pytest
+
+from tfprune.budget import BudgetError, FlopsBudget
+from tfprune.cli import train_main
+from tfprune.episode import EpisodeSpace
+from tfprune.flops import CostModel
+from tfprune.graph import ChannelGraph
+from tfprune.latency import LatencyModel, LatencyTable, budget_cost
+from tfprune.models import build_model
+from tfprune.pruner import JointPruner
+
+from model_fixtures import mixed_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def clean_gin():
+    gin.clear_config()
+    yield
+    gin.clear_config()
+
+
+class MacsTable:
+    """A table whose "latency" of a layer is its multiply-accumulates (no timing): with it the latency
+    model must reproduce the FLOPs model exactly, at any kept counts (the MACs are bilinear in the
+    channel counts, which multilinear interpolation reproduces, as it does the zero point)."""
+
+    def __init__(self):
+        self.asked = set()
+
+    def overhead_ms(self):
+        return 0.0
+
+    def lookup(self, items):
+        self.asked.update(key for key, _ in items)
+        return {key: _macs(*spec) for key, spec in items}
+
+
+def _macs(shape, cin, cout):
+    (h, w), (kh, kw), (sh, sw) = shape.hw, shape.kernel, shape.stride
+    pixels = -(-h // sh) * -(-w // sw)
+    return {"conv": pixels * kh * kw * cin * cout, "depthwise": pixels * kh * kw * cout,
+            "dense": h * w * cin * cout, "add": 0.0}[shape.kind]
+
+
+def test_latency_model_answers_the_budget_like_the_cost_model():
+    model = mixed_model()  # residual add, coupled depthwise, concat and flatten into dense
+    graph = ChannelGraph(model)
+    cost = CostModel(model, graph)
+    latency = LatencyModel(cost, max_points=3, table=MacsTable())
+    assert latency.group_names == cost.group_names and np.array_equal(latency.group_sizes, cost.group_sizes)
+    rng = np.random.default_rng(0)
+    kept = rng.integers(1, cost.group_sizes + 1, size=(50, len(cost.group_sizes))).astype(float)
+    np.testing.assert_allclose(latency.ratio_batch(kept), cost.ratio_batch(kept), rtol=1e-9)
+    assert latency.ratio(kept[3]) == pytest.approx(cost.flops_ratio(kept[3]), rel=1e-9)
+    assert latency.predict_ms() == pytest.approx(cost.full.flops)
+    ratios = rng.uniform(0, 0.9, len(cost.group_names))
+    by_flops, by_latency = (FlopsBudget(c, graph, 0.5).project(ratios) for c in (cost, latency))
+    np.testing.assert_array_equal(by_flops[0], by_latency[0])  # the same projection whichever cost it is
+    assert abs(by_latency[1] - 0.5) <= 0.02
+
+
+@pytest.fixture(scope="module")
+def resnet8_latency(tmp_path_factory):
+    """ResNet-8 (16x16) with a real LiteRT table in a fresh cache folder, measured once for the module."""
+    cache = tmp_path_factory.mktemp("latency_cache")
+    model = build_model("resnet8", num_classes=10, input_shape=(16, 16, 3))
+    graph = ChannelGraph(model, warn=False)
+    cost = CostModel(model, graph)
+    latency = LatencyModel(cost, round_to=16, max_points=3, cache_dir=str(cache), runs=5)
+    return graph, cost, latency, cache
+
+
+def test_latency_table_is_measured_once_and_reused_from_its_cache(resnet8_latency):
+    graph, cost, first, cache = resnet8_latency
+    assert first.table.measured == len(first.table.entries) > 10  # every layer point + the empty model
+    (path,) = cache.iterdir()
+    stored = json.loads(path.read_text())
+    assert stored["identity"]["threads"] == 1 and stored["identity"]["runtime"].startswith("litert")
+    assert stored["identity"]["cpu"] and len(stored["entries"]) == first.table.measured
+    again = LatencyModel(cost, round_to=16, max_points=3, cache_dir=str(cache), runs=5)
+    assert again.table.measured == 0  # nothing re-measured
+    assert again.full_ms == first.full_ms
+    assert LatencyTable(threads=2, cache_dir=str(cache)).path != first.table.path  # keyed by threads
+
+
+def test_latency_budget_lands_on_its_predicted_target(resnet8_latency):
+    graph, cost, latency, _ = resnet8_latency
+    assert latency.full_ms > latency.overhead_ms > 0
+    budget = FlopsBudget(latency, graph, 0.5, tolerance=0.02, round_to=16)
+    kept, achieved = budget.project(np.zeros(len(cost.group_names)))
+    assert abs(latency.ratio(kept) - 0.5) <= 0.02 and achieved == pytest.approx(latency.ratio(kept))
+    assert all(k % 16 == 0 or k == s for k, s in zip(kept, cost.group_sizes))
+    space = EpisodeSpace(latency, 0.5, 0.02, 0.9, round_to=16)  # the agent's per-step bounds
+    episodes = space.rollout(lambda t, state: np.random.default_rng(t).uniform(0, 0.9, len(state)), 16)
+    assert space.within_budget(latency.ratio_batch(episodes.kept)).all()
+
+
+def test_joint_pruner_latency_budget(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFPRUNE_CACHE_DIR", str(tmp_path))
+    gin.bind_parameter("LatencyModel.max_points", 2)
+    gin.bind_parameter("LatencyModel.runs", 3)
+    rng = np.random.default_rng(0)
+    held_out = (rng.normal(size=(16, 16, 16, 3)).astype("float32"), rng.integers(0, 5, 16))
+    pruner = JointPruner(mixed_model(), held_out, budget="latency", target_latency_ratio=0.6, max_epochs=2,
+                         num_samples=3, dynamics_steps=2, policy="uniform")
+    assert isinstance(pruner.budget.cost_model, LatencyModel) and pruner.budget.target_ratio == 0.6
+    selection = pruner.select()
+    assert abs(pruner.budget.cost_model.predict_ms(selection.masks) / pruner.budget.cost_model.full_ms - 0.6) <= 0.02
+    assert list(tmp_path.iterdir())  # the table went to the configured cache
+
+
+@pytest.mark.parametrize("kwargs, names", [
+    (dict(budget="latncy"), "JointPruner.budget must be one of 'flops', 'latency'"),
+    (dict(budget="latency"), "JointPruner.target_latency_ratio in (0, 1]"),
+    (dict(budget="latency", target_latency_ratio=1.5), "JointPruner.target_latency_ratio in (0, 1]"),
+    (dict(budget="latency", target_latency_ratio="half"), "JointPruner.target_latency_ratio in (0, 1]"),
+    (dict(target_latency_ratio=0.5), "needs JointPruner.budget = 'latency'"),
+])
+def test_bad_budget_settings_are_one_line_errors_naming_the_fix(kwargs, names):
+    cost = CostModel(mixed_model())
+    with pytest.raises(BudgetError) as error:
+        budget_cost(cost, **kwargs)
+    assert names in str(error.value) and "\n" not in str(error.value)
+
+
+def test_bad_budget_on_the_command_line(tmp_path, capsys):
+    args = ["--config", os.path.join(ROOT, "configs", "smoke.gin"), "--workdir", str(tmp_path / "run"),
+            "--gin_bindings", 'JointPruner.budget = "latency"', "--gin_bindings", "JointPruner.target_latency_ratio = 2"]
+    assert train_main(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "error: " in lines[0] and "JointPruner.target_latency_ratio in (0, 1]" in lines[0]
+    assert not (tmp_path / "run").exists()
