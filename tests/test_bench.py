@@ -93,3 +93,22 @@ def test_channel_and_rounding_benches_on_tiny_inputs():
     cells = {line.split(" | ")[0].strip(): line.split(" | ")[1].strip() for line in table.splitlines()[2:]}
     assert cells["resnet8 round_to=64"] == "refused" and cells["resnet8 round_to=1"].startswith("FLOPs 0.")
     assert cells["conv3x3 4x4, 8 channels (1 thread)"].endswith(" ms")
+
+
+def test_latency_bench_on_tiny_inputs(tmp_path):
+    """The bench behind --only latency: full, FLOPs- and latency-budget variants per rounding, measured and
+    predicted latency at each thread count, the verdict row (timings themselves are the machine's)."""
+    from tfprune import latency_bench
+
+    result = latency_bench.bench_latency((("resnet8", 8),), round_to=(1,), threads=(1,), runs=3, max_points=2,
+                                         cache_dir=str(tmp_path), log=lambda _: None)
+    rows = {r["variant"]: r for r in result["rows"]}
+    assert set(rows) == {"full", "flops round_to=1", "latency round_to=1"}
+    assert rows["full"]["flops_ratio"] == 1.0 and abs(rows["flops round_to=1"]["flops_ratio"] - 0.5) <= 0.02
+    for row in rows.values():
+        assert row["latency_ms"][1] > 0 and row["predicted_ms"][1] > 0 and row["size_bytes"] > 0
+    assert rows["latency round_to=1"]["predicted_ms"][1] / rows["full"]["predicted_ms"][1] == pytest.approx(0.5, abs=0.02)
+    cells = {line.split(" | ")[0].strip(): line.split(" | ")[2] for line in bench.format_table(
+        {"latency": result}).splitlines()[2:]}
+    assert "target (ratio 0.5 ±5%, prediction ±10%)" in cells["resnet8 8x8 latency round_to=1"]
+    assert "predicted" in cells["resnet8 8x8 full"] and "target" not in cells["resnet8 8x8 full"]

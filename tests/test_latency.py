@@ -14,7 +14,8 @@ from tfprune.cli import train_main
 from tfprune.episode import EpisodeSpace
 from tfprune.flops import CostModel
 from tfprune.graph import ChannelGraph
-from tfprune.latency import LatencyModel, LatencyTable, budget_cost
+from tfprune.export import convert_tflite
+from tfprune.latency import LatencyModel, LatencyTable, budget_cost, summary_latency
 from tfprune.models import build_model
 from tfprune.pruner import JointPruner
 
@@ -118,6 +119,13 @@ def test_joint_pruner_latency_budget(tmp_path, monkeypatch):
     selection = pruner.select()
     assert abs(pruner.budget.cost_model.predict_ms(selection.masks) / pruner.budget.cost_model.full_ms - 0.6) <= 0.02
     assert list(tmp_path.iterdir())  # the table went to the configured cache
+    # what summary.json reports: measured full and compact latency, and the prediction under this budget
+    report = summary_latency(pruner, selection.masks, convert_tflite(pruner.compact_model(selection.masks), "float"),
+                             runs=5)
+    assert report["latency_ms_full"] > 0 and report["latency_ms_pruned"] > 0
+    assert report["latency_ratio"] == pytest.approx(report["latency_ms_pruned"] / report["latency_ms_full"])
+    assert report["latency_predicted_ms_pruned"] / report["latency_predicted_ms_full"] == pytest.approx(
+        selection.flops_ratio)  # the selection's ratio is the budget's, here predicted latency
 
 
 @pytest.mark.parametrize("kwargs, names", [

@@ -18,6 +18,9 @@ process run.
    conv and a depthwise conv at channel counts 8k-7 .. 8k+7 vs 8k, interleaved in one process.
 6. rounding (on request; `tfprune.channel_bench.bench_rounding`): ResNet-56 and MobileNetV2 (CIFAR)
    full vs their uniform sub-network at ``target_flops`` for each ``round_to``, at each thread count.
+7. latency (on request; `tfprune.latency_bench.bench_latency`): ResNet-56 (32x32), MobileNetV2 (32x32 and
+   224x224) full vs sub-networks at ``target_flops`` of the FLOPs and of the predicted latency, at each
+   ``round_to``: measured and predicted LiteRT latency at each thread count, FLOPs, params, file size.
 
 Each bench is a function with plain arguments that returns its results as a dict, so that a user can
 measure the overheads on their own machine and model size from Python (and assert on them);
@@ -34,11 +37,11 @@ import platform
 import statistics
 import time
 
-from tfprune import channel_bench
+from tfprune import channel_bench, latency_bench
 from tfprune.errors import TfpruneError
 
-BENCHES = ("gating", "agent", "tflite", "data", "channels", "rounding")
-DEFAULT_BENCHES = ("gating", "agent", "tflite", "data")  # channels and rounding (tfprune.channel_bench) on request
+BENCHES = ("gating", "agent", "tflite", "data", "channels", "rounding", "latency")
+DEFAULT_BENCHES = ("gating", "agent", "tflite", "data")  # channels, rounding and latency on request
 CIFAR_TRAIN = 50_000
 
 
@@ -305,6 +308,8 @@ def format_table(results):
         rows += channel_bench.channel_rows(results["channels"])
     if "rounding" in results:
         rows += channel_bench.rounding_rows(results["rounding"])
+    if "latency" in results:
+        rows += latency_bench.latency_rows(results["latency"])
     if "data" in results:
         d = results["data"]
         for source, v in d["sources"].items():
@@ -396,7 +401,7 @@ def run_benchmarks(only=DEFAULT_BENCHES, *, model="resnet56", width_multiplier=1
 
 def _channel_benches(only, image_size, target_flops, threads, latency_runs, round_to, thread_counts, log):
     """The channel-count benches (`tfprune.channel_bench`): single layers, and ResNet-56 / MobileNetV2
-    (CIFAR) at each rounding."""
+    (CIFAR) at each rounding; and the latency budget's (`tfprune.latency_bench`)."""
     results = {}
     if "channels" in only:
         log("timing single layers at channel counts 8k-7 .. 8k+7...")
@@ -405,6 +410,9 @@ def _channel_benches(only, image_size, target_flops, threads, latency_runs, roun
         results["rounding"] = channel_bench.bench_rounding(
             image_size=image_size, target_flops=target_flops, round_to=round_to, threads=thread_counts,
             runs=latency_runs, log=log)
+    if "latency" in only:
+        results["latency"] = latency_bench.bench_latency(
+            target=target_flops, round_to=round_to, threads=thread_counts, runs=latency_runs, log=log)
     return results
 
 
@@ -417,8 +425,8 @@ def parse_args(argv=None):
                                             "within one process run.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--only", default=",".join(DEFAULT_BENCHES), help=f"comma-separated subset of {','.join(BENCHES)}")
-    p.add_argument("--round_to", default="1,8,16", help="rounding bench: JointPruner.round_to values compared")
-    p.add_argument("--thread_counts", default="1,4", help="rounding bench: interpreter threads, each timed")
+    p.add_argument("--round_to", default="1,8,16", help="rounding/latency benches: JointPruner.round_to values")
+    p.add_argument("--thread_counts", default="1,4", help="rounding/latency benches: interpreter threads, timed each")
     p.add_argument("--model", default="resnet56")
     p.add_argument("--width_multiplier", type=float, default=1.0)
     p.add_argument("--image_size", type=int, default=32)

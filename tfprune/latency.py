@@ -330,3 +330,33 @@ def budget_cost(cost_model, budget="flops", target_flops_ratio=0.5, target_laten
         raise BudgetError(f"JointPruner.budget = 'latency' needs JointPruner.target_latency_ratio in (0, 1] "
                           f"(0.5 = half the full model's latency), got {target_latency_ratio!r}.")
     return LatencyModel(cost_model, round_to, max_ratio), float(target_latency_ratio)
+
+
+def measured_latency(full_model, compact_tflite, threads=1, runs=20):
+    """Measured LiteRT latency (ms, batch 1, median of ``runs``) of a gate-free full Keras model and of a
+    compact model's float TFLite (bytes or a path), timed interleaved in this process so that their ratio
+    is fair on a shared machine: what `summary.json` reports next to the FLOPs."""
+    from tfprune.channel_bench import _ready, time_interleaved
+    from tfprune.export import convert_tflite, interpreter_runtime
+
+    if isinstance(compact_tflite, (str, os.PathLike)):
+        with open(compact_tflite, "rb") as f:
+            compact_tflite = f.read()
+    full = convert_tflite(full_model, "float")
+    ms = time_interleaved({"full": _ready(full, threads), "pruned": _ready(compact_tflite, threads)}, runs)
+    return {"latency_ms_full": ms["full"], "latency_ms_pruned": ms["pruned"],
+            "latency_ratio": ms["pruned"] / ms["full"],
+            "latency_measured_on": f"{interpreter_runtime()[1]}, {threads} thread(s), batch 1, median of {runs}"}
+
+
+def summary_latency(pruner, masks, float_tflite, runs=20):
+    """`summary.json`'s latency entries for a finished run: the measured latency of the full model (gates
+    removed) and of the compact one (`measured_latency`) and, under a latency budget, what the latency
+    model predicted for both."""
+    from tfprune.surgery import compact_model
+
+    out = measured_latency(compact_model(pruner.model, graph=pruner.graph), float_tflite, runs=runs)
+    model = pruner.budget.cost_model
+    if isinstance(model, LatencyModel):
+        out.update(latency_predicted_ms_full=model.full_ms, latency_predicted_ms_pruned=model.predict_ms(masks))
+    return out

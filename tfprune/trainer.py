@@ -25,6 +25,7 @@ from tfprune.data import build_datasets
 from tfprune.distribute import make_broadcast, make_strategy, worker_role
 from tfprune.errors import TrainingError
 from tfprune.flops import CostModel
+from tfprune.latency import summary_latency
 from tfprune.masks import apply_masks, kept_counts, load_masks, save_masks
 from tfprune.models import build_model
 from tfprune.policy import check_resumable
@@ -233,6 +234,8 @@ def finish(ctx, pruner, compact, selected, val_pruned, quantizations):
     if not ctx.workdir.is_chief:
         return summary
     summary.update(_export(ctx, compact, pruner.held_out_images, quantizations))
+    if "float" in summary["tflite"]:  # measured LiteRT latency of the full and compact models, beside the FLOPs
+        summary.update(summary_latency(pruner, selected.masks, summary["tflite"]["float"]))
     ctx.workdir.write_json(files.HISTORY, pruner.history)
     ctx.workdir.write_json(files.SUMMARY, summary)
     try:  # plots are a convenience: never fail a finished run over them

@@ -20,6 +20,9 @@
    conv at channel counts 8k-7 .. 8k+7 vs 8k (`tfprune.channel_bench`), 1 thread, interleaved.
 6. rounding (on request): ResNet-56 and MobileNetV2 (CIFAR) full vs their 50%-FLOPs sub-network at each
    `--round_to` (default 1,8,16): FLOPs, params, file size, LiteRT latency at each of `--thread_counts`.
+7. latency (on request): ResNet-56 (32x32), MobileNetV2 (32x32, 224x224) full vs sub-networks at
+   --target_flops of the FLOPs and of the predicted latency (`tfprune.latency`), at each `--round_to`:
+   measured and predicted LiteRT latency at each of `--thread_counts`, FLOPs, params, file size.
 
 Prints a table and writes --json. Timings share the machine with whatever else runs: compare ratios,
 not absolute numbers, across machines.
