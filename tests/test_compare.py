@@ -58,7 +58,7 @@ def _fake_rows():
         for seed in (0, 1):
             rows.append({"method": method, "seed": seed, "flops_ratio": 0.3, "params_pruned": 100,
                          "params_full": 400, "val_acc_full": 0.98, "val_acc_masked": 0.5,
-                         "val_acc_pruned": acc + 0.01 * seed, "latency_float_ms": 0.1,
+                         "val_acc_pruned": acc + 0.01 * seed, "held_out_acc_pruned": acc - 0.01, "latency_float_ms": 0.1,
                          "final_reward": 0.9, "seconds": 60.0})
     return rows
 
@@ -93,7 +93,7 @@ def test_write_tables_from_python(tmp_path):
                         command="python my_script.py")
     assert text == (tmp_path / "w" / "comparison.md").read_text()
     assert text.startswith("# Method comparison: a.gin, b.gin\n\nCommand: `python my_script.py`")
-    assert "| l1 | 1 | 0.300 | 100 | 400 | 98.00 | 50.00 | 91.00 | 0.1000 | 90.00 | 60 |" in text
+    assert "| l1 | 1 | 0.300 | 100 | 400 | 98.00 | 50.00 | 91.00 | 89.00 | 0.1000 | 90.00 | 60 |" in text
     with open(tmp_path / "w" / "comparison.csv") as f:
         reader = csv.DictReader(f)
         assert reader.fieldnames == COLUMNS

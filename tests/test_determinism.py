@@ -29,5 +29,5 @@ def test_same_seed_same_masks_and_metrics(tmp_path):
     summary_a, masks_a = run_once(tmp_path / "a")
     summary_b, masks_b = run_once(tmp_path / "b")
     assert masks_a == masks_b
-    for key in ("flops_pruned", "val_accuracy_full_model", "val_accuracy_pruned"):
+    for key in ("flops_pruned", "val_accuracy_full_model", "val_accuracy_pruned", "held_out_accuracy_pruned"):
         assert summary_a[key] == summary_b[key], key

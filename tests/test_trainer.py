@@ -46,6 +46,7 @@ def test_run_writes_summary_models_and_lands_on_the_flops_budget(tmp_path):
                 "val_accuracy_full_model", "val_accuracy_pruned", "kept_channels", "saved_model", "tflite"):
         assert key in summary
     assert abs(summary["flops_ratio"] - 0.5) <= 0.02
+    assert 0.0 <= summary["held_out_accuracy_pruned"] <= 1.0  # the fine-tuned model on the held-out images
     assert summary["params_pruned"] < summary["params_full"]
     assert os.path.exists(os.path.join(summary["saved_model"], "saved_model.pb"))
     assert all(os.path.getsize(path) > 0 for path in summary["tflite"].values())

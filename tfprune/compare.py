@@ -59,12 +59,14 @@ DESCRIPTIONS = {
     "bandit": "the previous agent: one-step PPO bandit over the whole ratio vector, best-episode alignment target",
 }
 COLUMNS = ["method", "seed", "flops_ratio", "params_pruned", "params_full", "val_acc_full", "val_acc_masked",
-           "val_acc_pruned", "latency_float_ms", "final_reward", "seconds"]
-METRICS = ["flops_ratio", "params_pruned", "val_acc_full", "val_acc_masked", "val_acc_pruned", "latency_float_ms"]
+           "val_acc_pruned", "held_out_acc_pruned", "latency_float_ms", "final_reward", "seconds"]
+METRICS = ["flops_ratio", "params_pruned", "val_acc_full", "val_acc_masked", "val_acc_pruned", "held_out_acc_pruned",
+           "latency_float_ms"]
 HEADERS = {"method": "method", "seed": "seed", "flops_ratio": "FLOPs ratio", "params_pruned": "params",
            "params_full": "params (full)", "val_acc_full": "val acc full model (%)",
            "val_acc_masked": "val acc pruned, before fine-tune (%)",
-           "val_acc_pruned": "val acc pruned, after fine-tune (%)", "latency_float_ms": "TFLite float latency (ms)",
+           "val_acc_pruned": "val acc pruned, after fine-tune (%)",
+           "held_out_acc_pruned": "held-out train acc pruned, after fine-tune (%)", "latency_float_ms": "TFLite float latency (ms)",
            "final_reward": "last held-out reward (%)", "seconds": "wall (s)"}
 
 
@@ -180,6 +182,7 @@ def row_of(method, seed, summary, seconds, workdir):
         "val_acc_full": summary["val_accuracy_full_model"],
         "val_acc_masked": summary["val_accuracy_masked_before_finetune"],
         "val_acc_pruned": summary["val_accuracy_pruned"],
+        "held_out_acc_pruned": summary.get("held_out_accuracy_pruned", float("nan")),  # absent before 2026-11-26
         "latency_float_ms": float("nan") if latency is None else latency,
         "final_reward": final_reward,
         "seconds": float("nan") if seconds is None else seconds,
@@ -205,7 +208,7 @@ def _fmt(value, key):
         return value
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if key.startswith("val_acc") or key == "final_reward":
+    if key.startswith(("val_acc", "held_out_acc")) or key == "final_reward":
         return f"{100 * value:.2f}"
     if key == "flops_ratio":
         return f"{value:.3f}"
@@ -237,7 +240,9 @@ def markdown(rows, methods, seeds, config_files, command=None):
     lines.append("All methods share the config's epochs, warm-up, fine-tuning and FLOPs target; only the bindings "
                  "below differ. Accuracies are top-1 on the validation split (never trained on, never used for "
                  "selection). 'full model' is the jointly trained unpruned network of that run (it is trained "
-                 "with the run's alignment, so it differs between methods).")
+                 "with the run's alignment, so it differs between methods). 'held-out train acc' is the fine-tuned pruned "
+                 "model on the held-out training images (the agent's reward set, never trained on): the number to "
+                 "choose settings on.")
     lines.append("")
     for m in methods:
         lines.append(f"- **{m}**: {DESCRIPTIONS[m]}" + (f" (`{'; '.join(METHODS[m])}`)" if METHODS[m] else ""))

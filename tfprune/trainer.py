@@ -95,9 +95,9 @@ def run(workdir, model_name=gin.REQUIRED, epochs=10, warmup_epochs=2, finetune_e
         run_dir.write_text(files.CONFIG, gin.config_str())
         ctx = RunContext(strategy, run_dir, data, RunLog(run_dir.outdir, epochs))
         selected = JointPhase(ctx, model, pruner, epochs, warmup_epochs, checkpoint_every_steps).run()
-        compact, val_pruned = finetune(ctx, selected, finetune_epochs, finetune_learning_rate,
-                                       first_data_epoch=epochs + 1)
-        return finish(ctx, pruner, compact, selected, val_pruned, export_quantizations)
+        compact, accuracy = finetune(ctx, selected, finetune_epochs, finetune_learning_rate,
+                                     first_data_epoch=epochs + 1)
+        return finish(ctx, pruner, compact, selected, accuracy, export_quantizations)
 
 
 def _build_model(model_name, info, width_multiplier):
@@ -207,8 +207,10 @@ class JointPhase:
 
 def finetune(ctx, selected, finetune_epochs, learning_rate, first_data_epoch=0):
     """Physically prunes the gated model and fine-tunes the compact model (resumable); returns the
-    compact model and its validation accuracy. Fine-tuning epoch e reads the data of epoch
-    `first_data_epoch + e` (`Datasets.train_epoch`), after the joint phase's."""
+    compact model and its accuracy {"val": on the validation split, "held_out": on the held-out
+    training images}. The held-out one is what settings may be chosen on: it sees the whole pipeline
+    (search, alignment, cut, fine-tuning) yet never the validation split. Fine-tuning epoch e reads
+    the data of epoch `first_data_epoch + e` (`Datasets.train_epoch`), after the joint phase's."""
     data = ctx.data
     with ctx.strategy.scope():
         compact = compact_model(selected.gated_model, selected.masks)
@@ -225,12 +227,12 @@ def finetune(ctx, selected, finetune_epochs, learning_rate, first_data_epoch=0):
         ctx.log.finetune_epoch(e, finetune_epochs, stats, trainer.evaluate(data.val))
         epoch.assign(e + 1)
         manager.save()
-    return compact, trainer.evaluate(data.val)
+    return compact, {"val": trainer.evaluate(data.val), "held_out": trainer.evaluate(data.held_out)}
 
 
-def finish(ctx, pruner, compact, selected, val_pruned, quantizations):
+def finish(ctx, pruner, compact, selected, accuracy, quantizations):
     """The summary; on the chief also the compact model, exports, history.json, summary.json, plots."""
-    summary = _summary(ctx, pruner, compact, selected, val_pruned)
+    summary = _summary(ctx, pruner, compact, selected, accuracy)
     if not ctx.workdir.is_chief:
         return summary
     summary.update(_export(ctx, compact, pruner.held_out_images, quantizations))
@@ -248,7 +250,7 @@ def finish(ctx, pruner, compact, selected, val_pruned, quantizations):
     return summary
 
 
-def _summary(ctx, pruner, compact, selected, val_pruned):
+def _summary(ctx, pruner, compact, selected, accuracy):
     full, pruned = pruner.cost(), pruner.cost(selected.masks)
     compact_flops = CostModel(compact).full.flops
     if abs(compact_flops - pruned.flops) > 1e-6 * max(1.0, pruned.flops):
@@ -263,7 +265,8 @@ def _summary(ctx, pruner, compact, selected, val_pruned):
         "params_pruned": pruned.params,
         "val_accuracy_full_model": selected.record["val_accuracy_full_model"],
         "val_accuracy_masked_before_finetune": selected.record["val_accuracy_masked_before_finetune"],
-        "val_accuracy_pruned": val_pruned,
+        "val_accuracy_pruned": accuracy["val"],
+        "held_out_accuracy_pruned": accuracy["held_out"],  # training images never trained on: for choosing settings
         "kept_channels": kept_counts(selected.masks),
     }
 
