@@ -10,8 +10,10 @@ thousands are asked per agent step, so it is predicted as a sum over layers of m
   depthwise conv, a fully connected layer, or a residual add), converted from a ``tf.function`` (10x
   faster than converting a Keras model). Measurements are cached as JSON, one file per (runtime
   version, threads, CPU model): a table is measured once per machine, and later builds only measure
-  shapes not seen before. An empty model's latency (the invoke overhead every single-op model pays)
-  is measured too, subtracted from each layer and counted once per model.
+  shapes not seen before. Each batch of measurements is interleaved with one reference layer and
+  stored relative to it, so that the changing load of a shared machine cancels between batches. An empty
+  model's latency (the invoke overhead every single-op model pays) is measured too, subtracted from each
+  layer and counted once per model.
 * **Which counts are measured** (`LatencyModel`): each conv / depthwise / dense layer (and residual add)
   of the model is one term whose input and output channel counts are affine in the kept counts of the
   gated groups (`CostModel.channel_factor`: the same layouts the FLOPs use). Along each channel axis
@@ -67,6 +69,9 @@ class LayerShape:
                 f"s{self.stride[0]}x{self.stride[1]}/{self.padding}/{int(cin)}x{int(cout)}")
 
 
+REFERENCE = (LayerShape("conv", (16, 16), (3, 3)), 32, 32)  # timed with every batch of measurements
+
+
 def cpu_model():
     """The CPU's model name (`/proc/cpuinfo`), or `platform.processor()` where there is none."""
     try:
@@ -87,9 +92,11 @@ def default_cache_dir():
 class LatencyTable:
     """Measured single-layer latencies (ms) on this machine's LiteRT, cached as JSON.
 
-    The cache file is one per (runtime version, ``threads``, CPU model) under ``cache_dir``; `measure`
+    The cache file is one per (runtime version, ``threads``, CPU model) under ``cache_dir``; `lookup`
     times only keys the file does not hold and saves them. ``measured`` counts the single-op models
-    timed by this instance (0 when everything came from the cache).
+    timed by this instance (0 when everything came from the cache). Every batch of measurements is timed
+    interleaved with one reference layer and stored relative to it (`_measure`), so that measurements
+    made minutes or days apart on a shared machine stay comparable.
     """
 
     def __init__(self, threads=1, cache_dir=None, runs=30):
@@ -99,16 +106,19 @@ class LatencyTable:
         self.identity = {"runtime": interpreter_runtime()[1], "threads": self.threads, "cpu": cpu_model()}
         digest = hashlib.sha1(json.dumps(self.identity, sort_keys=True).encode()).hexdigest()[:12]
         self.path = os.path.join(cache_dir or default_cache_dir(), f"latency_table_{digest}.json")
-        self.entries = self._load()
+        self.reference_ms, self.entries = self._load()
         self.measured = 0
 
     def _load(self):
+        """(the reference layer's ms, {key: ms}) of the cache file; (None, {}) without one."""
         try:
             with open(self.path) as f:
                 data = json.load(f)
         except (OSError, ValueError):
-            return {}
-        return dict(data.get("entries", {})) if data.get("identity") == self.identity else {}
+            return None, {}
+        if data.get("identity") != self.identity or "reference_ms" not in data:
+            return None, {}
+        return float(data["reference_ms"]), dict(data.get("entries", {}))
 
     def overhead_ms(self):
         """Latency of an (almost) empty model: what each single-op measurement pays besides its layer."""
@@ -118,22 +128,30 @@ class LatencyTable:
         """{key: ms} for (key, (shape, cin, cout) or None for the empty model) items, measuring the missing."""
         missing = {key: spec for key, spec in items if key not in self.entries}
         if missing:
-            self.entries.update(_measure(missing, self.threads, self.runs))
+            measured, self.reference_ms = _measure(missing, self.threads, self.runs, self.reference_ms)
+            self.entries.update(measured)
             self.measured += len(missing)
-            safe_write.write_json(self.path, {"identity": self.identity, "entries": self.entries})
+            safe_write.write_json(self.path, {"identity": self.identity, "reference_ms": self.reference_ms,
+                                              "entries": self.entries})
         return {key: self.entries[key] for key, _ in items}
 
 
-def _measure(specs, threads, runs, batch=48):
-    """{key: median ms} of the single-op models of ``specs``, timed interleaved in batches."""
+def _measure(specs, threads, runs, reference_ms=None, batch=48):
+    """({key: ms}, reference ms) of the single-op models of ``specs``, timed interleaved (median of ``runs``)
+    in batches, each batch with the reference layer (`REFERENCE`). A layer is stored as its ratio to the
+    reference in its own batch times ``reference_ms``, the reference's latency when the table was started
+    (this call's first batch for a new table): the load of a shared machine, which changes from batch to
+    batch, cancels out, and a later build's measurements agree with the cached ones."""
     from tfprune.channel_bench import _ready, time_interleaved
 
-    out = {}
-    keys = list(specs)
+    out, keys = {}, list(specs)
+    reference = _ready(_single_op_tflite(REFERENCE), threads)
     for start in range(0, len(keys), batch):
         interpreters = {key: _ready(_single_op_tflite(specs[key]), threads) for key in keys[start:start + batch]}
-        out.update(time_interleaved(interpreters, runs))
-    return out
+        ms = time_interleaved({**interpreters, "reference": reference}, runs)
+        reference_ms = reference_ms or ms["reference"]
+        out.update({key: ms[key] / ms["reference"] * reference_ms for key in interpreters})
+    return out, reference_ms
 
 
 def _single_op_tflite(spec):
