@@ -32,6 +32,7 @@ from tfprune.errors import TfpruneError  # noqa: E402
 from tfprune.flops import Cost, CostModel  # noqa: E402
 from tfprune.gates import ChannelGate  # noqa: E402
 from tfprune.graph import ChannelGraph, GraphError  # noqa: E402
+from tfprune.latency import LatencyModel  # noqa: E402
 from tfprune.masks import MaskError, apply_masks, load_masks, read_masks, save_masks  # noqa: E402
 from tfprune.models import MODEL_NAMES, build_model  # noqa: E402
 from tfprune.plan import PruningPlan, inspect  # noqa: E402
@@ -47,6 +48,7 @@ __all__ = [
     "FlopsBudget",
     "GraphError",
     "JointPruner",
+    "LatencyModel",
     "MODEL_NAMES",
     "MaskError",
     "PruningPlan",

@@ -83,7 +83,9 @@ def latency_rows(result):
         parts = []
         for t, ms in row["latency_ms"].items():
             ratio, error = ms / ref["latency_ms"][t], row["predicted_ms"][t] / ms - 1.0
-            parts.append(f"{t} thr {ms:.3f} ms ({ratio:.3f}x, predicted {row['predicted_ms'][t]:.3f} ms, {error:+.1%})")
+            predicted_ratio = row["predicted_ms"][t] / ref["predicted_ms"][t]
+            parts.append(f"{t} thr {ms:.3f} ms ({ratio:.3f}x; predicted {row['predicted_ms'][t]:.3f} ms, {error:+.1%}, "
+                         f"{predicted_ratio:.3f}x)")
         verdict = ""
         if row["budget"] == "latency":
             t = result["threads"][0]
