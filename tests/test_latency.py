@@ -58,7 +58,7 @@ def test_latency_model_answers_the_budget_like_the_cost_model():
     model = mixed_model()  # residual add, coupled depthwise, concat and flatten into dense
     graph = ChannelGraph(model)
     cost = CostModel(model, graph)
-    latency = LatencyModel(cost, max_points=3, table=MacsTable(), calibrate=False)
+    latency = LatencyModel(cost, max_points=3, table=MacsTable())
     assert latency.group_names == cost.group_names and np.array_equal(latency.group_sizes, cost.group_sizes)
     rng = np.random.default_rng(0)
     kept = rng.integers(1, cost.group_sizes + 1, size=(50, len(cost.group_sizes))).astype(float)
@@ -91,10 +91,8 @@ def test_latency_table_is_measured_once_and_reused_from_its_cache(resnet8_latenc
     assert stored["identity"]["threads"] == 1 and stored["identity"]["runtime"].startswith("litert")
     assert stored["identity"]["cpu"] and len(stored["entries"]) == first.table.measured
     again = LatencyModel(cost, round_to=16, max_points=3, cache_dir=str(cache), runs=10)
-    assert again.table.measured == 0  # nothing re-measured, the whole-model calibration included
-    assert again.full_ms == first.full_ms and again.ms_per_param == first.ms_per_param
-    (whole,) = [ms for key, ms in stored["entries"].items() if key.startswith("model/")]
-    assert first.full_ms == pytest.approx(whole) or first.ms_per_param == 0  # calibrated on the whole model
+    assert again.table.measured == 0  # nothing re-measured
+    assert again.full_ms == first.full_ms
     assert LatencyTable(threads=2, cache_dir=str(cache)).path != first.table.path  # keyed by threads
 
 

@@ -55,7 +55,6 @@ class CostModel:
             self._add_node(info, first_call)
         self.full = self.cost_of_kept(self.group_sizes)
         self._flops_batch = _BatchTerms(self._flops, len(self.group_names))
-        self._params_batch = _BatchTerms(self._params, len(self.group_names))
 
     def channel_factor(self, layout):
         """A layout's channel count as ``(const, coeffs)``: ``const + coeffs @ kept`` (also what
@@ -133,11 +132,6 @@ class CostModel:
         if kept.ndim != 2 or kept.shape[1] != len(self.group_names):
             raise ValueError(f"Expected kept counts [M, {len(self.group_names)}], got {kept.shape}.")
         return self._flops_batch(kept) / self.full.flops
-
-    def params_batch(self, kept):
-        """Params of many sub-networks at once: kept [M, num_groups] -> [M] (`tfprune.latency` charges
-        weight traffic by them)."""
-        return self._params_batch(np.asarray(kept, dtype=np.float64)) + self._const_params
 
     ratio, ratio_batch = flops_ratio, flops_ratio_batch  # the budget's interface (class docstring)
 

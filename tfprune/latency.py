@@ -29,12 +29,9 @@ thousands are asked per agent step, so it is predicted as a sum over layers of m
   the tile padding between measured counts is interpolated away, so a latency budget is best used with
   ``round_to`` at the tile width, where every allowed count is measured.
 
-A single op invoked over and over keeps its weights in cache, a whole model of megabytes of weights does
-not: the layers' sum misses a cost that shrinks with the parameters. With ``calibrate`` (default) the
-whole full model is timed once too (cached like a layer) and the difference is charged per parameter
-(`_calibration`): predicted = invoke overhead + sum of layers + ms_per_param x params. Ops the table does
-not model (pooling, pads, reshapes, softmax) fall into that difference as well. `tools/bench.py --only
-latency` measures how close the predictions are.
+Ops the table does not model (pooling, pads, reshapes, softmax) are left out: the prediction is meant
+for the ratio of a sub-network to the full model; `tools/bench.py --only latency` measures how close
+the predicted milliseconds are.
 """
 
 import dataclasses
@@ -159,11 +156,9 @@ def _measure(specs, threads, runs, reference_ms=None, batch=48):
 
 def _single_op_tflite(spec):
     """A float TFLite flatbuffer computing one layer of ``spec`` = (shape, cin, cout) on random weights,
-    a one-element add for ``None`` (the empty model), or what ``spec()`` returns (a whole model)."""
+    or a one-element add for ``None`` (the empty model)."""
     import tensorflow as tf
 
-    if callable(spec):
-        return spec()
     rng = np.random.default_rng(0)
     const = lambda *s: tf.constant(rng.standard_normal(s).astype(np.float32))  # noqa: E731
     if spec is None:
@@ -291,14 +286,12 @@ class LatencyModel:
         cache_dir: where the table's JSON lives (default `default_cache_dir()`).
         runs: timed invokes per measured layer (median).
         table: a `LatencyTable` to use instead of opening one from ``threads`` / ``cache_dir`` / ``runs``.
-        calibrate: also time the whole full model once (cached in the table like a layer) and charge the
-            latency the layers' sum misses to the weights: ``ms_per_param`` (`_calibration`).
     """
 
     budget_name, budget_setting = "latency", "JointPruner.target_latency_ratio"
 
     def __init__(self, cost_model, round_to=1, max_ratio=0.9, threads=1, max_points=8, cache_dir=None, runs=30,
-                 table=None, calibrate=True):
+                 table=None):
         self.cost_model = cost_model
         self.group_names, self.group_sizes = cost_model.group_names, cost_model.group_sizes
         self.table = table if table is not None else LatencyTable(threads, cache_dir, runs)
@@ -309,19 +302,14 @@ class LatencyModel:
             measured = self.table.lookup(term.points())
             values = np.array([measured[key] for key, _ in term.points()]).reshape([c.size for c in term.counts])
             term.values = _non_decreasing(np.maximum(values - self.overhead_ms, 0.0))
-        self.ms_per_param = 0.0
         self.full_ms = float(self.predict_ms_batch(self.group_sizes[None].astype(np.float64))[0])
-        if calibrate:
-            self.ms_per_param = _calibration(self.table, cost_model, self.full_ms)
-            self.full_ms = float(self.predict_ms_batch(self.group_sizes[None].astype(np.float64))[0])
 
     def predict_ms_batch(self, kept):
         """Predicted latency (ms) of each row of ``kept`` [M, T]: invoke overhead + the layers' latencies."""
         kept = np.asarray(kept, np.float64)
         if kept.ndim != 2 or kept.shape[1] != len(self.group_names):
             raise ValueError(f"Expected kept counts [M, {len(self.group_names)}], got {kept.shape}.")
-        layers = self.overhead_ms + sum(term.evaluate(kept) for term in self.terms)
-        return layers + self.ms_per_param * self.cost_model.params_batch(kept) if self.ms_per_param else layers
+        return self.overhead_ms + sum(term.evaluate(kept) for term in self.terms)
 
     def predict_ms(self, masks=None):
         """Predicted latency (ms) of the full model (masks=None) or of the sub-network a mask dict selects."""
@@ -334,21 +322,6 @@ class LatencyModel:
 
     def ratio(self, kept):
         return float(self.ratio_batch(np.asarray(kept, np.float64)[None])[0])
-
-
-def _calibration(table, cost_model, layers_ms):
-    """ms per parameter: what the whole full model's measured latency adds to the sum of its layers,
-    charged to its weights. A single op invoked over and over keeps its weights in cache; a whole model of
-    megabytes of weights streams them on every invoke, so the sum misses a cost that shrinks with the
-    parameters (measured: 9% of ResNet-56, 18% of MobileNetV2-CIFAR at 1 thread). One whole-model
-    measurement per architecture, cached in the table under a hash of the model's config."""
-    from tfprune.export import convert_tflite
-    from tfprune.surgery import compact_model
-
-    model = cost_model.graph.model
-    key = "model/" + hashlib.sha1(model.to_json().encode()).hexdigest()[:16]
-    measured = table.lookup([(key, lambda: convert_tflite(compact_model(model, graph=cost_model.graph), "float"))])
-    return max(0.0, measured[key] - layers_ms) / cost_model.full.params
 
 
 def _non_decreasing(values):
