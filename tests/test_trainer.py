@@ -43,11 +43,13 @@ def test_run_writes_summary_models_and_lands_on_the_flops_budget(tmp_path):
     configure()
     summary = trainer.run(str(tmp_path))
     for key in ("model", "flops_full", "flops_pruned", "flops_ratio", "params_full", "params_pruned",
-                "val_accuracy_full_model", "val_accuracy_pruned", "kept_channels", "saved_model", "tflite"):
+                "val_accuracy_full_model", "val_accuracy_pruned", "kept_channels", "saved_model", "tflite",
+                "latency_ms_full", "latency_ms_pruned", "latency_ratio"):
         assert key in summary
     assert abs(summary["flops_ratio"] - 0.5) <= 0.02
     assert 0.0 <= summary["held_out_accuracy_pruned"] <= 1.0  # the fine-tuned model on the held-out images
     assert summary["params_pruned"] < summary["params_full"]
+    assert summary["latency_ms_full"] > 0 and summary["latency_ms_pruned"] > 0  # measured, beside the FLOPs
     assert os.path.exists(os.path.join(summary["saved_model"], "saved_model.pb"))
     assert all(os.path.getsize(path) > 0 for path in summary["tflite"].values())
     assert set(summary["tflite"]) == {"float", "dynamic", "int8"}
