@@ -152,3 +152,16 @@ def test_bad_budget_on_the_command_line(tmp_path, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "error: " in lines[0] and "JointPruner.target_latency_ratio in (0, 1]" in lines[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_run_header_names_the_latency_budget(tmp_path):
+    import tensorflow as tf
+
+    from tfprune.cli import parse_gin
+    from tfprune.run_header import header_lines
+
+    parse_gin([os.path.join(ROOT, "configs", "smoke.gin")],
+              ['JointPruner.budget = "latency"', "JointPruner.target_latency_ratio = 0.4"])
+    (budget,) = [line for line in header_lines(str(tmp_path), tf.distribute.OneDeviceStrategy("/cpu:0"))
+                 if line.startswith("budget:")]
+    assert "keep 40% of the predicted LiteRT latency" in budget and "FLOPs" not in budget

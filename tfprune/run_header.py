@@ -38,11 +38,20 @@ def header_lines(workdir, strategy):
         f"model:   {setting('run', 'model_name')}" + (f" (width x{width})" if width != 1.0 else ""),
         f"data:    {setting('build_datasets', 'source')}, " + (f"{size}px images, " if size else "")
         + f"batch {setting('build_datasets', 'batch_size')}",
-        f"budget:  keep {float(setting('JointPruner', 'target_flops_ratio')):.0%} of the FLOPs; policy {policy}; "
-        f"{setting('run', 'epochs')} epochs",
+        f"budget:  keep {_budget()}; policy {policy}; {setting('run', 'epochs')} epochs",
         f"devices: {_devices(strategy)}",
         f"workdir: {workdir} ({files.progress(workdir)})",
     ]
+
+
+def _budget():
+    """What the budget keeps: a share of the FLOPs, or of the predicted latency (`JointPruner.budget`;
+    a bad value is JointPruner's one-line error, raised after this header)."""
+    if setting("JointPruner", "budget") != "latency":
+        return f"{float(setting('JointPruner', 'target_flops_ratio')):.0%} of the FLOPs"
+    ratio = setting("JointPruner", "target_latency_ratio")
+    share = f"{ratio:.0%}" if isinstance(ratio, (int, float)) else repr(ratio)
+    return f"{share} of the predicted LiteRT latency"
 
 
 def _devices(strategy):
