@@ -66,9 +66,7 @@ class SubnetScorer:
         hits = []
         for first in range(0, len(mask_sets), per_pass):
             stacked = self._batched.stack(mask_sets[first:first + per_pass])
-            hits.append(sum(self._batched.count(images[start:start + self.batch_size],
-                                                labels[start:start + self.batch_size], stacked)
-                            for start in range(0, len(labels), self.batch_size)))
+            hits.append(sum(self._batched.count(x, y, stacked) for x, y in self._chunks(images, labels)))
         return (np.concatenate(hits or [np.zeros(0)]) / len(labels)).astype(np.float32)
 
     def score(self, masks=None, subset=None):
@@ -87,11 +85,13 @@ class SubnetScorer:
                 variable.assign(value)
 
     def _accuracy(self, images, labels):
-        correct = 0.0
+        return sum(float(self._count(x, y)) for x, y in self._chunks(images, labels)) / len(labels)
+
+    def _chunks(self, images, labels):
+        """The forward passes' batches: `batch_size` images each, the batches whose statistics BatchNorm
+        uses in "batch" mode, so one-at-a-time and K-at-a-time scoring see the same batches."""
         for start in range(0, len(labels), self.batch_size):
-            end = start + self.batch_size
-            correct += float(self._count(images[start:end], labels[start:end]))
-        return correct / len(labels)
+            yield images[start:start + self.batch_size], labels[start:start + self.batch_size]
 
 
 class StepScores(NamedTuple):
