@@ -181,3 +181,24 @@ def test_unpruned_method_runs_the_schedule_without_pruning(tmp_path, clean_gin):
     assert summary["params_pruned"] == summary["params_full"]
     assert all(kept == total for kept, total in summary["kept_channels"].values())
     assert summary["tflite"]
+
+
+def test_uniform_profile_prunes_the_offset_groups_more_and_lands_on_the_budget(clean_gin):
+    model = mixed_model()
+    budget = budget_of(model, target=0.5, tolerance=0.02)
+    n = len(budget.cost_model.group_names)
+    profile = [0.0] * (n - 1) + [0.5]
+    gin.bind_parameter("FixedPolicy.profile", profile)
+    ratios = make_policy("uniform", n, 5, 0.9).select(0)
+    kept, achieved = budget.project(ratios)
+    flat, _ = budget.project(np.zeros(n))
+    sizes = np.asarray(budget.cost_model.group_sizes)
+    assert abs(achieved - 0.5) <= 0.02
+    assert kept[-1] / sizes[-1] < flat[-1] / sizes[-1]  # the offset group keeps a smaller share ...
+    assert np.all(kept[:-1] / sizes[:-1] >= flat[:-1] / sizes[:-1])  # ... and the others no less
+
+
+def test_uniform_profile_of_the_wrong_length_names_the_setting(clean_gin):
+    gin.bind_parameter("FixedPolicy.profile", [0.1, 0.2])
+    with pytest.raises(PolicyError, match="FixedPolicy.profile must hold 4 ratios"):
+        make_policy("uniform", 4, 5, 0.9)

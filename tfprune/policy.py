@@ -14,6 +14,7 @@ record of an agent step, whatever the policy.
 
 import dataclasses
 
+import gin
 import numpy as np
 
 from tfprune.budget import global_magnitude_ratios
@@ -177,21 +178,27 @@ class EpisodicPolicy(AgentPolicy):
         return self.space.rollout(lambda t, state: self.agent.mean(state), 1, context=self._observation).ratios[0]
 
 
+@gin.configurable
 class FixedPolicy:
     """A hand-made rule: the same ratios every epoch (channels still re-chosen by today's importance).
 
     "uniform" prunes every group by the same ratio (the budget projection finds it); "random" draws one
     ratio per group once, from `seed`. With no search to stabilise, the alignment target simply
     follows today's masks.
+
+    ``profile`` (gin, "uniform" only): per-group ratio offsets, in the groups' order (`tfprune inspect`),
+    that the budget projection shifts together onto the budget, e.g. ``[0, 0, 0.2, 0.2]`` prunes the last
+    two groups 0.2 more than the first two. A hand-made structure, and the instrument for asking whether
+    any structure beats uniform's at a budget (`docs/results.md`).
     """
 
     stable_target = False
     min_rewards = 1
     lands_on_budget = False
 
-    def __init__(self, kind, num_groups, max_ratio, seed=0):
+    def __init__(self, kind, num_groups, max_ratio, seed=0, profile=None):
         if kind == "uniform":
-            self.ratios = np.zeros(num_groups)
+            self.ratios = _profile(profile, num_groups, max_ratio)
         elif kind == "random":
             self.ratios = np.random.default_rng(seed).uniform(0.0, max_ratio, num_groups)
         else:
@@ -214,6 +221,17 @@ class FixedPolicy:
 
     def set_state(self, state):
         pass  # the ratios are a pure function of the seed
+
+
+def _profile(profile, num_groups, max_ratio):
+    """``FixedPolicy.profile`` checked: one offset per group, each within [0, max_ratio]."""
+    if profile is None:
+        return np.zeros(num_groups)
+    ratios = np.asarray(profile, dtype=np.float64).ravel()
+    if len(ratios) != num_groups or not np.all((ratios >= 0) & (ratios <= max_ratio)):
+        raise PolicyError(f"FixedPolicy.profile must hold {num_groups} ratios in [0, {max_ratio}] (one per group, "
+                          f"in the order `tfprune inspect` lists them), got {list(profile)}.")
+    return ratios
 
 
 def make_policy(kind, num_groups, max_epochs, max_ratio, use_dynamics=True, dynamics_steps=100, seed=0, budget=None,
