@@ -48,6 +48,7 @@ import numpy as np
 from tfprune import registry, safe_write
 from tfprune.budget import BudgetError
 from tfprune.channel_grid import ChannelGrid
+from tfprune.latency_calibration import calibrate
 
 BUDGETS = ("flops", "latency")
 KINDS = ("conv", "depthwise", "dense", "add")
@@ -332,10 +333,11 @@ def _non_decreasing(values):
 
 
 def budget_cost(cost_model, budget="flops", target_flops_ratio=0.5, target_latency_ratio=None, round_to=1,
-                max_ratio=0.9):
+                max_ratio=0.9, tolerance=0.02, broadcast=None):
     """(the cost model a budget projects onto, its target ratio) for ``JointPruner.budget``: the FLOPs
-    `CostModel` and ``target_flops_ratio``, or a `LatencyModel` and ``target_latency_ratio``; a
-    misconfiguration is a one-line `BudgetError` naming the setting to change."""
+    `CostModel` and ``target_flops_ratio``, or a `LatencyModel` calibrated on whole-model measurements at
+    ``target_latency_ratio`` (`tfprune.latency_calibration`) and that ratio; a misconfiguration is a
+    one-line `BudgetError` naming the setting to change."""
     if budget not in BUDGETS:
         raise BudgetError(f"JointPruner.budget must be one of {', '.join(map(repr, BUDGETS))}, got {budget!r}.")
     if budget == "flops":
@@ -347,7 +349,9 @@ def budget_cost(cost_model, budget="flops", target_flops_ratio=0.5, target_laten
     if not number or not 0.0 < float(target_latency_ratio) <= 1.0:
         raise BudgetError(f"JointPruner.budget = 'latency' needs JointPruner.target_latency_ratio in (0, 1] "
                           f"(0.5 = half the full model's latency), got {target_latency_ratio!r}.")
-    return LatencyModel(cost_model, round_to, max_ratio), float(target_latency_ratio)
+    target = float(target_latency_ratio)
+    latency = LatencyModel(cost_model, round_to, max_ratio)
+    return calibrate(latency, target, tolerance, max_ratio, round_to, broadcast=broadcast), target
 
 
 def measured_latency(full_model, compact_tflite, threads=1, runs=20):
@@ -375,6 +379,6 @@ def summary_latency(pruner, masks, float_tflite, runs=20):
 
     out = measured_latency(compact_model(pruner.model, graph=pruner.graph), float_tflite, runs=runs)
     model = pruner.budget.cost_model
-    if isinstance(model, LatencyModel):
+    if model.budget_name == "latency":
         out.update(latency_predicted_ms_full=model.full_ms, latency_predicted_ms_pruned=model.predict_ms(masks))
     return out

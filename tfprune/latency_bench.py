@@ -1,8 +1,11 @@
 """Does a latency budget deliver the latency it promises? (``tools/bench.py --only latency``)
 
 Per zoo model: the full model, its sub-networks at ``target`` of the FLOPs and at ``target`` of the
-predicted latency (`tfprune.latency.LatencyModel`, the table measured at the first thread count), each at
-every ``round_to``. The sub-networks are the uniform rule projected onto the budget with L1 importance on
+predicted latency (`tfprune.latency.LatencyModel`, the table measured at the first thread count and
+calibrated on whole models as a latency budget is, `tfprune.latency_calibration`), each at every
+``round_to``. At the first thread count every row's prediction is the calibrated one: for the
+latency-budget rows the calibration measured (nearly) that sub-network, for the FLOPs rows it did not, so
+those test the corrected prediction away from its measured points. The sub-networks are the uniform rule projected onto the budget with L1 importance on
 the untrained model (no training: latency does not depend on the weights). For each: FLOPs, params,
 TFLite file size, the measured LiteRT latency (batch 1, median of ``runs`` invokes, every variant
 interleaved round by round in one process, at each thread count) and the latency model's prediction at
@@ -49,6 +52,7 @@ def _variants(name, size, target, round_to, threads, max_points, cache_dir):
     from tfprune.flops import CostModel
     from tfprune.graph import ChannelGraph
     from tfprune.latency import LatencyModel
+    from tfprune.latency_calibration import calibrate
     from tfprune.models import build_model
     from tfprune.surgery import compact_model
 
@@ -57,6 +61,11 @@ def _variants(name, size, target, round_to, threads, max_points, cache_dir):
     cost = CostModel(gated, graph)
     predictors = {(t, n): LatencyModel(cost, n, threads=t, max_points=max_points, cache_dir=cache_dir)
                   for t in threads for n in round_to}
+    for n in round_to:  # the latency budget's whole-model calibration (`tfprune.latency_calibration`)
+        try:
+            predictors[(threads[0], n)] = calibrate(predictors[(threads[0], n)], target, round_to=n)
+        except BudgetError as exc:
+            print(f"  latency round_to={n}: not calibrated ({str(exc)[:120]})")
     variants = {"full": {"budget": None, "round_to": None, "masks": None}}
     for budget, n in [(b, n) for b in ("flops", "latency") for n in round_to]:
         budget_cost = cost if budget == "flops" else predictors[(threads[0], n)]

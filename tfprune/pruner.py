@@ -79,7 +79,8 @@ class JointPruner:
         self.graph = _gated_graph(model)
         self.cost_model = CostModel(model, self.graph)
         self.group_names = self.cost_model.group_names
-        cm, target = budget_cost(self.cost_model, budget, target_flops_ratio, target_latency_ratio, round_to, max_ratio)
+        cm, target = budget_cost(self.cost_model, budget, target_flops_ratio, target_latency_ratio, round_to, max_ratio,
+                                 flops_tolerance, broadcast)
         self.budget = FlopsBudget(cm, self.graph, target, max_ratio, flops_tolerance, importance, round_to)
         self.scorer = SubnetScorer(model, self.graph, held_out, reward_bn, reward_batch_size)
         self.alignment = GroupLassoAlignment(self.graph)
@@ -90,8 +91,7 @@ class JointPruner:
         self.policy = make_policy(policy, len(self.group_names), self.max_epochs, max_ratio, use_dynamics,
                                   dynamics_steps, seed, budget=self.budget, agent_mode=agent_mode)
         self.num_samples, self.episode_images, self.finalists = int(num_samples), episode_images, int(finalists)
-        self.seed = int(seed or 0)
-        self.broadcast = broadcast or (lambda array: array)
+        self.seed, self.broadcast = int(seed or 0), broadcast or (lambda array: array)
         self.history = []  # StepStats.as_dict() of every agent step
 
     # --- what the trainer needs ---------------------------------------------------------------

@@ -1,0 +1,79 @@
+"""Whole-model calibration of the latency budget (`tfprune.latency_calibration`): the loop lands the
+*measured* latency on the target where the layer table alone misses it."""
+
+import numpy as np
+import pytest
+
+from tfprune.budget import FlopsBudget
+from tfprune.flops import CostModel
+from tfprune.graph import ChannelGraph
+from tfprune.latency import LatencyModel
+from tfprune.latency_calibration import CalibratedLatency, calibrate
+
+from model_fixtures import mixed_model
+from test_latency import MacsTable
+
+
+@pytest.fixture(scope="module")
+def macs_latency():
+    """A latency model whose table is the layers' MACs: its prediction is exactly the FLOPs ratio."""
+    model = mixed_model()
+    graph = ChannelGraph(model)
+    cost = CostModel(model, graph)
+    return graph, cost, LatencyModel(cost, max_points=3, table=MacsTable())
+
+
+class Device:
+    """A "device" whose whole-model latency is not the table's: a fixed cost the table misses, plus the
+    layers' cost raised to a power (``true_ratio``); counts the whole-model timings asked of it."""
+
+    def __init__(self, latency_model, fixed=0.3, power=1.0):
+        self.latency_model, self.fixed, self.power, self.calls = latency_model, fixed, power, 0
+
+    def true_ratio(self, kept):
+        return self.fixed + (1.0 - self.fixed) * self.latency_model.ratio(kept) ** self.power
+
+    def time(self, kept):
+        self.calls += 1
+        return 2.0, 2.0 * self.true_ratio(kept)  # (full model ms, sub-network ms)
+
+
+@pytest.mark.parametrize("fixed, power", [(0.3, 1.0), (0.15, 0.7), (0.0, 1.6)])
+def test_calibration_lands_the_measured_latency_on_the_target(macs_latency, fixed, power):
+    graph, _, latency = macs_latency
+    device = Device(latency, fixed, power)
+    uncalibrated = FlopsBudget(latency, graph, 0.5, tolerance=0.02).uniform_kept
+    assert abs(device.true_ratio(uncalibrated) - 0.5) > 0.05  # the table alone misses the measured target
+    calibrated = calibrate(latency, 0.5, tolerance=0.02, rounds=4, timer=device.time, log=lambda *_: None)
+    kept = FlopsBudget(calibrated, graph, 0.5, tolerance=0.02).uniform_kept
+    assert abs(device.true_ratio(kept) - 0.5) <= 0.025
+    assert 2 <= device.calls <= 4 and len(calibrated.points) == device.calls
+    assert calibrated.predict_ms() == 2.0  # the full model's measured latency
+    for predicted, measured in calibrated.points:  # the corrected prediction passes through the measurements
+        assert calibrated._xs.size and np.interp(predicted, calibrated._xs, calibrated._ys) == pytest.approx(measured)
+
+
+def test_calibrated_ratio_is_non_decreasing_and_one_at_the_full_model(macs_latency):
+    graph, cost, latency = macs_latency
+    calibrated = CalibratedLatency(latency, [(0.4, 0.55), (0.6, 0.52), (0.2, 0.35)], 3.0)  # one noisy point
+    rng = np.random.default_rng(0)
+    kept = np.sort(rng.integers(0, cost.group_sizes + 1, size=(200, len(cost.group_sizes))), axis=0)
+    predicted = latency.ratio_batch(kept.astype(float))
+    order = np.argsort(predicted)
+    assert np.all(np.diff(calibrated.ratio_batch(kept.astype(float))[order]) >= -1e-12)
+    assert calibrated.ratio(cost.group_sizes) == pytest.approx(1.0)
+    assert calibrated.predict_ms() == 3.0
+
+
+def test_calibration_off_and_chiefs_points_for_every_worker(macs_latency):
+    graph, _, latency = macs_latency
+    assert calibrate(latency, 0.5, rounds=0) is latency
+    chief = Device(latency, 0.3)
+    on_chief = calibrate(latency, 0.5, timer=chief.time, log=lambda *_: None)
+    table = np.full((4, 2), -1.0)
+    table[0, 0], table[1:len(on_chief.points) + 1] = on_chief.full_ms, on_chief.points
+    other = Device(latency, 0.1)  # another worker measures something else ...
+    on_worker = calibrate(latency, 0.5, timer=other.time, broadcast=lambda array: table, log=lambda *_: None)
+    assert on_worker.points == pytest.approx(on_chief.points)  # ... and adopts the chief's points
+    np.testing.assert_array_equal(FlopsBudget(on_worker, graph, 0.5).uniform_kept,
+                                  FlopsBudget(on_chief, graph, 0.5).uniform_kept)
