@@ -105,7 +105,9 @@ def test_latency_budget_lands_on_its_predicted_target(resnet8_latency):
     assert all(k % 16 == 0 or k == s for k, s in zip(kept, cost.group_sizes))
     space = EpisodeSpace(latency, 0.7, 0.02, 0.9, round_to=16)  # the agent's per-step bounds
     episodes = space.rollout(lambda t, state: np.random.default_rng(t).uniform(0, 0.9, len(state)), 16)
-    assert space.within_budget(latency.ratio_batch(episodes.kept)).all()
+    for ratios in episodes.ratios:  # on the coarse grid a gap is repaired by `land`, as for FLOPs (test_rounding)
+        landed, achieved = budget.land(ratios)
+        assert abs(latency.ratio(landed) - 0.7) <= 0.02 + 1e-9 and achieved == pytest.approx(latency.ratio(landed))
 
 
 def test_joint_pruner_latency_budget(resnet8_latency, monkeypatch):
