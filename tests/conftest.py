@@ -18,3 +18,14 @@ def _seed():
     keras.utils.set_random_seed(0)
     np.random.seed(0)
     yield
+
+
+@pytest.fixture
+def clean_gin():
+    """An empty gin configuration before and after the test (test files whose tests bind gin parameters
+    use it for every test: ``pytestmark = pytest.mark.usefixtures("clean_gin")``)."""
+    import gin
+
+    gin.clear_config()
+    yield
+    gin.clear_config()

@@ -22,11 +22,7 @@ FAST = ["run.epochs = 2", "run.warmup_epochs = 1", "run.finetune_epochs = 1", "J
         "JointPruner.dynamics_steps = 2", "build_datasets.held_out_examples = 64"]
 
 
-@pytest.fixture(autouse=True)
-def clean_gin():
-    gin.clear_config()
-    yield
-    gin.clear_config()
+pytestmark = pytest.mark.usefixtures("clean_gin")  # tests/conftest.py
 
 
 def train(tmp_path, *bindings):

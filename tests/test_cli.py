@@ -11,11 +11,7 @@ from tfprune import cli, config_files, quiet
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(autouse=True)
-def clean_gin():
-    gin.clear_config()
-    yield
-    gin.clear_config()
+pytestmark = pytest.mark.usefixtures("clean_gin")  # tests/conftest.py
 
 
 def test_shipped_configs_are_the_repository_configs_folder():

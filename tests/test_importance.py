@@ -153,13 +153,6 @@ def test_pruner_with_global_magnitude_meets_the_budget():
 # --- end to end (tiny runs of tests/test_trainer.py) ---------------------------------------------
 
 
-@pytest.fixture
-def clean_gin():
-    gin.clear_config()
-    yield
-    gin.clear_config()
-
-
 def test_global_magnitude_run_with_bn_scale_lands_on_the_budget(tmp_path, clean_gin):
     from test_trainer import configure
     from tfprune import trainer
