@@ -93,10 +93,10 @@ class BatchedCounter:
 def _one_mask(mask, gate):
     if mask is None:
         return np.ones(gate.channels, np.float32)
-    mask = np.asarray(mask, np.float32).reshape(-1)
-    if mask.shape != (gate.channels,):
-        raise MaskError(f"Mask for gate {gate.name!r} has {mask.size} entries; the gate has {gate.channels} channels.")
-    return mask
+    try:
+        return gate.checked_mask(mask)
+    except ValueError as exc:
+        raise MaskError(str(exc)) from None
 
 
 def _per_copy(x, k, fn):

@@ -75,12 +75,16 @@ class ChannelGate(keras.layers.Layer):
         return input_shape
 
     def set_mask(self, mask):
+        self.mask.assign(self.checked_mask(mask))
+
+    def checked_mask(self, mask):
+        """``mask`` as a float32 vector of this gate's length; ValueError naming the gate if it is not."""
         mask = np.asarray(mask, dtype="float32").reshape(-1)
         if mask.shape != (self.channels,):
             raise ValueError(
                 f"Mask for gate {self.name!r} has {mask.size} entries; the gate has {self.channels} channels."
             )
-        self.mask.assign(mask)
+        return mask
 
     def get_mask(self):
         """The mask as a bool array (what the hard mode applies)."""
