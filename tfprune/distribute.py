@@ -36,13 +36,19 @@ def make_strategy(kind="auto"):
     raise ValueError(f"Unknown strategy {kind!r}; use auto, mirrored, one_device or multi_worker.")
 
 
-def worker_role(strategy):
-    """(is_chief, name) of this process: the chief writes checkpoints, summaries and exports."""
+def _task(strategy):
+    """(cluster {task type: addresses}, task type, task id) of this process; ({}, "chief", 0) outside a
+    cluster. The one reading of the cluster resolver that `worker_role` and `worker_share` share."""
     resolver = getattr(strategy, "cluster_resolver", None)
     cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
     if not cluster:
-        return True, "chief"
-    task_type, task_id = resolver.task_type, int(resolver.task_id or 0)
+        return {}, "chief", 0
+    return cluster, resolver.task_type, int(resolver.task_id or 0)
+
+
+def worker_role(strategy):
+    """(is_chief, name) of this process: the chief writes checkpoints, summaries and exports."""
+    cluster, task_type, task_id = _task(strategy)
     is_chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in cluster)
     return is_chief, f"{task_type}_{task_id}"
 
@@ -95,10 +101,9 @@ class Collective:
 def worker_share(strategy):
     """(index, count) of this worker among the cluster's chief and workers: the chief, or worker 0 where
     there is no chief, is 0 (the chief of `worker_role`)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    cluster, task_type, task_id = _task(strategy)
     chiefs, workers = len(cluster.get("chief", [])), len(cluster.get("worker", []))
     if not chiefs + workers:
         return 0, 1
-    index = 0 if resolver.task_type == "chief" else chiefs + int(resolver.task_id or 0)
+    index = 0 if task_type == "chief" else chiefs + task_id
     return index, chiefs + workers
