@@ -54,7 +54,7 @@ def test_latency_model_answers_the_budget_like_the_cost_model():
     model = mixed_model()  # residual add, coupled depthwise, concat and flatten into dense
     graph = ChannelGraph(model)
     cost = CostModel(model, graph)
-    latency = LatencyModel(cost, max_points=3, table=MacsTable())
+    latency = LatencyModel(cost, max_points=3, table=MacsTable(), tile=1)
     assert latency.group_names == cost.group_names and np.array_equal(latency.group_sizes, cost.group_sizes)
     rng = np.random.default_rng(0)
     kept = rng.integers(1, cost.group_sizes + 1, size=(50, len(cost.group_sizes))).astype(float)
@@ -65,6 +65,36 @@ def test_latency_model_answers_the_budget_like_the_cost_model():
     by_flops, by_latency = (FlopsBudget(c, graph, 0.5).project(ratios) for c in (cost, latency))
     np.testing.assert_array_equal(by_flops[0], by_latency[0])  # the same projection whichever cost it is
     assert abs(by_latency[1] - 0.5) <= 0.02
+
+
+class TiledMacsTable(MacsTable):
+    """MACs with the output channels rounded up to multiples of 16, as XNNPACK's tiles charge them."""
+
+    def lookup(self, items):
+        tiled = lambda shape, cin, cout: _macs(shape, cin, -(-cout // 16) * 16)  # noqa: E731
+        return {key: tiled(*spec) for key, spec in items}
+
+
+def test_tile_aware_prediction_has_the_runtimes_steps():
+    model = mixed_model()
+    graph = ChannelGraph(model)
+    cost = CostModel(model, graph)
+    kept = np.random.default_rng(1).integers(1, cost.group_sizes + 1, size=(100, len(cost.group_sizes)))
+
+    def truth(rows):  # the tiled MACs of every layer, from the cost model's own channel layouts
+        latency = LatencyModel(cost, max_points=64, table=TiledMacsTable(), tile=1)
+        return sum(_term_truth(term, rows) for term in latency.terms)
+
+    tiled = LatencyModel(cost, max_points=64, table=TiledMacsTable(), tile=16)
+    smooth = LatencyModel(cost, max_points=64, table=TiledMacsTable(), tile=1)
+    np.testing.assert_allclose(tiled.predict_ms_batch(kept), truth(kept), rtol=1e-9)
+    assert np.max(np.abs(smooth.predict_ms_batch(kept) / truth(kept) - 1)) > 0.05  # interpolation smooths the steps
+
+
+def _term_truth(term, kept):
+    counts = [const + kept @ coeffs for const, coeffs in term.axes]
+    cin, cout = (counts[0], counts[-1])
+    return np.array([_macs(term.shape, i, -(-int(o) // 16) * 16) if o > 0 else 0.0 for i, o in zip(cin, cout)])
 
 
 @pytest.fixture(scope="module")

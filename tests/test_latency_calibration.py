@@ -20,7 +20,7 @@ def macs_latency():
     model = mixed_model()
     graph = ChannelGraph(model)
     cost = CostModel(model, graph)
-    return graph, cost, LatencyModel(cost, max_points=3, table=MacsTable())
+    return graph, cost, LatencyModel(cost, max_points=3, table=MacsTable(), tile=1)
 
 
 class Device:

@@ -25,9 +25,10 @@ thousands are asked per agent step, so it is predicted as a sum over layers of m
   layer's measurements are made non-decreasing in the channel counts first, so that measurement noise
   never tells the budget that more channels are faster. This is what makes the table affordable
   (ResNet-56: about 250 single-op models, MobileNetV2: about 300, a few seconds to a minute each
-  table); the price is that with fine rounding (``round_to`` below the tile width, 16 floats here)
-  the tile padding between measured counts is interpolated away, so a latency budget is best used with
-  ``round_to`` at the tile width, where every allowed count is measured.
+  table). Interpolation would smooth away the kernels' tiles: XNNPACK computes output channels in tiles
+  (16 floats on this machine), and 17 channels cost about what 32 do. So a layer's output count is
+  charged as the next multiple of ``LatencyModel.tile``, and the counts measured along an output axis
+  are those multiples: with ``round_to`` below the tile the prediction has the runtime's steps.
 
 Ops the table does not model (pooling, pads, reshapes, softmax) are left out: the prediction is meant
 for the ratio of a sub-network to the full model; `tools/bench.py --only latency` measures how close
@@ -199,6 +200,7 @@ class _Term:
     shape: LayerShape
     axes: list  # [(const, coeffs)], one per axis: (cin, cout), or (channels,) for depthwise and add
     counts: list  # [1-D int array] measured counts per axis
+    tiles: list  # per axis: the kernels' channel tile (counts are charged as the next multiple), 1 = none
     values: np.ndarray = None  # ms over the product of `counts`, overhead removed
 
     def points(self):
@@ -215,7 +217,8 @@ class _Term:
             if np.any(coeffs) and counts[a][0] > 0:
                 counts[a] = np.concatenate([[0], counts[a]])
                 values = np.concatenate([np.zeros_like(np.take(values, [0], axis=a)), values], axis=a)
-        brackets = [_bracket(c, const + kept @ coeffs) for c, (const, coeffs) in zip(counts, self.axes)]
+        brackets = [_bracket(c, _tiled(const + kept @ coeffs, tile, c[-1]))
+                    for c, (const, coeffs), tile in zip(counts, self.axes, self.tiles)]
         total = 0.0
         for corner in np.ndindex(*(2,) * len(counts)):
             weight, index = 1.0, []
@@ -226,6 +229,14 @@ class _Term:
         return total
 
 
+def _tiled(x, tile, largest):
+    """Channel counts ``x`` charged as the next multiple of ``tile`` (at most ``largest``, zero stays zero):
+    XNNPACK computes output channels in tiles, so 17 channels cost what 32 do (`tfprune.channel_bench`)."""
+    if tile <= 1:
+        return x
+    return np.where(x > 0, np.minimum(np.ceil(x / tile) * tile, largest), x)
+
+
 def _bracket(counts, x):
     """(index of the measured count at or below x, fraction of the way to the next one), clamped."""
     if counts.size == 1:
@@ -234,9 +245,10 @@ def _bracket(counts, x):
     return low, np.clip((x - counts[low]) / (counts[low + 1] - counts[low]), 0.0, 1.0)
 
 
-def _axis_counts(factor, grid, max_points):
+def _axis_counts(factor, grid, max_points, tile=1):
     """The channel counts measured along an axis whose count is ``const + coeffs @ kept``: the counts the
-    grid allows (one group), or evenly spread ones (several), at most ``max_points`` of them."""
+    grid allows (one group), or evenly spread ones (several), moved up to multiples of ``tile`` (the
+    counts `_tiled` charges), at most ``max_points`` of them."""
     const, coeffs = factor
     groups = np.flatnonzero(coeffs)
     if groups.size == 0:
@@ -245,13 +257,14 @@ def _axis_counts(factor, grid, max_points):
         counts = const + coeffs[groups[0]] * grid.allowed[groups[0]]
     else:
         counts = np.linspace(const + coeffs @ grid.floor, const + coeffs @ grid.sizes, max_points)
-    counts = np.unique(np.round(counts).astype(np.int64))
+    counts = np.round(counts)
+    counts = np.unique(_tiled(counts, tile, counts.max()).astype(np.int64))
     if counts.size > max_points:
         counts = counts[np.unique(np.round(np.linspace(0, counts.size - 1, max_points)).astype(np.int64))]
     return counts
 
 
-def _layer_terms(info, cost_model, grid, max_points):
+def _layer_terms(info, cost_model, grid, max_points, tile=1):
     """The `_Term`s of one layer call of the graph (none for layers outside the latency model)."""
     rule = registry.cost_rule(info.layer)
     op = rule.latency_op if rule is not None else None
@@ -270,7 +283,11 @@ def _layer_terms(info, cost_model, grid, max_points):
         if op == "separable":
             out_hw = tuple(int(d) for d in info.out_shape[1:3])
             shapes.append((LayerShape("conv", out_hw), [cin, cout]))
-    return [_Term(s, axes, [_axis_counts(a, grid, max_points) for a in axes]) for s, axes in shapes]
+    terms = []
+    for s, axes in shapes:  # the tile is on the output channels (the last axis): 1 for a conv's inputs
+        tiles = [1] * (len(axes) - 1) + [tile]
+        terms.append(_Term(s, axes, [_axis_counts(a, grid, max_points, t) for a, t in zip(axes, tiles)], tiles))
+    return terms
 
 
 @gin.configurable
@@ -284,6 +301,9 @@ class LatencyModel:
         round_to / max_ratio: the channel grid whose counts are measured (`JointPruner.round_to`, `.max_ratio`).
         threads: interpreter threads the table is measured at.
         max_points: most counts measured along one channel axis of a layer (module docstring).
+        tile: the CPU kernels' output-channel tile: a layer's output count is charged as the next multiple
+            (16: measured on this machine's AVX-512 XNNPACK, `tools/bench.py --only channels`; an ARM or
+            AVX2 CPU may tile by 8, not measured here; 1 interpolates between measured counts).
         cache_dir: where the table's JSON lives (default `default_cache_dir()`).
         runs: timed invokes per measured layer (median).
         table: a `LatencyTable` to use instead of opening one from ``threads`` / ``cache_dir`` / ``runs``.
@@ -292,12 +312,13 @@ class LatencyModel:
     budget_name, budget_setting = "latency", "JointPruner.target_latency_ratio"
 
     def __init__(self, cost_model, round_to=1, max_ratio=0.9, threads=1, max_points=8, cache_dir=None, runs=30,
-                 table=None):
+                 table=None, tile=16):
         self.cost_model = cost_model
         self.group_names, self.group_sizes = cost_model.group_names, cost_model.group_sizes
         self.table = table if table is not None else LatencyTable(threads, cache_dir, runs)
         grid = ChannelGrid(self.group_sizes, max_ratio, round_to)
-        self.terms = [t for info in cost_model.graph.nodes for t in _layer_terms(info, cost_model, grid, max_points)]
+        self.terms = [t for info in cost_model.graph.nodes
+                      for t in _layer_terms(info, cost_model, grid, max_points, int(tile))]
         self.overhead_ms = self.table.overhead_ms()
         for term in self.terms:
             measured = self.table.lookup(term.points())
