@@ -107,7 +107,8 @@ def test_latency_bench_on_tiny_inputs(tmp_path):
     assert rows["full"]["flops_ratio"] == 1.0 and abs(rows["flops round_to=1"]["flops_ratio"] - 0.5) <= 0.02
     for row in rows.values():
         assert row["latency_ms"][1] > 0 and row["predicted_ms"][1] > 0 and row["size_bytes"] > 0
-    assert rows["latency round_to=1"]["predicted_ms"][1] / rows["full"]["predicted_ms"][1] == pytest.approx(0.5, abs=0.02)
+    assert rows["latency round_to=1"]["predicted_ratio"][1] == pytest.approx(0.5, abs=0.02)
+    assert rows["full"]["predicted_ratio"][1] == pytest.approx(1.0)
     cells = {line.split(" | ")[0].strip(): line.split(" | ")[2] for line in bench.format_table(
         {"latency": result}).splitlines()[2:]}
     assert "target (ratio 0.5 ±5%, prediction ±10%)" in cells["resnet8 8x8 latency round_to=1"]
