@@ -7,11 +7,11 @@ calibrated on whole models as a latency budget is, `tfprune.latency_calibration`
 latency-budget rows the calibration measured (nearly) that sub-network, for the FLOPs rows it did not, so
 those test the corrected prediction away from its measured points. The sub-networks are the uniform
 rule projected onto the budget with L1 importance on the untrained model (no training: latency does not
-depend on the weights). For each: FLOPs, params, TFLite file size, the measured LiteRT latency (batch 1, median of ``runs`` invokes, every variant
-interleaved round by round in one process, at each thread count) and the latency model's prediction at
-that thread count. `latency_rows` also states whether the issue's target holds: at a latency budget the
-measured latency within ±5% of ``target`` x the full model's, and the prediction within 10% of the
-measurement.
+depend on the weights). For each: FLOPs, params, TFLite file size, the measured LiteRT latency (batch 1,
+median of ``runs`` invokes, every variant interleaved round by round in one process, at each thread
+count) and the latency model's prediction at that thread count. `latency_rows` also states whether the
+issue's target holds: at a latency budget the measured latency within ±5% of ``target`` x the full
+model's, and the prediction within 10% of the measurement.
 """
 
 import numpy as np
