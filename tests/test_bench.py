@@ -111,5 +111,5 @@ def test_latency_bench_on_tiny_inputs(tmp_path):
     assert rows["full"]["predicted_ratio"][1] == pytest.approx(1.0)
     cells = {line.split(" | ")[0].strip(): line.split(" | ")[2] for line in bench.format_table(
         {"latency": result}).splitlines()[2:]}
-    assert "target (ratio 0.5 ±5%, prediction ±10%)" in cells["resnet8 8x8 latency round_to=1"]
+    assert "target (ratio 0.5 ±5%, predicted ratio ±10%)" in cells["resnet8 8x8 latency round_to=1"]
     assert "predicted" in cells["resnet8 8x8 full"] and "target" not in cells["resnet8 8x8 full"]
