@@ -77,3 +77,24 @@ def test_calibration_off_and_chiefs_points_for_every_worker(macs_latency):
     assert on_worker.points == pytest.approx(on_chief.points)  # ... and adopts the chief's points
     np.testing.assert_array_equal(FlopsBudget(on_worker, graph, 0.5).uniform_kept,
                                   FlopsBudget(on_chief, graph, 0.5).uniform_kept)
+
+
+def test_calibration_is_stored_beside_the_table_and_reused(tmp_path):
+    """A resumed run must project onto the same budget: the second build reads the calibration instead
+    of re-measuring (which on a shared machine would move it); another target is calibrated anew."""
+    model = mixed_model()
+    cost = CostModel(model, ChannelGraph(model))
+    first = LatencyModel(cost, max_points=2, cache_dir=str(tmp_path), runs=3)
+    device = Device(first, 0.3)
+    calibrated = calibrate(first, 0.8, timer=device.time, log=lambda *_: None)
+    again = LatencyModel(cost, max_points=2, cache_dir=str(tmp_path), runs=3)
+    assert again.table.measured == 0
+
+    def must_not_time(kept):
+        raise AssertionError("re-measured a stored calibration")
+
+    reused = calibrate(again, 0.8, timer=must_not_time, log=lambda *_: None)
+    assert reused.points == pytest.approx(calibrated.points) and reused.full_ms == calibrated.full_ms
+    other = Device(again, 0.3)
+    calibrate(again, 0.9, timer=other.time, log=lambda *_: None)
+    assert other.calls >= 1  # another budget is another calibration

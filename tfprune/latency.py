@@ -108,19 +108,31 @@ class LatencyTable:
         self.identity = {"runtime": interpreter_runtime()[1], "threads": self.threads, "cpu": cpu_model()}
         digest = hashlib.sha1(json.dumps(self.identity, sort_keys=True).encode()).hexdigest()[:12]
         self.path = os.path.join(cache_dir or default_cache_dir(), f"latency_table_{digest}.json")
-        self.reference_ms, self.entries = self._load()
+        self.reference_ms, self.entries, self.calibrations = self._load()
         self.measured = 0
 
     def _load(self):
-        """(the reference layer's ms, {key: ms}) of the cache file; (None, {}) without one."""
+        """(the reference layer's ms, {key: ms}, {calibration key: calibration}) of the cache file;
+        (None, {}, {}) without one."""
         try:
             with open(self.path) as f:
                 data = json.load(f)
         except (OSError, ValueError):
-            return None, {}
+            return None, {}, {}
         if data.get("identity") != self.identity or "reference_ms" not in data:
-            return None, {}
-        return float(data["reference_ms"]), dict(data.get("entries", {}))
+            return None, {}, {}
+        return float(data["reference_ms"]), dict(data.get("entries", {})), dict(data.get("calibrations", {}))
+
+    def _save(self):
+        safe_write.write_json(self.path, {"identity": self.identity, "reference_ms": self.reference_ms,
+                                          "entries": self.entries, "calibrations": self.calibrations})
+
+    def save_calibration(self, key, calibration):
+        """Stores a budget's whole-model calibration (`tfprune.latency_calibration`) beside the table, so
+        that a resumed run, or any later run of the same model and budget on this machine, reuses it and
+        projects onto the same budget instead of re-measuring (which on a shared machine would move it)."""
+        self.calibrations[key] = calibration
+        self._save()
 
     def overhead_ms(self):
         """Latency of an (almost) empty model: what each single-op measurement pays besides its layer."""
@@ -133,8 +145,7 @@ class LatencyTable:
             measured, self.reference_ms = _measure(missing, self.threads, self.runs, self.reference_ms)
             self.entries.update(measured)
             self.measured += len(missing)
-            safe_write.write_json(self.path, {"identity": self.identity, "reference_ms": self.reference_ms,
-                                              "entries": self.entries})
+            self._save()
         return {key: self.entries[key] for key, _ in items}
 
 

@@ -16,9 +16,16 @@ closes the loop before training:
    through the recorded points and (1, 1) (`CalibratedLatency`),
 4. repeat until the measured ratio is within the budget's tolerance of the target, or ``rounds`` times.
 
+The result is stored beside the layer table (`LatencyTable.save_calibration`), keyed by the model's
+layers and the budget: a resumed run must project onto the same budget, and a re-measurement on a shared
+machine would move it.
+
 The correction is a function of the predicted ratio only, so the layer table still ranks the agent's
 non-uniform sub-networks; the calibration fixes the level at the budget, where it is measured.
 """
+
+import hashlib
+import json
 
 import gin
 import numpy as np
@@ -78,6 +85,12 @@ def calibrate(latency_model, target, tolerance=0.02, max_ratio=0.9, round_to=1, 
     """
     if int(rounds) <= 0:
         return latency_model
+    key = _cache_key(latency_model, target, tolerance, max_ratio, round_to, rounds)
+    cached = getattr(latency_model.table, "calibrations", {}).get(key)
+    if cached is not None:
+        log(f"latency calibration: reused from {latency_model.table.path} ({len(cached['points'])} point(s))")
+        return _chiefs(CalibratedLatency(latency_model, cached["points"], cached["full_ms"]), latency_model,
+                       int(rounds), broadcast)
     timer = timer or _WholeModels(latency_model.cost_model.graph, latency_model.table.threads, runs).time
     current, points, fulls = latency_model, [], []
     zeros = np.zeros(len(latency_model.group_names))
@@ -93,7 +106,17 @@ def calibrate(latency_model, target, tolerance=0.02, max_ratio=0.9, round_to=1, 
             f"measured {points[-1][1]:.3f} ({ms:.3f} / {full_ms:.3f} ms)")
         if abs(points[-1][1] - target) <= tolerance:
             break
+    if hasattr(latency_model.table, "save_calibration"):
+        latency_model.table.save_calibration(key, {"points": current.points, "full_ms": current.full_ms})
     return _chiefs(current, latency_model, int(rounds), broadcast)
+
+
+def _cache_key(latency_model, target, tolerance, max_ratio, round_to, rounds):
+    """What a calibration depends on besides the machine (which the table's file is already keyed by):
+    the model's measured layer points, the budget and the loop's settings."""
+    points = sorted(key for term in latency_model.terms for key, _ in term.points())
+    text = json.dumps([points, float(target), float(tolerance), float(max_ratio), int(round_to), int(rounds)])
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 def _chiefs(calibrated, latency_model, rounds, broadcast):
