@@ -127,3 +127,23 @@ def test_run_comparison_resumes_finished_runs(tmp_path, capsys):
     assert mean_std([r["val_acc_pruned"] for r in rows[:2]]) == pytest.approx((0.805, 0.00707107))
     with pytest.raises(ComparisonError, match="magic"):
         run_comparison(["unused.gin"], ["agent", "magic"], [0], str(tmp_path))
+
+
+def test_a_methods_own_bindings_win_over_the_extra_ones(clean_gin):
+    """--gin_bindings apply to every run, but cannot turn a method into another: "unpruned" keeps the
+    whole network even when the user's binding sets a budget for the pruning methods."""
+    import gin
+
+    from tfprune.compare import run_command
+    import tfprune.trainer  # noqa: F401  (registers JointPruner and run)
+
+    extra = ["JointPruner.target_flops_ratio = 0.3", "JointPruner.alignment_strength = 0.2", "run.seed = 7"]
+    cmd = run_command("unpruned", 1, ["a.gin"], "w", extra)
+    bindings = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--gin_bindings"]
+    gin.parse_config(bindings)
+    assert gin.query_parameter("JointPruner.target_flops_ratio") == 1.0
+    assert gin.query_parameter("JointPruner.alignment_strength") == 0.0 and gin.query_parameter("run.seed") == 1
+    gin.clear_config()
+    cmd = run_command("uniform", 0, ["a.gin"], "w", extra)
+    gin.parse_config([cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--gin_bindings"])
+    assert gin.query_parameter("JointPruner.target_flops_ratio") == 0.3  # the user's budget for a pruning method

@@ -125,6 +125,19 @@ def train_command():
     return [sys.executable, "-m", "tfprune", "train"]
 
 
+def run_command(method, seed, config_files, run_dir, bindings=()):
+    """The training command of one method/seed. The extra ``bindings`` (the user's, for every run) come
+    before the method's own and the seed: gin keeps the last binding of a parameter, so a method stays
+    what it says (``--gin_bindings 'JointPruner.target_flops_ratio = 0.3'`` sets the budget of every
+    pruning method, and "unpruned" still keeps the whole network)."""
+    cmd = train_command() + ["--workdir", run_dir]
+    for config in config_files:
+        cmd += ["--config", config]
+    for binding in list(bindings) + METHODS[method] + [f"run.seed = {seed}"]:
+        cmd += ["--gin_bindings", binding]
+    return cmd
+
+
 def run_one(method, seed, config_files, workdir, bindings=()):
     """Runs (or skips, when complete) one method/seed in a subprocess; returns (summary or None, seconds).
 
@@ -136,11 +149,7 @@ def run_one(method, seed, config_files, workdir, bindings=()):
         print(f"[{method} seed {seed}] done already ({summary_path}): skipped", flush=True)
         return _load(summary_path), _load_seconds(run_dir)
     os.makedirs(run_dir, exist_ok=True)
-    cmd = train_command() + ["--workdir", run_dir]
-    for config in config_files:
-        cmd += ["--config", config]
-    for binding in METHODS[method] + [f"run.seed = {seed}"] + list(bindings):
-        cmd += ["--gin_bindings", binding]
+    cmd = run_command(method, seed, config_files, run_dir, bindings)
     log_path = os.path.join(run_dir, wd.LOG)
     print(f"[{method} seed {seed}] running ({DESCRIPTIONS[method]}); log: {log_path}", flush=True)
     start = time.time()
@@ -329,7 +338,7 @@ def parse_args(argv=None):
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from: {', '.join(METHODS)}")
     p.add_argument("--seeds", default="0", help="comma-separated integer seeds (run.seed)")
     p.add_argument("--workdir", default=None, help="default runs/compare_<config name>")
-    p.add_argument("--gin_bindings", action="append", default=[], help="extra binding for every run (repeatable)")
+    p.add_argument("--gin_bindings", action="append", default=[], help="extra binding for every run (repeatable), applied before each method's own")
     p.add_argument("--keep_going", action="store_true", help="run the remaining methods after a failure")
     args = p.parse_args(argv)
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
