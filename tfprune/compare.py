@@ -338,7 +338,8 @@ def parse_args(argv=None):
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from: {', '.join(METHODS)}")
     p.add_argument("--seeds", default="0", help="comma-separated integer seeds (run.seed)")
     p.add_argument("--workdir", default=None, help="default runs/compare_<config name>")
-    p.add_argument("--gin_bindings", action="append", default=[], help="extra binding for every run (repeatable), applied before each method's own")
+    p.add_argument("--gin_bindings", action="append", default=[],
+                   help="extra binding for every run (repeatable), applied before each method's own")
     p.add_argument("--keep_going", action="store_true", help="run the remaining methods after a failure")
     args = p.parse_args(argv)
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
