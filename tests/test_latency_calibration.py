@@ -98,3 +98,24 @@ def test_calibration_is_stored_beside_the_table_and_reused(tmp_path):
     other = Device(again, 0.3)
     calibrate(again, 0.9, timer=other.time, log=lambda *_: None)
     assert other.calls >= 1  # another budget is another calibration
+
+
+def test_only_the_chief_measures(macs_latency):
+    """The other workers time nothing (their timings would run beside the chief's) and adopt its points."""
+    from tfprune.distribute import Collective
+
+    graph, _, latency = macs_latency
+    chief = Device(latency, 0.3)
+    on_chief = calibrate(latency, 0.5, timer=chief.time, log=lambda *_: None)
+    table = np.full((4, 2), -1.0)
+    table[0, 0], table[1:len(on_chief.points) + 1] = on_chief.full_ms, on_chief.points
+
+    def sum_over_workers(array):
+        assert not array.any()  # a non-chief contributes zeros to the broadcast
+        return table
+
+    other = Device(latency, 0.1)
+    on_worker = calibrate(latency, 0.5, timer=other.time, broadcast=Collective(1, 2, sum_over_workers),
+                          log=lambda *_: None)
+    assert other.calls == 0
+    assert on_worker.points == pytest.approx(on_chief.points) and on_worker.full_ms == on_chief.full_ms

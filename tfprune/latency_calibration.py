@@ -79,18 +79,20 @@ def calibrate(latency_model, target, tolerance=0.02, max_ratio=0.9, round_to=1, 
     most ``rounds`` whole-model measurements of ``runs`` interleaved invokes each; ``rounds = 0`` returns
     ``latency_model`` unchanged.
 
-    ``broadcast``: the workers' chief broadcast (`tfprune.distribute`): every worker measures, and all
-    adopt the chief's points, so that the workers' budgets agree. ``timer(kept) -> (full ms, sub-network
-    ms)`` replaces the whole-model measurement (default: `_WholeModels`).
+    ``broadcast``: the workers' chief broadcast (`tfprune.distribute.Collective`): the chief measures and
+    every other worker adopts its points, so that the workers' budgets agree (and no worker's timings run
+    beside the chief's). ``timer(kept) -> (full ms, sub-network ms)`` replaces the whole-model measurement
+    (default: `_WholeModels`).
     """
     if int(rounds) <= 0:
         return latency_model
+    if getattr(broadcast, "index", 0) != 0:  # not the chief: nothing to measure, the chief's points arrive
+        return _chiefs([], 0.0, latency_model, int(rounds), broadcast)
     key = _cache_key(latency_model, target, tolerance, max_ratio, round_to, rounds)
     cached = getattr(latency_model.table, "calibrations", {}).get(key)
     if cached is not None:
         log(f"latency calibration: reused from {latency_model.table.path} ({len(cached['points'])} point(s))")
-        return _chiefs(CalibratedLatency(latency_model, cached["points"], cached["full_ms"]), latency_model,
-                       int(rounds), broadcast)
+        return _chiefs(cached["points"], cached["full_ms"], latency_model, int(rounds), broadcast)
     timer = timer or _WholeModels(latency_model.cost_model.graph, latency_model.table.threads, runs).time
     current, points, fulls = latency_model, [], []
     zeros = np.zeros(len(latency_model.group_names))
@@ -108,7 +110,7 @@ def calibrate(latency_model, target, tolerance=0.02, max_ratio=0.9, round_to=1, 
             break
     if hasattr(latency_model.table, "save_calibration"):
         latency_model.table.save_calibration(key, {"points": current.points, "full_ms": current.full_ms})
-    return _chiefs(current, latency_model, int(rounds), broadcast)
+    return _chiefs(current.points, current.full_ms, latency_model, int(rounds), broadcast)
 
 
 def _cache_key(latency_model, target, tolerance, max_ratio, round_to, rounds):
@@ -119,14 +121,14 @@ def _cache_key(latency_model, target, tolerance, max_ratio, round_to, rounds):
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def _chiefs(calibrated, latency_model, rounds, broadcast):
-    """``calibrated`` rebuilt from the chief's points and full-model latency (padded to ``rounds`` rows for
-    the collective); unchanged on one worker."""
+def _chiefs(points, full_ms, latency_model, rounds, broadcast):
+    """The `CalibratedLatency` of the chief's points and full-model latency (sent padded to ``rounds`` rows,
+    as the collective needs one shape on every worker); this worker's own on one worker."""
     if broadcast is None:
-        return calibrated
+        return CalibratedLatency(latency_model, points, full_ms)
     table = np.full((rounds + 1, 2), -1.0)  # -1: no point (ratios are positive)
-    table[0, 0] = calibrated.full_ms
-    table[1:len(calibrated.points) + 1] = calibrated.points
+    table[0, 0] = full_ms
+    table[1:len(points) + 1] = np.reshape(points, (-1, 2))
     table = np.asarray(broadcast(table))
     points = [tuple(row) for row in table[1:] if row[0] > 0]
     return CalibratedLatency(latency_model, points, table[0, 0])
