@@ -8,6 +8,7 @@ import pytest
 from tfprune._keras_internals import inbound_nodes, outbound_nodes
 from tfprune.gates import ChannelGate, gates_of
 from tfprune.models import MODEL_NAMES, build_model
+from tfprune.models.vgg import vgg_cifar
 
 
 def _params(model):
@@ -32,6 +33,8 @@ def _images(model, batch=2, seed=0):
 #   total(n) = 464 + 650 + 4,672n + 14,528 + 18,560(n-1) + 57,728 + 73,984(n-1)
 #   n=3: 272,474 (option A 269,722 + 2,752 for the two projections); n=9: 855,770 (853,018 + 2,752);
 #   n=18: 1,730,714 (option A would be 1,727,962); n=1: 78,042.
+# vgg11 (Network Slimming's cfg), conv 9*cin*cout + BN 2*cout: 1,856 + 73,984 + 295,424 + 590,336 + 1,180,672
+#   + 3 * 2,360,320 + FC 5,130 = 9,228,362; vgg16 14,724,042 (CIFAR VGG-16 without the 512-512 FC); vgg19: 20,035,018 (Network Slimming, Table 1: 20.04M).
 # mobilenetv2_cifar: torchvision's 2,223,872 feature params + 1280*10 + 10 = 2,236,682 (kuangliu's count).
 PARAM_COUNTS = {
     "resnet8": (10, 78_042),
@@ -39,6 +42,9 @@ PARAM_COUNTS = {
     "resnet56": (10, 855_770),
     "resnet110": (10, 1_730_714),
     "mobilenetv2_cifar": (10, 2_236_682),
+    "vgg11": (10, 9_228_362),
+    "vgg16": (10, 14_724_042),
+    "vgg19": (10, 20_035_018),
     # torchvision, 1000 classes.
     "resnet18": (1000, 11_689_512),
     "resnet34": (1000, 21_797_672),
@@ -118,6 +124,17 @@ def test_mobilenetv2_gate_structure():
     assert gates["head_gate"].channels == 1280
 
 
+def test_vgg_gate_structure():
+    """No residual adds: every conv is its own group, and pooling sits between gate and next conv."""
+    model = build_model("vgg11")
+    gates = gates_of(model)
+    assert [g.channels for g in gates.values()] == [64, 128, 256, 256, 512, 512, 512, 512]
+    assert all(_calls(g) == 1 for g in gates.values())
+    assert model.get_layer("pool4").output.shape[1:3] == (2, 2)
+    with pytest.raises(ValueError, match="VGG depth must be one of"):
+        vgg_cifar(12)
+
+
 def _without_gates(model):
     """The same layers (shared weights) with every gate replaced by an identity."""
 
@@ -127,7 +144,7 @@ def _without_gates(model):
     return keras.models.clone_model(model, clone_function=clone)
 
 
-@pytest.mark.parametrize("name", ["resnet8", "mobilenetv2_cifar"])
+@pytest.mark.parametrize("name", ["resnet8", "mobilenetv2_cifar", "vgg11"])
 def test_all_ones_masks_change_nothing(name):
     model = build_model(name, width_multiplier=0.25)
     x = _images(model)
@@ -183,7 +200,7 @@ def test_save_load_round_trip(name, tmp_path):
 
 def test_unknown_name_lists_valid_names():
     with pytest.raises(ValueError, match="resnet56.*mobilenetv2_cifar"):
-        build_model("vgg16")
+        build_model("vgg12")
 
 
 def test_width_multiplier_shrinks_channels():

@@ -17,6 +17,7 @@ PUBLISHED_MACS = {
     ("resnet56", 10): 125.75e6,  # 125M in He et al. / every CIFAR pruning paper
     ("resnet50", 1000): 4.09e9,  # "4.1 GFLOPs"
     ("mobilenetv2", 1000): 300.8e6,  # "300M MAdds" (Sandler et al.)
+    ("vgg19", 10): 7.97e8 / 2,  # Network Slimming, Table 1: 7.97e8 FLOPs, multiplies and adds counted apart
 }
 
 
@@ -39,6 +40,7 @@ def test_resnet56_group_structure():
         ("resnet8", (32, 32, 3), 0.5),  # basic blocks
         ("resnet50", (64, 64, 3), 0.125),  # bottleneck blocks with projection shortcuts
         ("mobilenetv2_cifar", (32, 32, 3), 0.35),  # depthwise convs coupled to their expansion
+        ("vgg11", (32, 32, 3), 0.125),  # max-pools between a gate and the next conv
     ],
 )
 def test_compact_equals_masked_and_cost_model(name, shape, width):

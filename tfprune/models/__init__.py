@@ -1,4 +1,5 @@
-"""Model zoo: gin-configurable CNNs whose prunable channel groups are marked by `ChannelGate`s.
+"""Model zoo: gin-configurable CNNs (CIFAR/ImageNet ResNets, MobileNetV2, CIFAR VGGs) whose prunable
+channel groups are marked by `ChannelGate`s.
 
 Every model follows the same contract (see `docs/ARCHITECTURE.md`): bias-free convs, each followed by
 BatchNormalization, then the group's gate when its channels are prunable, then the activation; one
@@ -12,6 +13,7 @@ import gin
 from tfprune.models.mobilenet_v2 import mobilenet_v2
 from tfprune.models.resnet_cifar import resnet_cifar
 from tfprune.models.resnet_imagenet import resnet_imagenet
+from tfprune.models.vgg import vgg_cifar
 
 CIFAR_INPUT_SHAPE = (32, 32, 3)
 IMAGENET_INPUT_SHAPE = (224, 224, 3)
@@ -28,6 +30,9 @@ _MODELS = {
     "resnet101": (functools.partial(resnet_imagenet, 101), IMAGENET_INPUT_SHAPE),
     "mobilenetv2": (functools.partial(mobilenet_v2, cifar=False), IMAGENET_INPUT_SHAPE),
     "mobilenetv2_cifar": (functools.partial(mobilenet_v2, cifar=True), CIFAR_INPUT_SHAPE),
+    "vgg11": (functools.partial(vgg_cifar, 11), CIFAR_INPUT_SHAPE),
+    "vgg16": (functools.partial(vgg_cifar, 16), CIFAR_INPUT_SHAPE),
+    "vgg19": (functools.partial(vgg_cifar, 19), CIFAR_INPUT_SHAPE),
 }
 MODEL_NAMES = tuple(_MODELS)
 
