@@ -116,6 +116,7 @@ def test_topological_nodes_and_node_calls():
     names = [n.operation.name for n in nodes[1:]]
     assert names.index("relu") < names.index("add") and names[-1] == "add"
     assert internals.input_layer_name(model.inputs[0]) == "features"
+    assert internals.producing_layer(model.outputs[0]) is model.get_layer("add")
 
     # Re-running every node on new inputs rebuilds the model.
     new_inputs = internals.fresh_inputs(model)

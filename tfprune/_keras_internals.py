@@ -96,6 +96,12 @@ def input_layer_name(tensor):
     return tensor._keras_history[0].name
 
 
+def producing_layer(tensor):
+    """The operation that produced a functional model's ``KerasTensor`` (e.g. ``model.outputs[0]``), from
+    the private ``tensor._keras_history`` (operation, node index, tensor index), as `input_layer_name`."""
+    return tensor._keras_history[0]
+
+
 def fresh_inputs(model):
     """New ``keras.Input`` tensors like the model's inputs (shape, dtype and input-layer name), flat.
 

@@ -52,14 +52,16 @@ class BatchedCounter:
             the moving averages (then only the gates differ between copies).
     """
 
-    def __init__(self, model, training):
+    def __init__(self, model, training, classifier=None):
         problem = batching_problem(model)
         if problem:
             raise ValueError(f"Cannot score sub-networks in one batch: {problem}.")
         self.model = model
         self.training = bool(training)
         self.gates = gates_of(model)
+        self.classifier = classifier
         self._count = tf.function(self._count_graph, reduce_retracing=True)
+        self._features = tf.function(self._features_graph, reduce_retracing=True)
 
     def stack(self, mask_sets):
         """{gate name: [K, channels] float32} from K mask dicts (a gate a dict leaves out stays open, as
@@ -74,12 +76,25 @@ class BatchedCounter:
         """[K] hits of each stacked sub-network on (images, labels)."""
         return self._count(tf.convert_to_tensor(images), tf.convert_to_tensor(labels), stacked).numpy()
 
+    def features(self, images, stacked):
+        """[K, batch, C]: what each stacked sub-network feeds its classifier (the layer given as
+        `classifier`, which is not run) on `images`; for a reward with a refitted classifier
+        (`tfprune.head_refit`)."""
+        if self.classifier is None:
+            raise ValueError("BatchedCounter.features needs the classifier layer: BatchedCounter(..., classifier=).")
+        return self._features(tf.convert_to_tensor(images), stacked).numpy()
+
     def _count_graph(self, images, labels, stacked):
         k = tf.shape(next(iter(stacked.values())))[0]
-        tiled = tf.reshape(tf.repeat(images[None], k, axis=0), tf.concat([[-1], tf.shape(images)[1:]], 0))
-        logits = run_graph(self.model, tiled, lambda op: self._operation(op, stacked, k))
+        logits = run_graph(self.model, _tiled(images, k), lambda op: self._operation(op, stacked, k))
         hits = tf.equal(tf.argmax(logits, -1, output_type=tf.int32), tf.tile(labels, [k]))
         return tf.reduce_sum(tf.reshape(tf.cast(hits, tf.float32), [k, -1]), axis=1)
+
+    def _features_graph(self, images, stacked):
+        k = tf.shape(next(iter(stacked.values())))[0]
+        skip_classifier = lambda op: (lambda x, **_: x) if op is self.classifier else self._operation(op, stacked, k)
+        features = run_graph(self.model, _tiled(images, k), skip_classifier)
+        return tf.reshape(features, [k, -1, features.shape[-1]])
 
     def _operation(self, op, stacked, k):
         if isinstance(op, ChannelGate):
@@ -88,6 +103,11 @@ class BatchedCounter:
         if isinstance(op, keras.layers.BatchNormalization) and self.training and op.trainable:
             return lambda x, **_: _per_copy(x, k, lambda grouped: _grouped_batch_norm(op, grouped))
         return _with_training(op, self.training)
+
+
+def _tiled(images, k):
+    """The batch repeated k times along the batch axis (copy k = sub-network k)."""
+    return tf.reshape(tf.repeat(images[None], k, axis=0), tf.concat([[-1], tf.shape(images)[1:]], 0))
 
 
 def _one_mask(mask, gate):

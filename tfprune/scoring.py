@@ -17,6 +17,7 @@ import tensorflow as tf
 from tfprune import masks as mask_lib
 from tfprune.batched_scoring import BatchedCounter, batching_problem
 from tfprune.distribute import Collective
+from tfprune.head_refit import REWARD_HEADS, HeadRefit, classifier_layer
 from tfprune.metrics import count_correct
 
 REWARD_BN_MODES = ("batch", "moving")
@@ -37,11 +38,17 @@ class SubnetScorer:
             once on K copies of a batch (`tfprune.batched_scoring`): K = pass_images // (images in a
             batch). Bounds device memory; a K of 1, or a model that cannot be batched, scores one
             sub-network at a time.
+        reward_head: "trained" (the model's classifier as it is) or "refit" (each sub-network's
+            classifier refitted on half of the scored images and scored on the other half, and vice
+            versa: `tfprune.head_refit`, which says why).
     """
 
-    def __init__(self, model, graph, held_out, reward_bn="batch", batch_size=256, pass_images=1024):
+    def __init__(self, model, graph, held_out, reward_bn="batch", batch_size=256, pass_images=1024,
+                 reward_head="trained"):
         if reward_bn not in REWARD_BN_MODES:
             raise ValueError(f"reward_bn must be 'batch' or 'moving', got {reward_bn!r}.")
+        if reward_head not in REWARD_HEADS:
+            raise ValueError(f"reward_head must be one of {REWARD_HEADS}, got {reward_head!r}.")
         self.model = model
         self.graph = graph
         self.images, self.labels = as_arrays(held_out)
@@ -54,7 +61,12 @@ class SubnetScorer:
         self._count = tf.function(lambda images, labels: count_correct(model(images, training=training), labels),
                                   reduce_retracing=True)
         self.pass_images = int(pass_images)
-        self._batched = None if batching_problem(model) else BatchedCounter(model, training)
+        self.refit = HeadRefit() if reward_head == "refit" else None
+        self.classifier = classifier_layer(model) if self.refit else None
+        if self.refit:
+            features = keras.Model(model.inputs, self.classifier.input)
+            self._features = tf.function(lambda images: features(images, training=training), reduce_retracing=True)
+        self._batched = None if batching_problem(model) else BatchedCounter(model, training, self.classifier)
 
     def score_many(self, mask_sets, subset=None):
         """[N] accuracies of N sub-networks (as `score` gives them, K per forward pass when the model
@@ -66,7 +78,11 @@ class SubnetScorer:
         hits = []
         for first in range(0, len(mask_sets), per_pass):
             stacked = self._batched.stack(mask_sets[first:first + per_pass])
-            hits.append(sum(self._batched.count(x, y, stacked) for x, y in self._chunks(images, labels)))
+            if self.refit:
+                features = [self._batched.features(x, stacked) for x, _ in self._chunks(images, labels)]
+                hits.append(self._refit_hits(np.concatenate(features, axis=1), labels))
+            else:
+                hits.append(sum(self._batched.count(x, y, stacked) for x, y in self._chunks(images, labels)))
         return (np.concatenate(hits or [np.zeros(0)]) / len(labels)).astype(np.float32)
 
     def score(self, masks=None, subset=None):
@@ -85,7 +101,16 @@ class SubnetScorer:
                 variable.assign(value)
 
     def _accuracy(self, images, labels):
+        if self.refit:
+            features = np.concatenate([self._features(x).numpy() for x, _ in self._chunks(images, labels)])
+            return float(self._refit_hits(features[None], labels)[0]) / len(labels)
         return sum(float(self._count(x, y)) for x, y in self._chunks(images, labels)) / len(labels)
+
+    def _refit_hits(self, features, labels):
+        """[K] hits of K sub-networks' classifier inputs [K, N, C], each with its classifier refitted."""
+        kernel = self.classifier.kernel
+        bias = self.classifier.bias if self.classifier.use_bias else np.zeros(kernel.shape[-1], np.float32)
+        return self.refit.hits(features, labels, kernel, bias).numpy()
 
     def _chunks(self, images, labels):
         """The forward passes' batches: `batch_size` images each, the batches whose statistics BatchNorm
