@@ -143,3 +143,39 @@ def test_a_fresh_agent_greedy_episode_is_the_uniform_rule(seed):
     np.testing.assert_allclose(pruner.policy.agent.mean(observations), pruner.policy.agent.max_ratio / 2, atol=1e-6)
     greedy, _ = pruner.budget.land(pruner.policy.select(0))
     np.testing.assert_array_equal(greedy, pruner.budget.uniform_kept)
+
+
+def test_recentred_steps_spread_the_slack_over_the_groups_to_come():
+    """`recentre=True`: when the first group keeps more than uniform, fixed centres make the last group
+    pay for it alone (its bounds must land the budget); recentred, every later group gives up a share,
+    and the episode still lands. A policy at mid-range still rebuilds the uniform sub-network."""
+    rng = np.random.default_rng(4)
+    cost = ChainCost(rng.integers(32, 65, 6), rng)
+    target = float(cost.flops_ratio_batch(np.round(cost.group_sizes * 0.5)[None])[0])
+    fixed = EpisodeSpace(cost, target, 0.01, 0.9, center=np.full(6, 0.5))
+    recentred = EpisodeSpace(cost, target, 0.01, 0.9, center=np.full(6, 0.5), recentre=True)
+    first_wide = lambda t, f: np.full(len(f), 0.45 - 0.4 * (t == 0))  # noqa: E731  (group 0 keeps 90%)
+    uniform = np.round(cost.group_sizes * 0.5)
+    fixed_kept, recentred_kept = fixed.rollout(first_wide, 1).kept[0], recentred.rollout(first_wide, 1).kept[0]
+    assert np.abs(fixed_kept[1:5] - uniform[1:5]).max() <= 1  # the middle groups ignore the slack (rounding) ...
+    assert fixed_kept[5] < uniform[5] * 0.8  # ... and the last group pays for it
+    assert np.all(recentred_kept[1:] < uniform[1:])  # every later group pays a share
+    assert recentred_kept[5] > fixed_kept[5]
+    for space in (fixed, recentred):
+        assert space.within_budget(space.rollout(first_wide, 1).flops_ratio).all()
+    mid = recentred.rollout(lambda t, f: np.full(len(f), 0.45), 1).kept[0]
+    assert np.abs(mid - uniform).max() <= 1
+    np.testing.assert_allclose(recentred.rest_center(np.tile(uniform, (1, 1)), 3), 0.5, atol=0.02)
+
+
+@pytest.mark.parametrize("trial", range(15))
+def test_recentred_episodes_always_land(trial):
+    """Property: recentring moves only the centres, never the bounds, so every episode still lands."""
+    rng = np.random.default_rng(100 + trial)
+    cost = ChainCost(rng.integers(16, 129, rng.integers(2, 12)), rng)
+    max_ratio, tolerance = rng.uniform(0.5, 0.95), rng.uniform(0.01, 0.03)
+    target = rng.uniform(_lowest_ratio(cost, max_ratio) + tolerance, 1.0)
+    space = EpisodeSpace(cost, target, tolerance, max_ratio, center=rng.uniform(0, max_ratio, len(cost.group_sizes)),
+                         recentre=True)
+    for act in (lambda t, f: rng.uniform(0, 1, len(f)), lambda t, f: np.zeros(len(f)), lambda t, f: np.ones(len(f))):
+        assert space.within_budget(space.rollout(act, 16).flops_ratio).all()

@@ -26,6 +26,7 @@ Pure numpy: no TensorFlow, so the bounds are cheap to test exhaustively.
 
 import dataclasses
 
+import gin
 import numpy as np
 
 from tfprune.channel_grid import ChannelGrid
@@ -52,6 +53,7 @@ class Episodes:
         return 1.0 - self.kept / self.sizes
 
 
+@gin.configurable
 class EpisodeSpace:
     """The environment of the layer-wise agent over one model's gated groups.
 
@@ -67,11 +69,21 @@ class EpisodeSpace:
             groups to the floor". None: the action is the ratio itself.
         round_to: kept counts are multiples of it or the group's full size (`JointPruner.round_to`); the
             bounds and the chosen counts step over those counts only.
+        recentre (gin): with `center`, centre step t on the one ratio that, applied to groups t, t+1, ...,
+            lands the episode on the target given the groups already decided (`rest_center`), instead
+            of on the uniform rule's ratio for group t. Why: with fixed centres, whatever the earlier
+            steps kept above or below uniform falls on the last group alone (its bounds must land the
+            budget), so a slight lean of the early groups fills or empties the last group; recentred,
+            that slack is spread over every group still to come, as the uniform projection spreads it.
+            At step 0, and along an episode that follows the centres, the two agree.
     """
 
     def __init__(self, cost_model, target_flops_ratio, tolerance, max_ratio, layer_facts=None, center=None,
-                 round_to=1):
+                 round_to=1, recentre=False):
         self.cost_model = cost_model
+        self.max_ratio = float(max_ratio)
+        self.target = float(target_flops_ratio)
+        self.recentre = bool(recentre) and center is not None
         self.sizes = np.asarray(cost_model.group_sizes, np.int64)
         self.num_steps = len(self.sizes)
         self.grid = ChannelGrid(self.sizes, max_ratio, round_to)
@@ -156,10 +168,24 @@ class EpisodeSpace:
             fewest, most = self.bounds(kept, t)
             observations[:, t, :len(FEATURES)] = self.features(kept, t, previous, fewest, most)
             actions[:, t] = act(t, observations[:, t])
-            wanted = np.round(self.sizes[t] * (1.0 - np.clip(actions[:, t] + self.offset[t], 0.0, 1.0)))
+            offset = self.rest_center(kept, t) - self.max_ratio / 2 if self.recentre else self.offset[t]
+            wanted = np.round(self.sizes[t] * (1.0 - np.clip(actions[:, t] + offset, 0.0, 1.0)))
             kept[:, t] = np.clip(self.grid.snap_group(t, wanted), fewest, most)  # bounds are allowed counts
             previous = 1.0 - kept[:, t] / self.sizes[t]
         return Episodes(observations, actions, kept, self.cost_model.ratio_batch(kept), self.sizes)
+
+    def rest_center(self, kept, t, iterations=30):
+        """[N] the ratio that, applied to every group from t on (groups < t as in `kept` [N, T]), lands
+        each episode on the target: the uniform rule for what is left of the budget, in [0, max_ratio]
+        (bisection over continuous counts; FLOPs fall monotonically in the ratio)."""
+        lo, hi = np.zeros(kept.shape[0]), np.full(kept.shape[0], self.max_ratio)
+        trial = kept.astype(np.float64).copy()
+        for _ in range(iterations):
+            mid = (lo + hi) / 2
+            trial[:, t:] = self.sizes[t:] * (1.0 - mid[:, None])
+            over = self.cost_model.ratio_batch(trial) > self.target  # too much kept: prune more
+            lo, hi = np.where(over, mid, lo), np.where(over, hi, mid)
+        return (lo + hi) / 2
 
     def within_budget(self, flops_ratio):
         return (flops_ratio >= self.low - 1e-9) & (flops_ratio <= self.high + 1e-9)
