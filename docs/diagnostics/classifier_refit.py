@@ -4,8 +4,9 @@ its pruned channels' means vanish from the logits, or because the classifier is 
 For a finished run, on its own held-out training images (never trained on), it cuts a share of the
 target's kept channels in the last group and in the third-to-last, and scores each cut three ways:
 with the trained classifier, with the pruned GAP features replaced by their means, and with the
-Dense layer refitted (softmax regression from the trained weights on half of the images, scored on the
-other half). Batch-statistics BatchNorm, as the reward uses.
+Dense layer refitted exactly as the reward option `SubnetScorer.reward_head = "refit"` refits it
+(`tfprune.head_refit.HeadRefit`, cross-fitted on the two halves). Batch-statistics BatchNorm, as the
+reward uses.
 
     python docs/diagnostics/classifier_refit.py runs/vgg5/uniform/seed0
 """
@@ -16,12 +17,12 @@ from pathlib import Path
 import gin
 import keras
 import numpy as np
-import tensorflow as tf
 
 import tfprune  # noqa: F401  (registers the gate layer and the gin configurables)
 from tfprune import masks as mask_lib
 from tfprune.data import build_datasets
 from tfprune.gates import gates_of
+from tfprune.head_refit import HeadRefit
 
 
 def main(run_dir):
@@ -43,7 +44,7 @@ def main(run_dir):
         return features(x, training=True).numpy()
 
     means = gap({**target, names[-1]: np.ones_like(target[names[-1]])}).mean(0)
-    fit, scored = np.arange(0, len(y), 2), np.arange(1, len(y), 2)
+    refit = HeadRefit()
     print(f"target: {_accuracy(gap(target), y, dense.kernel.numpy(), dense.bias.numpy()):.3f}")
     rng = np.random.default_rng(0)
     for share in (0.25, 0.5, 0.75):
@@ -57,29 +58,13 @@ def main(run_dir):
             if group == names[-1]:
                 replaced[:, masks[group] == 0] = means[masks[group] == 0]
             mean_replaced = _accuracy(replaced, y, dense.kernel.numpy(), dense.bias.numpy())
-            weights = _refit(f[fit], y[fit], dense.kernel.numpy(), dense.bias.numpy())
-            refit = _accuracy(f[scored], y[scored], *weights)
-            trained_half = _accuracy(f[scored], y[scored], dense.kernel.numpy(), dense.bias.numpy())
+            refitted = float(refit.hits(f[None], y, dense.kernel, dense.bias)[0]) / len(y)
             print(f"cut {share:.2f} of {group}'s kept channels: trained classifier {plain:.3f}, means replaced "
-                  f"{mean_replaced:.3f}; on the scoring half: trained {trained_half:.3f}, refitted {refit:.3f}")
+                  f"{mean_replaced:.3f}, refitted {refitted:.3f}")
 
 
 def _accuracy(features, labels, kernel, bias):
     return float(((features @ kernel + bias).argmax(1) == labels).mean())
-
-
-def _refit(features, labels, kernel, bias, steps=300, learning_rate=0.5, weight_decay=5e-4):
-    """Softmax regression started from the trained classifier (full-batch SGD)."""
-    w, b = tf.Variable(kernel), tf.Variable(bias)
-    features, labels = tf.constant(features), tf.constant(labels)
-    optimizer = keras.optimizers.SGD(learning_rate)
-    for _ in range(steps):
-        with tf.GradientTape() as tape:
-            logits = features @ w + b
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
-            loss += weight_decay * tf.reduce_sum(w * w)
-        optimizer.apply_gradients(zip(tape.gradient(loss, [w, b]), [w, b]))
-    return w.numpy(), b.numpy()
 
 
 if __name__ == "__main__":
