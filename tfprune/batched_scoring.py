@@ -86,14 +86,14 @@ class BatchedCounter:
 
     def _count_graph(self, images, labels, stacked):
         k = tf.shape(next(iter(stacked.values())))[0]
-        logits = run_graph(self.model, _tiled(images, k), lambda op: self._operation(op, stacked, k))
+        logits = run_graph(self.model, _repeated_batch(images, k), lambda op: self._operation(op, stacked, k))
         hits = tf.equal(tf.argmax(logits, -1, output_type=tf.int32), tf.tile(labels, [k]))
         return tf.reduce_sum(tf.reshape(tf.cast(hits, tf.float32), [k, -1]), axis=1)
 
     def _features_graph(self, images, stacked):
         k = tf.shape(next(iter(stacked.values())))[0]
         skip_classifier = lambda op: (lambda x, **_: x) if op is self.classifier else self._operation(op, stacked, k)
-        features = run_graph(self.model, _tiled(images, k), skip_classifier)
+        features = run_graph(self.model, _repeated_batch(images, k), skip_classifier)
         return tf.reshape(features, [k, -1, features.shape[-1]])
 
     def _operation(self, op, stacked, k):
@@ -105,7 +105,7 @@ class BatchedCounter:
         return _with_training(op, self.training)
 
 
-def _tiled(images, k):
+def _repeated_batch(images, k):
     """The batch repeated k times along the batch axis (copy k = sub-network k)."""
     return tf.reshape(tf.repeat(images[None], k, axis=0), tf.concat([[-1], tf.shape(images)[1:]], 0))
 

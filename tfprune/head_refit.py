@@ -64,7 +64,7 @@ class HeadRefit:
         labels = tf.convert_to_tensor(labels, tf.int32)
         kernel, bias = tf.convert_to_tensor(kernel, tf.float32), tf.convert_to_tensor(bias, tf.float32)
         if features.shape[1] < 2:
-            return _hits(features, labels, _tiled(kernel, features), _tiled(bias, features))
+            return _hits(features, labels, _one_copy_each(kernel, features), _one_copy_each(bias, features))
         return self._cross_fitted(features, labels, kernel, bias)
 
     def _cross_fitted_graph(self, features, labels, kernel, bias):
@@ -76,7 +76,7 @@ class HeadRefit:
 
     def fit(self, features, labels, kernel, bias):
         """([K, C, classes], [K, classes]) fitted to features [K, n, C]."""
-        w0, b0 = _tiled(kernel, features), _tiled(bias, features)
+        w0, b0 = _one_copy_each(kernel, features), _one_copy_each(bias, features)
         targets = tf.one_hot(labels, tf.shape(w0)[-1])[None]
         n = tf.cast(tf.shape(features)[1], tf.float32)
 
@@ -90,8 +90,8 @@ class HeadRefit:
         return w, b
 
 
-def _tiled(weights, features):
-    """The trained classifier's kernel [C, d] or bias [d], one copy per sub-network."""
+def _one_copy_each(weights, features):
+    """The trained classifier's kernel [C, d] or bias [d], one copy per sub-network (K = features.shape[0])."""
     weights = tf.convert_to_tensor(weights, tf.float32)
     return tf.repeat(weights[None], tf.shape(features)[0], axis=0)
 
