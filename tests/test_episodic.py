@@ -37,6 +37,22 @@ def test_bounds_always_leave_a_feasible_episode(trial):
         np.testing.assert_allclose(episodes.ratios, 1 - episodes.kept / space.sizes)
 
 
+@pytest.mark.parametrize("trial", range(20))
+def test_episodes_that_keep_all_they_may_end_at_or_under_the_target(trial):
+    """The bounds' ceiling is the target, not target + tolerance: a policy that always keeps the most
+    (the one the reward pushes toward: accuracy rises with FLOPs) ends on the target, not above it."""
+    rng = np.random.default_rng(100 + trial)
+    cost = ChainCost(rng.integers(64, 257, rng.integers(3, 10)), rng)  # fine granularity: no gaps
+    max_ratio, tolerance = 0.9, rng.uniform(0.01, 0.03)
+    target = rng.uniform(_lowest_ratio(cost, max_ratio) + tolerance, 0.9)
+    space = EpisodeSpace(cost, target, tolerance, max_ratio)
+    episodes = space.rollout(lambda t, f: np.zeros(len(f)), 4)  # action 0: keep every channel
+    assert (episodes.flops_ratio <= target + 1e-9).all(), (target, episodes.flops_ratio)
+    one_more = episodes.kept.copy()
+    one_more[:, -1] += 1  # ... and it kept all the target allows: one more channel would pass it
+    assert (cost.flops_ratio_batch(one_more) > target).all() or (episodes.kept[:, -1] == space.sizes[-1]).all()
+
+
 def test_batched_flops_equal_the_scalar_cost_model():
     from tfprune.flops import CostModel
     from tfprune.models import build_model
