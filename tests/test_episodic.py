@@ -195,3 +195,32 @@ def test_recentred_episodes_always_land(trial):
                          recentre=True)
     for act in (lambda t, f: rng.uniform(0, 1, len(f)), lambda t, f: np.zeros(len(f)), lambda t, f: np.ones(len(f))):
         assert space.within_budget(space.rollout(act, 16).flops_ratio).all()
+
+
+@pytest.mark.usefixtures("clean_gin")
+def test_a_fresh_agent_centred_on_global_magnitude_starts_from_that_rule():
+    """`EpisodicPolicy.center = "global_magnitude"`: the first greedy episode is the global-threshold
+    rule's sub-network (to the channel, where the episode's bounds clip it), not the uniform one."""
+    import gin
+
+    from tfprune.budget import global_magnitude_ratios
+    from tfprune.masks import kept_from_ratios
+
+    gin.bind_parameter("EpisodicPolicy.center", "global_magnitude")
+    pruner = _tiny_pruner()
+    budget = pruner.budget
+    rule = kept_from_ratios(global_magnitude_ratios(budget.importance(), budget), budget.cost_model.group_sizes)
+    greedy, achieved = budget.land(pruner.policy.select(0))
+    assert np.abs(greedy - rule).max() <= 1 and abs(achieved - 0.4) <= 0.02, (greedy, rule)
+    assert np.abs(rule - budget.uniform_kept).max() >= 2  # the two rules differ here, so the test can fail
+
+
+@pytest.mark.usefixtures("clean_gin")
+def test_an_unknown_center_is_named_with_the_choices():
+    import gin
+
+    from tfprune.policy import PolicyError
+
+    gin.bind_parameter("EpisodicPolicy.center", "magnitude")
+    with pytest.raises(PolicyError, match="uniform.*global_magnitude"):
+        _tiny_pruner()

@@ -98,7 +98,13 @@ class EpisodeSpace:
         self.low = float(target_flops_ratio) - float(tolerance)
         self.high = float(target_flops_ratio) + float(tolerance)  # what `within_budget` accepts
         self.static = self._static_features(layer_facts)
-        self.offset = np.zeros(self.num_steps) if center is None else np.asarray(center, np.float64) - max_ratio / 2
+        self.offset = np.zeros(self.num_steps)
+        if center is not None:
+            self.centre_on(center)
+
+    def centre_on(self, center):
+        """Centres the actions on the ratios `center` [T] from now on (see `center` above)."""
+        self.offset = np.asarray(center, np.float64) - self.max_ratio / 2
 
     def _static_features(self, layer_facts):
         """[T, 6]: position, in/out channels (over the largest), kernel / 7, stride / 2, group FLOPs share."""
