@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tfprune import workdir as files
-from tfprune.chaos import kill_points, chaos_check, compare_workdirs, train_command
+from tfprune.chaos import chaos_check, compare_workdirs, kill_points, train_command
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
