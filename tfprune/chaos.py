@@ -10,8 +10,9 @@ finish and compares the two workdirs. Each kill aims at a random point of the re
 in the last segment, the others uniform before it: see `kill_points`), at fraction f of its segment;
 the attempt is killed after the same fraction (x `SAFETY`) of the segment it is in, measured from the
 moment it prints that segment's opening milestone. A restart prints no line for the phases its
-checkpoint already holds, so it may be in a later segment than the point's: it is then killed in that one (and a restart after fine-tuning, which prints nothing before it exports, is
-taken to be in the last segment once its start-up is over). Kills thus fall in every phase whatever
+checkpoint already holds, so it may be in a later segment than the point's: it is then killed in that
+one (and a restart after fine-tuning, which prints nothing before it exports, is taken to be in the
+last segment once its start-up is over). Kills thus fall in every phase whatever
 the machine's speed or the work a restart redoes, and an attempt does not finish before its kill.
 
 A SIGKILL is the harshest stop there is: no `finally`, no
