@@ -159,7 +159,7 @@ class EpisodicPolicy(AgentPolicy):
 
         if center not in self.CENTERS:
             raise PolicyError(f"EpisodicPolicy.center must be one of {self.CENTERS}, got {center!r}.")
-        self.budget, self.center = budget, center
+        self._rule = GlobalMagnitudePolicy(budget) if center == "global_magnitude" else None  # None: uniform
         self.space = EpisodeSpace(budget.cost_model, budget.target_ratio, budget.tolerance, budget.max_ratio,
                                   layer_facts(budget.graph),
                                   center=1.0 - budget.uniform_kept / budget.cost_model.group_sizes,
@@ -175,8 +175,8 @@ class EpisodicPolicy(AgentPolicy):
 
     def _recentre_on_the_rule(self):
         """With center="global_magnitude", moves the actions' centre to that rule's ratios today."""
-        if self.center == "global_magnitude":
-            self.space.centre_on(global_magnitude_ratios(self.budget.importance(), self.budget))
+        if self._rule is not None:
+            self.space.centre_on(self._rule.ratios())
 
     def propose(self, epoch, num_samples):
         self._observation = self.observation(epoch)
