@@ -3,11 +3,12 @@ resumed run must end with the same masks, metrics and agent history as an uninte
 
 import json
 import os
+import sys
 
 import pytest
 
 from tfprune import workdir as files
-from tfprune.chaos import chaos_check, compare_workdirs, kill_points, train_command
+from tfprune.chaos import _run_and_kill, chaos_check, compare_workdirs, kill_points, train_command
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
@@ -35,6 +36,31 @@ def test_only_the_last_kill_aims_at_the_export_segment(seed):
     points = kill_points(20.0, 27.0, 12, seed)
     assert len(points) == 12 and list(points) == sorted(points)
     assert points[-1] >= 20.0 and points[-1] < 27.0 and (points[:-1] < 20.0).all() and (points >= 0).all()
+
+
+# A restart that resumes inside fine-tuning: it prints its start-up line, then nothing until the end
+# of the fine-tuning epoch it redoes, then exports for a while.
+RESTART = ("import time; print('workdir: w', flush=True); time.sleep(1.0); "
+           "print('finetune 2/2: loss 1', flush=True); time.sleep(1.0)")
+KEYS = ["workdir", "epoch 1/2", "epoch 2/2", "finetune 1/2", "finetune 2/2"]
+
+
+def test_a_restart_is_killed_in_the_segment_it_resumes_not_the_next_one_it_prints(tmp_path):
+    # The last kill landed in segment 4 (fine-tuning's second epoch, opened by "finetune 1/2"): the
+    # restart redoes it without printing that line, and the next kill aimed there must land there.
+    kill, landed = _run_and_kill([sys.executable, "-c", RESTART], str(tmp_path / "a.log"), KEYS, 4,
+                                 [0.2] * 6, resumes_in=4)
+    assert (kill.segment, landed) == ("finetune 1/2", 4) and kill.last_line == "workdir: w"
+    # Without knowing where it resumes, the same restart is only caught after its next line.
+    kill, landed = _run_and_kill([sys.executable, "-c", RESTART], str(tmp_path / "b.log"), KEYS, 4,
+                                 [0.2] * 6, resumes_in=0)
+    assert (kill.segment, landed) == ("finetune 2/2", 5)
+
+
+def test_a_run_that_finishes_before_its_kill_reports_none(tmp_path):
+    kill, landed = _run_and_kill([sys.executable, "-c", RESTART], str(tmp_path / "a.log"), KEYS, 4,
+                                 [5.0] * 6, resumes_in=4)
+    assert kill is None and landed == 4
 
 
 @pytest.mark.slow

@@ -10,10 +10,11 @@ finish and compares the two workdirs. Each kill aims at a random point of the re
 in the last segment, the others uniform before it: see `kill_points`), at fraction f of its segment;
 the attempt is killed after the same fraction (x `SAFETY`) of the segment it is in, measured from the
 moment it prints that segment's opening milestone. A restart prints no line for the phases its
-checkpoint already holds, so it may be in a later segment than the point's: it is then killed in that
-one (and a restart after fine-tuning, which prints nothing before it exports, is taken to be in the
-last segment once its start-up is over). Kills thus fall in every phase whatever
-the machine's speed or the work a restart redoes, and an attempt does not finish before its kill.
+checkpoint already holds: once its start-up is over it is taken to be in the segment where the
+previous attempt was killed (it redoes that one), or in a later one when it prints a later milestone.
+A point in a segment the run has already passed is moved to the segment the restart is in, and a
+restart past the point's segment is killed in its own. Kills thus fall in every phase whatever the
+machine's speed or the work a restart redoes, and an attempt does not finish before its kill.
 
 A SIGKILL is the harshest stop there is: no `finally`, no
 flush, no atexit; whatever survives it is what a preempted machine leaves behind.
@@ -91,12 +92,12 @@ def chaos_check(command, root, kills=10, seed=0, log=print):
     ends = np.append(starts[1:], seconds)  # ... and ends at ends[i]; segment 0 is the start-up
     keys = [key for _, key in milestones]
     safety = np.append(np.full(len(keys), SAFETY), LAST_SEGMENT_SAFETY)
-    done = []
+    done, resumes_in = [], 0  # the segment a restart begins in: where the last kill landed
     for i, point in enumerate(kill_points(starts[-1], seconds, kills, seed)):
         segment = int(np.searchsorted(starts, point, side="right")) - 1
         fraction = (point - starts[segment]) / max(ends[segment] - starts[segment], 1e-9)
-        kill = _run_and_kill(command(killed), os.path.join(root, f"killed-{i}.log"), keys, segment,
-                             fraction * safety * (ends - starts))
+        kill, resumes_in = _run_and_kill(command(killed), os.path.join(root, f"killed-{i}.log"), keys,
+                                         segment, fraction * safety * (ends - starts), resumes_in)
         if kill is None:
             log(f"kill {i + 1}/{kills}: the run finished first; no more kills")
             break
@@ -165,10 +166,13 @@ def _milestones(path):
     return [line.strip().split(":")[0] for line in lines if line.strip().startswith(MILESTONES)]
 
 
-def _run_and_kill(argv, log_path, keys, segment, delays):
-    """Starts argv; once it is in segment >= `segment` (it printed milestone keys[segment - 1] or a
-    later one), SIGKILLs it delays[its segment] seconds after that segment began -> `Kill`, or None if
-    it finished first."""
+def _run_and_kill(argv, log_path, keys, segment, delays, resumes_in):
+    """Starts argv; once it is in segment >= `segment`, SIGKILLs it delays[its segment] seconds after
+    that segment began -> (`Kill`, the segment it landed in), or (None, resumes_in) if it finished
+    first. Its segment is the last milestone it printed (keys[k - 1] opens segment k) or, once its
+    start-up is over, `resumes_in`, the segment its checkpoint resumes: a restart prints nothing for
+    the phases it skips, so without this a kill aimed there would wait for a line that never comes
+    (CI: a restart after fine-tuning exported and finished under a kill aimed at fine-tuning)."""
     with open(log_path, "w") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         start = time.time()
@@ -176,20 +180,21 @@ def _run_and_kill(argv, log_path, keys, segment, delays):
         while process.poll() is None:
             printed = set(_milestones(log_path))
             reached = max([k + 1 for k, key in enumerate(keys) if key in printed], default=0)
-            if reached != current:
-                current, start = reached, time.time()  # a new segment begins now
-            # A restart after fine-tuning prints no milestone before it exports: for a kill aimed at
-            # the last segment, the end of its start-up opens it.
-            export = segment == len(keys) and current == 1
-            if (current >= segment or export) and time.time() - start >= delays[segment if export else current]:
+            # A restart after fine-tuning prints nothing before it exports: for a kill aimed at the
+            # last segment, the end of its start-up opens it.
+            export = segment if segment == len(keys) else 0
+            now_in = max(reached, resumes_in, export) if reached else 0
+            if now_in != current:
+                current, start = now_in, time.time()  # a new segment begins now
+            if current >= segment and time.time() - start >= delays[current]:
                 os.killpg(process.pid, signal.SIGKILL)  # the whole group: no child survives to write on
                 process.wait()
                 return Kill(keys[current - 1] if current else "start-up", time.time() - start,
-                            _last_line(log_path))
+                            _last_line(log_path)), current
             time.sleep(0.05)
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited with status {process.returncode}; see {log_path}.")
-    return None
+    return None, resumes_in
 
 
 def _last_line(path):
