@@ -173,6 +173,9 @@ def _run_and_kill(argv, log_path, keys, segment, delays, resumes_in):
     start-up is over, `resumes_in`, the segment its checkpoint resumes: a restart prints nothing for
     the phases it skips, so without this a kill aimed there would wait for a line that never comes
     (CI: a restart after fine-tuning exported and finished under a kill aimed at fine-tuning)."""
+    # Where the attempt is at least once its start-up is over. A restart after fine-tuning prints
+    # nothing before it exports: for a kill aimed at the last segment, the end of its start-up opens it.
+    after_start_up = max(resumes_in, segment if segment == len(keys) else 0)
     with open(log_path, "w") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         start = time.time()
@@ -180,10 +183,7 @@ def _run_and_kill(argv, log_path, keys, segment, delays, resumes_in):
         while process.poll() is None:
             printed = set(_milestones(log_path))
             reached = max([k + 1 for k, key in enumerate(keys) if key in printed], default=0)
-            # A restart after fine-tuning prints nothing before it exports: for a kill aimed at the
-            # last segment, the end of its start-up opens it.
-            export = segment if segment == len(keys) else 0
-            now_in = max(reached, resumes_in, export) if reached else 0
+            now_in = max(reached, after_start_up) if reached else 0
             if now_in != current:
                 current, start = now_in, time.time()  # a new segment begins now
             if current >= segment and time.time() - start >= delays[current]:
