@@ -28,13 +28,7 @@ def parse_gin(config_files_or_names, bindings):
     except agent_stack.MissingAgentStack as e:  # baselines run without TF-Agents; the agent's bindings fail
         missing_agent = e
 
-    try:
-        paths = [config_files.resolve(name) for name in config_files_or_names]
-    except config_files.ConfigNotFound as e:
-        raise SystemExit(f"error: {e}") from None
-    for path in paths:
-        # `include 'base/x.gin'` resolves relative to the including config's folder.
-        gin.add_config_file_search_path(os.path.dirname(os.path.abspath(path)))
+    paths = _config_paths(config_files_or_names)
     quiet = _DropMessages("Path not found")  # gin logs each search-path miss of an include as an error
     logging.getLogger().addFilter(quiet)
     try:
@@ -47,6 +41,43 @@ def parse_gin(config_files_or_names, bindings):
                          "Check the parameter names against the configurables listed in the README.") from None
     finally:
         logging.getLogger().removeFilter(quiet)
+
+
+def _config_paths(config_files_or_names):
+    """The configs' file paths, their folders added to gin's search path (for their includes)."""
+    try:
+        paths = [config_files.resolve(name) for name in config_files_or_names]
+    except config_files.ConfigNotFound as e:
+        raise SystemExit(f"error: {e}") from None
+    for path in paths:
+        # `include 'base/x.gin'` resolves relative to the including config's folder.
+        gin.add_config_file_search_path(os.path.dirname(os.path.abspath(path)))
+    return paths
+
+
+def _enable_determinism_if_asked(config_files_or_names, bindings):
+    """Reads `run.deterministic` from the configuration alone and, when True, switches determinism on
+    now: one inter-op thread must be set before TensorFlow's runtime starts, which importing TF-Agents
+    (in `parse_gin`) or a multi-worker strategy already does (`tfprune.determinism`). Called before the
+    real parse: it leaves gin's configuration empty."""
+    import tfprune.trainer  # noqa: F401  (registers `run`; starts nothing)
+    from tfprune import determinism
+
+    paths = _config_paths(config_files_or_names)
+    quiet = _DropMessages("Path not found")
+    logging.getLogger().addFilter(quiet)
+    try:
+        with gin.unlock_config():
+            gin.parse_config_files_and_bindings(paths, bindings, finalize_config=False, skip_unknown=True)
+            asked = bool(gin.query_parameter("run.deterministic"))
+    except (ValueError, KeyError, SyntaxError, OSError):
+        asked = False  # unset, or a bad configuration that `parse_gin` reports in full
+    finally:
+        logging.getLogger().removeFilter(quiet)
+        gin.clear_config()
+    if asked:
+        determinism.enable()
+    return asked
 
 
 class _DropMessages(logging.Filter):
@@ -86,6 +117,7 @@ def train_main(argv=None):
         return 0
     if not args.config:
         parser.error("--config is required (a file, or a shipped config: --list-configs lists them)")
+    _enable_determinism_if_asked(args.config, args.gin_bindings)
     strategy = None
     if os.environ.get("TF_CONFIG"):
         # Collective ops must be configured before TensorFlow runs anything (importing TF-Agents does).

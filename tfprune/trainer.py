@@ -20,6 +20,7 @@ import gin
 import keras
 import tensorflow as tf
 
+from tfprune import determinism
 from tfprune import workdir as files
 from tfprune.data import build_datasets
 from tfprune.distribute import make_broadcast, make_strategy, worker_role
@@ -63,8 +64,8 @@ def run(workdir, model_name=gin.REQUIRED, epochs=10, warmup_epochs=2, finetune_e
     """Runs (or resumes) the whole joint train-and-prune job in `workdir`; returns the summary dict.
 
     Args:
-        deterministic: enable TensorFlow's deterministic ops, so the same seed and config give the
-            same masks and metrics (slower on GPU).
+        deterministic: deterministic kernels and one inter-op thread (`tfprune.determinism`), so the
+            same seed and config give the same masks and metrics (slower on GPU).
         checkpoint_every_steps: also checkpoint every this many training steps inside an epoch of the
             joint phase (0: only at epoch ends), so a kill on a long ImageNet epoch loses at most that
             many steps. A resumed epoch skips the batches already trained on.
@@ -76,13 +77,13 @@ def run(workdir, model_name=gin.REQUIRED, epochs=10, warmup_epochs=2, finetune_e
     if not 0 <= warmup_epochs < epochs:
         raise TrainingError(f"Need 0 <= warmup_epochs < epochs for at least one agent step; got warmup_epochs="
                             f"{warmup_epochs}, epochs={epochs}.")
-    strategy = strategy or make_strategy()  # first: multi-worker collectives must be set up before any op
+    if deterministic:
+        determinism.enable()  # before TensorFlow's runtime starts: the inter-op pool is fixed from then on
+    strategy = strategy or make_strategy()  # first op: multi-worker collectives must be set up before any op
     is_chief, role = worker_role(strategy)
     if is_chief:
         files.check_not_busy(workdir)  # a second job on the workdir stops now, not after its set-up
     keras.utils.set_random_seed(seed)
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
     data = build_datasets(seed=seed)
     with strategy.scope():
         model = _build_model(model_name, data.info, width_multiplier)
