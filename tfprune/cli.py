@@ -7,6 +7,7 @@ here it is only accepted and removed.
 """
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -29,18 +30,15 @@ def parse_gin(config_files_or_names, bindings):
         missing_agent = e
 
     paths = _config_paths(config_files_or_names)
-    quiet = _DropMessages("Path not found")  # gin logs each search-path miss of an include as an error
-    logging.getLogger().addFilter(quiet)
     try:
-        gin.parse_config_files_and_bindings(paths, bindings)
+        with _quiet_include_misses():
+            gin.parse_config_files_and_bindings(paths, bindings)
     except (ValueError, KeyError, SyntaxError, OSError) as e:
         message = " ".join(str(e).strip().splitlines())[:800]
         if missing_agent is not None:  # the configuration names the agent's settings: say what is missing
             raise SystemExit(f"error: {missing_agent}\n(gin: {message})") from None
         raise SystemExit(f"error: bad gin configuration: {message}\n"
                          "Check the parameter names against the configurables listed in the README.") from None
-    finally:
-        logging.getLogger().removeFilter(quiet)
 
 
 def _config_paths(config_files_or_names):
@@ -64,20 +62,28 @@ def _enable_determinism_if_asked(config_files_or_names, bindings):
     from tfprune import determinism
 
     paths = _config_paths(config_files_or_names)
-    quiet = _DropMessages("Path not found")
-    logging.getLogger().addFilter(quiet)
     try:
-        with gin.unlock_config():
+        with _quiet_include_misses(), gin.unlock_config():
             gin.parse_config_files_and_bindings(paths, bindings, finalize_config=False, skip_unknown=True)
             asked = bool(gin.query_parameter("run.deterministic"))
     except (ValueError, KeyError, SyntaxError, OSError):
         asked = False  # unset, or a bad configuration that `parse_gin` reports in full
     finally:
-        logging.getLogger().removeFilter(quiet)
         gin.clear_config()
     if asked:
         determinism.enable()
     return asked
+
+
+@contextlib.contextmanager
+def _quiet_include_misses():
+    """Gin logs each search-path miss of an include as an error; those lines are dropped meanwhile."""
+    quiet = _DropMessages("Path not found")
+    logging.getLogger().addFilter(quiet)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(quiet)
 
 
 class _DropMessages(logging.Filter):

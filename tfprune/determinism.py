@@ -11,8 +11,9 @@ with fewer independent branches, happened to reproduce anyway. One inter-op thre
 MobileNetV2's training steps on that CPU (6.5-6.6 s against 6.9-10.3 s for 32 steps).
 
 The inter-op pool's size can only be set before TensorFlow's runtime starts (its first op or device
-query). `enable()` is therefore called first thing in `tfprune.trainer.run`; a program that used
-TensorFlow before calling `run` gets a warning naming the fix (`TF_NUM_INTEROP_THREADS=1`, read by
+query). `enable()` is therefore called by `tools/train.py` before it imports TF-Agents (which starts
+the runtime) and first thing in `tfprune.trainer.run`; a program that used TensorFlow before calling
+`run` gets a warning naming the fix (`TF_NUM_INTEROP_THREADS=1`, read by
 TensorFlow when its runtime starts).
 """
 

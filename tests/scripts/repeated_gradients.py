@@ -1,8 +1,8 @@
 """Computes MobileNetV2's gradients on one batch N times in a fresh interpreter and prints how many
 distinct results came out. With `--deterministic`, `tfprune.determinism.enable()` runs first (it must
 come before TensorFlow's runtime starts, hence a process of its own); `--late` starts the runtime
-before it (then it warns and returns False). Without it, on a multi-core CPU
-the head convolution's gradient differed between calls (tfprune/determinism.py)."""
+before it (then it warns and returns False). Without `--deterministic`, on a multi-core CPU the head
+convolution's gradient differed between calls (tfprune/determinism.py)."""
 
 import hashlib
 import sys
