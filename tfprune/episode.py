@@ -15,8 +15,9 @@ the multiples of it and the full size; vectorised over all episodes with the cos
 and choosing inside them keeps the next step's interval non-empty: every episode ends on the budget with
 no projection afterwards. Only channel granularity can open a gap (one allowed step changing the FLOPs by
 more than the tolerance); then the group keeps its lower bound, a count that bounds with the ceiling
-``target + tolerance`` would still admit, so the episode may end above the target but within the
-tolerance; past even that, `FlopsBudget.land` repairs the last channels.
+``target + tolerance`` would still admit, so the episode may end above the target; `FlopsBudget.land`
+then repairs the last channels into ``[target - tolerance, target]`` where channel steps allow it (the
+band every method lands in, `tfprune.budget`), else within the tolerance above.
 
 Why the ceiling is the target and not ``target + tolerance``: the reward (accuracy) rises with the FLOPs
 kept, so the agent learns to spend any room above the target. With ``+ tolerance`` it did: MobileNetV2 on
