@@ -48,8 +48,7 @@ class JointPruner:
         max_epochs: number of epochs with an agent step (sizes the dynamics model's epoch embeddings).
         warmup_epochs: epochs of plain training before the first agent step.
         max_ratio: largest pruning ratio of any group.
-        flops_tolerance: width of the FLOPs band every sub-network lands in, [target - tolerance, target]
-            (above the target, by at most this, only where channel granularity leaves nothing under it).
+        flops_tolerance: width of the FLOPs band every sub-network lands in: [target - tolerance, target].
         num_samples: sub-networks (the episodic agent's episodes) scored per agent step.
         dynamics_steps: Adam steps of the dynamics model per agent step.
         use_dynamics: False gives the agent no epoch representation (ablation).
