@@ -144,13 +144,13 @@ def _repair(kept, cost_model, band, grid, max_steps=1000):
         direction = -1 if current > band.high else 1
         ups = {i: grid.step(i, kept[i], 1) for i in range(n)}
         downs = {i: grid.step(i, kept[i], -1) for i in range(n)}
-        singles = [{i: c} for i, c in (ups if direction > 0 else downs).items() if c is not None]
-        best = (_best_move(kept, singles, ratio, band, current)
-                or _balancing_step(kept, singles, ratio, band, current, cost_model.group_sizes))
+        singles = _with_ratios(kept, [{i: c} for i, c in (ups if direction > 0 else downs).items() if c is not None],
+                               ratio)
+        best = _best_move(singles, band, 1e-12) or _balancing_step(singles, band, current, cost_model.group_sizes)
         if best is None:
-            swaps = [{i: ups[i], j: downs[j]} for i in range(n) for j in range(n)
-                     if i != j and ups[i] is not None and downs[j] is not None]
-            best = _best_move(kept, swaps, ratio, band, current, into_band=False)
+            swaps = _with_ratios(kept, [{i: ups[i], j: downs[j]} for i in range(n) for j in range(n)
+                                        if i != j and ups[i] is not None and downs[j] is not None], ratio)
+            best = _best_move(swaps, band, band.miss(current) - 1e-12)
         if best is None:
             break
         for i, count in best.items():
@@ -158,32 +158,33 @@ def _repair(kept, cost_model, band, grid, max_steps=1000):
     return kept
 
 
-def _moved(kept, move):
-    trial = kept.copy()
-    for i, count in move.items():
-        trial[i] = count
-    return trial
+def _with_ratios(kept, moves, ratio):
+    """[(move, cost ratio after it)] for moves ({group: new count}) from ``kept``: each costed once."""
+    scored = []
+    for move in moves:
+        trial = kept.copy()
+        for i, count in move.items():
+            trial[i] = count
+        scored.append((move, ratio(trial)))
+    return scored
 
 
-def _best_move(kept, moves, ratio, band, current, into_band=True):
-    """The move ({group: new count}) nearest the band, then the target: among the moves that land in the
-    band (``into_band``), or among those that get nearer it."""
-    limit = 1e-12 if into_band else band.miss(current) - 1e-12
-    scored = [(band.key(ratio(_moved(kept, move))), k) for k, move in enumerate(moves)]
-    scored = [(key, k) for key, k in scored if key[0] < limit]
-    return moves[min(scored)[1]] if scored else None
+def _best_move(scored, band, limit):
+    """The move nearest the band, then the target, among those whose miss of the band is under ``limit``
+    (1e-12: the moves that land in it; the current miss: those that get nearer it)."""
+    keyed = [(band.key(r), k) for k, (_, r) in enumerate(scored) if band.miss(r) < limit]
+    return scored[min(keyed)[1]][0] if keyed else None
 
 
-def _balancing_step(kept, moves, ratio, band, current, sizes):
+def _balancing_step(scored, band, current, sizes):
     """Among the single moves that stay on ``current``'s side of the band (so that steps smaller than its
     width cannot jump over it), the one that evens out the kept shares: going down, the cut that leaves
     its group the largest share; going up, the channel that leaves its group the smallest; ties to the
     smaller cost change. None if every move crosses the band."""
     below = current < band.low
     steps = []
-    for move in moves:
+    for move, r in scored:
         ((group, count),) = move.items()
-        r = ratio(_moved(kept, move))
         if (r < band.low if below else r > band.high) and abs(r - current) > 1e-15:
             share = count / sizes[group]
             steps.append(((share if below else -share), abs(r - current), move))
