@@ -1,4 +1,5 @@
-"""A pure-numpy stand-in for `tfprune.flops.CostModel`, shared by the episode and rounding tests."""
+"""A pure-numpy stand-in for `tfprune.flops.CostModel`, shared by the episode and rounding tests, and a check
+that a sub-network spends its budget's slack (`tfprune.budget.fill_to_target`)."""
 
 import numpy as np
 
@@ -27,3 +28,15 @@ class ChainCost:
 
     budget_name, budget_setting = "FLOPs", "target_flops_ratio"
     ratio, ratio_batch = flops_ratio, flops_ratio_batch  # the budget's names for them (CostModel's too)
+
+
+def no_step_fits(kept, cost, target, grid):
+    """True where no group's next allowed count keeps the cost at or under the target."""
+    for t in range(kept.shape[1]):
+        trial = kept.copy()
+        up = [grid.step(t, count, 1) for count in kept[:, t]]
+        trial[:, t] = [count if u is None else u for count, u in zip(kept[:, t], up)]
+        moved = np.array([u is not None for u in up], bool)
+        if np.any(moved & (cost.ratio_batch(trial) <= target + 1e-12)):
+            return False
+    return True

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from tfprune import budget, masks as mask_lib
+from tfprune.channel_grid import ChannelGrid
 from tfprune.flops import CostModel
 from tfprune.gates import ChannelGate
 from tfprune.graph import ChannelGraph, GraphError
 from tfprune.surgery import compact_model
 
-from cost_fixtures import ChainCost
+from cost_fixtures import ChainCost, no_step_fits
 from model_fixtures import conv_bn, mixed_model, random_masks
 
 
@@ -193,6 +194,33 @@ def test_budget_lands_above_the_target_only_where_granularity_leaves_nothing_und
     assert budget.project_to_budget(np.zeros(1), cost, 0.52, tolerance=0.03)[0].tolist() == [1]
     with pytest.raises(budget.BudgetError, match="granularity"):
         budget.project_to_budget(np.zeros(1), cost, 0.6, tolerance=0.05)
+
+
+@pytest.mark.parametrize("trial", range(20))
+def test_fill_to_target_spends_the_slack_and_never_crosses_the_target(trial):
+    """Property over random chains, grids and sub-networks: filling only adds channels, never goes over
+    the target, leaves no allowed step that would still fit, and leaves sub-networks above it alone."""
+    rng = np.random.default_rng(trial)
+    cost = ChainCost(rng.integers(2, 65, rng.integers(1, 10)), rng)
+    grid = ChannelGrid(cost.group_sizes, 0.9, int(rng.choice([1, 4])))
+    kept = grid.snap(rng.uniform(0.1, 1.0, (16, len(cost.group_sizes))) * cost.group_sizes)
+    target = float(np.median(cost.ratio_batch(kept)))
+    filled = budget.fill_to_target(kept, cost, target, grid)
+    under = cost.ratio_batch(kept) <= target
+    assert np.all(filled >= kept) and np.all(filled[~under] == kept[~under])
+    assert np.all(cost.ratio_batch(filled)[under] <= target + 1e-12)
+    assert no_step_fits(filled[under], cost, target, grid)
+    assert np.all(grid.snap(filled) == filled)  # allowed counts only
+
+
+def test_projection_and_landing_end_as_near_the_target_as_one_channel_step_allows():
+    cost_model = CostModel(mixed_model())
+    flops_budget = budget.FlopsBudget(cost_model, None, 0.5, tolerance=0.1)
+    rng = np.random.default_rng(1)
+    for ratios in rng.uniform(0, 0.8, (5, len(cost_model.group_names))):
+        for kept, achieved in (flops_budget.project(ratios), flops_budget.land(ratios)):
+            assert achieved <= 0.5 + 1e-12
+            assert no_step_fits(kept[None], cost_model, 0.5, flops_budget.grid)
 
 
 def test_budget_preserves_agent_preferences():

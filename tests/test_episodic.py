@@ -4,7 +4,7 @@ agrees with plain scoring, and a toy problem whose best structure is known."""
 import numpy as np
 import pytest
 
-from cost_fixtures import ChainCost
+from cost_fixtures import ChainCost, no_step_fits
 from tfprune.episode import FEATURES, EpisodeSpace
 
 
@@ -33,6 +33,8 @@ def test_bounds_always_leave_a_feasible_episode(trial):
         assert space.within_budget(cost.flops_ratio_batch(kept)).all()
         episodes = space.rollout(act, 32)
         assert space.within_budget(episodes.flops_ratio).all(), (target, tolerance, episodes.flops_ratio)
+        under = episodes.flops_ratio <= target + 1e-12  # the slack is spent (`tfprune.budget.fill_to_target`)
+        assert no_step_fits(episodes.kept[under], cost, target, space.grid)
         assert episodes.observations.shape == (32, space.num_steps, len(FEATURES))
         np.testing.assert_allclose(episodes.ratios, 1 - episodes.kept / space.sizes)
 
