@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from tfprune.budget import FlopsBudget
+from tfprune.budget import BudgetError, FlopsBudget
 from tfprune.flops import CostModel
 from tfprune.graph import ChannelGraph
 from tfprune.latency import LatencyModel
@@ -51,6 +51,22 @@ def test_calibration_lands_the_measured_latency_on_the_target(macs_latency, fixe
     assert calibrated.predict_ms() == 2.0  # the full model's measured latency
     for predicted, measured in calibrated.points:  # the corrected prediction passes through the measurements
         assert calibrated._xs.size and np.interp(predicted, calibrated._xs, calibrated._ys) == pytest.approx(measured)
+
+
+def test_a_measurement_that_leaves_nothing_on_the_budget_is_dropped_not_fatal(macs_latency):
+    """On a coarse grid (round_to=4 here), one timing 0.06 under the prediction makes the corrected map so
+    steep that no sub-network lies within 0.02 of the target: the calibration keeps what projected, logs
+    why, and the budget built on it is reachable."""
+    graph, _, latency = macs_latency
+    lines = []
+    timer = lambda kept: (2.0, 2.0 * (latency.ratio(kept) - 0.06))  # noqa: E731
+    first = latency.ratio(FlopsBudget(latency, graph, 0.5, tolerance=0.02, round_to=4).uniform_kept)
+    with pytest.raises(BudgetError, match="granularity"):  # corrected by the noisy point: nothing on the band
+        FlopsBudget(CalibratedLatency(latency, [(first, first - 0.06)], 2.0), graph, 0.5, tolerance=0.02, round_to=4)
+    calibrated = calibrate(latency, 0.5, tolerance=0.02, rounds=4, round_to=4, timer=timer, log=lines.append)
+    assert calibrated.points == [] and calibrated.full_ms == 2.0
+    assert "leaves no sub-network on the budget" in lines[-1] and "may miss the target" in lines[-1]
+    FlopsBudget(calibrated, graph, 0.5, tolerance=0.02, round_to=4)  # reachable
 
 
 def test_calibrated_ratio_is_non_decreasing_and_one_at_the_full_model(macs_latency):

@@ -14,7 +14,9 @@ closes the loop before training:
    machine cancels in the ratio),
 3. record (predicted ratio, measured ratio), and correct the prediction by the piecewise-linear map
    through the recorded points and (1, 1) (`CalibratedLatency`),
-4. repeat until the measured ratio is within the budget's tolerance of the target, or ``rounds`` times.
+4. repeat until the measured ratio is within the budget's tolerance of the target, or ``rounds`` times;
+   a measurement whose correction leaves no sub-network on the budget's band (timing noise on a coarse
+   ``round_to`` grid) is dropped with a log line instead of failing the run.
 
 The result is stored beside the layer table (`LatencyTable.save_calibration`), keyed by the model's
 layers and the budget: a resumed run must project onto the same budget, and a re-measurement on a shared
@@ -30,7 +32,7 @@ import json
 import gin
 import numpy as np
 
-from tfprune.budget import project_to_budget
+from tfprune.budget import BudgetError, project_to_budget
 
 
 class CalibratedLatency:
@@ -97,7 +99,13 @@ def calibrate(latency_model, target, tolerance=0.02, max_ratio=0.9, round_to=1, 
     current, points, fulls = latency_model, [], []
     zeros = np.zeros(len(latency_model.group_names))
     for _ in range(int(rounds)):
-        kept, _ = project_to_budget(zeros, current, target, max_ratio, tolerance, round_to)
+        try:
+            kept, _ = project_to_budget(zeros, current, target, max_ratio, tolerance, round_to)
+        except BudgetError as error:
+            if not points:
+                raise  # the table's own prediction cannot reach the target: the settings, not a measurement
+            current = _without_last(latency_model, points, fulls, error, log)
+            break
         if any(np.array_equal(kept, seen) for seen, _ in fulls):
             break  # the correction moved nothing: no new information
         full_ms, ms = timer(kept)
@@ -111,6 +119,21 @@ def calibrate(latency_model, target, tolerance=0.02, max_ratio=0.9, round_to=1, 
     if hasattr(latency_model.table, "save_calibration"):
         latency_model.table.save_calibration(key, {"points": current.points, "full_ms": current.full_ms})
     return _chiefs(current.points, current.full_ms, latency_model, int(rounds), broadcast)
+
+
+def _without_last(latency_model, points, fulls, error, log):
+    """The calibration without its last measurement, which left no sub-network on the budget's band.
+
+    Why: one whole-model timing on a shared machine can be off by several percent, and on a coarse
+    channel grid (``round_to``) a steep correction through it can put the target between two allowed
+    sub-networks. Failing the run for that would turn timing noise into a crash; the calibration before
+    it did project onto the band, so that one is kept (with no point left, the table's prediction; the full
+    model's timings all stay valid), and the log says so."""
+    predicted, measured = points.pop()
+    log(f"latency calibration: the measurement {measured:.3f} (predicted {predicted:.3f}) leaves no sub-network "
+        f"on the budget ({error}); kept the calibration without it, so the measured latency may miss the target "
+        "by more than the tolerance.")
+    return CalibratedLatency(latency_model, points, np.median([f for _, f in fulls]))
 
 
 def _cache_key(latency_model, target, tolerance, max_ratio, round_to, rounds):
