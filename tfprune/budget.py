@@ -64,8 +64,10 @@ def fill_to_target(kept, cost_model, target, grid):
     the projections at 14.6-15.0%, and the uniform rule lost 0.88 pp of accuracy to 0.7% of the FLOPs.
     Every method (projection, landing, the agent's episodes) now ends as near the target as one more
     allowed channel step allows. Smallest share first, as `_balancing_step` going up: the added channels
-    go where the sub-network is thinnest. Vectorised over sub-networks (``cost_model.ratio_batch``): the
-    agent fills 128 episodes per step.
+    go where the sub-network is thinnest; when only a cheap group's channels still fit, that group takes
+    them, up to whole (on a tiny test model the uniform rule's 6-channel side group goes 4 -> 6), so a
+    rule's shares hold up to rounding before the fill, not after. Vectorised over sub-networks
+    (``cost_model.ratio_batch``): the agent fills 128 episodes per step.
     """
     kept = np.array(kept, np.int64, ndmin=2)
     sizes = np.asarray(cost_model.group_sizes, np.float64)
