@@ -72,27 +72,20 @@ def fill_to_target(kept, cost_model, target, grid):
     kept = np.array(kept, np.int64, ndmin=2)
     sizes = np.asarray(cost_model.group_sizes, np.float64)
     active = np.arange(len(kept))
+    groups, rows = np.arange(kept.shape[1]), np.arange(len(kept))
     while active.size:
-        up = _next_counts(kept[active], grid)  # [A, T], -1 where a group is whole
-        trials = np.repeat(kept[active][:, None, :], kept.shape[1], axis=1)  # [A, T, T]: row t moves group t
-        index = np.arange(kept.shape[1])
-        trials[:, index, index] = np.where(up >= 0, up, trials[:, index, index])
-        cost = cost_model.ratio_batch(trials.reshape(-1, kept.shape[1])).reshape(up.shape)
+        current = kept[active]
+        up = grid.steps_up(current)  # [A, T], -1 where a group is whole
+        trials = np.repeat(current[:, None, :], len(groups), axis=1)  # [A, T, T]: row t moves group t
+        trials[:, groups, groups] = np.where(up >= 0, up, current)
+        cost = cost_model.ratio_batch(trials.reshape(-1, len(groups))).reshape(up.shape)
         fits = (up >= 0) & (cost <= target + 1e-12)
         chosen = np.lexsort((np.where(fits, cost, np.inf), np.where(fits, up / sizes, np.inf)), axis=-1)[:, 0]
-        moved = fits[np.arange(active.size), chosen]
-        kept[active[moved], chosen[moved]] = up[np.arange(active.size), chosen][moved]
+        here = rows[:active.size]
+        moved = fits[here, chosen]
+        kept[active[moved], chosen[moved]] = up[here, chosen][moved]
         active = active[moved]
     return kept
-
-
-def _next_counts(kept, grid):
-    """[N, T] the next allowed count above each of ``kept`` [N, T]; -1 where the group is at its size."""
-    up = np.full(kept.shape, -1, np.int64)
-    for t, allowed in enumerate(grid.allowed):
-        i = np.searchsorted(allowed, kept[:, t], side="right")
-        up[:, t] = np.where(i < allowed.size, allowed[np.minimum(i, allowed.size - 1)], -1)
-    return up
 
 
 def _kept(ratios, shift, cost_model, max_ratio, grid):

@@ -74,6 +74,15 @@ class ChannelGrid:
         i = np.searchsorted(allowed, count, side="right") if direction > 0 else np.searchsorted(allowed, count) - 1
         return int(allowed[i]) if 0 <= i < allowed.size else None
 
+    def steps_up(self, kept):
+        """[N, T] the next allowed count above each of ``kept`` [N, T] (`step` upward, for many sub-networks
+        at once); -1 where the group is at its size."""
+        up = np.full(kept.shape, -1, np.int64)
+        for t, allowed in enumerate(self.allowed):
+            i = np.searchsorted(allowed, kept[:, t], side="right")
+            up[:, t] = np.where(i < allowed.size, allowed[np.minimum(i, allowed.size - 1)], -1)
+        return up
+
 
 def _allowed(size, floor, round_to):
     first = -(-floor // round_to) * round_to  # the floor rounded up to a multiple
