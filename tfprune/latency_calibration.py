@@ -111,7 +111,7 @@ def calibrate(latency_model, target, tolerance=0.02, max_ratio=0.9, round_to=1, 
         full_ms, ms = timer(kept)
         points.append((latency_model.ratio(kept), ms / full_ms))
         fulls.append((kept, full_ms))
-        current = CalibratedLatency(latency_model, points, np.median([f for _, f in fulls]))
+        current = _calibrated(latency_model, points, fulls)
         log(f"latency calibration: uniform sub-network predicted {points[-1][0]:.3f} of the full model, "
             f"measured {points[-1][1]:.3f} ({ms:.3f} / {full_ms:.3f} ms)")
         if abs(points[-1][1] - target) <= tolerance:
@@ -133,7 +133,13 @@ def _without_last(latency_model, points, fulls, error, log):
     log(f"latency calibration: the measurement {measured:.3f} (predicted {predicted:.3f}) leaves no sub-network "
         f"on the budget ({error}); kept the calibration without it, so the measured latency may miss the target "
         "by more than the tolerance.")
-    return CalibratedLatency(latency_model, points, np.median([f for _, f in fulls]))
+    return _calibrated(latency_model, points, fulls)
+
+
+def _calibrated(latency_model, points, fulls):
+    """The `CalibratedLatency` of the measured ``points``; the full model's latency is the median of its
+    timings ``fulls`` [(kept, ms)], one per round, as one timing on a shared machine can be off."""
+    return CalibratedLatency(latency_model, points, np.median([ms for _, ms in fulls]))
 
 
 def _cache_key(latency_model, target, tolerance, max_ratio, round_to, rounds):
