@@ -302,7 +302,9 @@ class FlopsBudget:
     def land(self, ratios):
         """(kept counts, achieved FLOPs ratio) of ratios that already aim at the budget (the layer-wise
         agent's episodes): taken as they are (snapped to the grid), only repaired when rounding left them
-        outside the budget's band; unlike `project`, never shifted."""
+        outside the budget's band; unlike `project`, never shifted. An episode arrives with its slack
+        already spent (`EpisodeSpace.rollout`), so the fill here finds no step that fits: one batched cost
+        evaluation, kept so that ratios from any other source land as filled as a projection's."""
         kept = self.grid.snap(kept_from_ratios(np.clip(ratios, 0.0, self.max_ratio), self.cost_model.group_sizes))
         kept = _land([kept], self.cost_model, landing_bands(self.target_ratio, self.tolerance), self.grid, self.uniform_kept)
         achieved = self.cost_model.ratio(kept)
