@@ -69,6 +69,19 @@ def test_a_measurement_that_leaves_nothing_on_the_budget_is_dropped_not_fatal(ma
     FlopsBudget(calibrated, graph, 0.5, tolerance=0.02, round_to=4)  # reachable
 
 
+@pytest.mark.parametrize("rounds", [1, 2])
+def test_the_last_rounds_measurement_is_checked_too(macs_latency, rounds):
+    """The round limit can end the loop right after a noisy measurement; its correction must project onto
+    the budget like every earlier one, or a run (and the latency bench's row) fails after calibrating.
+    Timings 0.06 under the prediction on the round_to=4 grid: no correction through them is reachable."""
+    graph, _, latency = macs_latency
+    lines = []
+    timer = lambda kept: (2.0, 2.0 * (latency.ratio(kept) - 0.06))  # noqa: E731
+    calibrated = calibrate(latency, 0.5, tolerance=0.02, rounds=rounds, round_to=4, timer=timer, log=lines.append)
+    assert calibrated.points == [] and "leaves no sub-network on the budget" in lines[-1]
+    FlopsBudget(calibrated, graph, 0.5, tolerance=0.02, round_to=4)  # reachable
+
+
 def test_calibrated_ratio_is_non_decreasing_and_one_at_the_full_model(macs_latency):
     graph, cost, latency = macs_latency
     calibrated = CalibratedLatency(latency, [(0.4, 0.55), (0.6, 0.52), (0.2, 0.35)], 3.0)  # one noisy point

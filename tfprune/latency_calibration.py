@@ -98,24 +98,23 @@ def calibrate(latency_model, target, tolerance=0.02, max_ratio=0.9, round_to=1, 
     timer = timer or _WholeModels(latency_model.cost_model.graph, latency_model.table.threads, runs).time
     current, points, fulls = latency_model, [], []
     zeros = np.zeros(len(latency_model.group_names))
+    # the table's own prediction cannot reach the target: the settings, not a measurement (raises)
+    kept, _ = project_to_budget(zeros, current, target, max_ratio, tolerance, round_to)
     for _ in range(int(rounds)):
-        try:
-            kept, _ = project_to_budget(zeros, current, target, max_ratio, tolerance, round_to)
-        except BudgetError as error:
-            if not points:
-                raise  # the table's own prediction cannot reach the target: the settings, not a measurement
-            current = _without_last(latency_model, points, fulls, error, log)
-            break
-        if any(np.array_equal(kept, seen) for seen, _ in fulls):
-            break  # the correction moved nothing: no new information
         full_ms, ms = timer(kept)
         points.append((latency_model.ratio(kept), ms / full_ms))
         fulls.append((kept, full_ms))
-        current = _calibrated(latency_model, points, fulls)
         log(f"latency calibration: uniform sub-network predicted {points[-1][0]:.3f} of the full model, "
             f"measured {points[-1][1]:.3f} ({ms:.3f} / {full_ms:.3f} ms)")
-        if abs(points[-1][1] - target) <= tolerance:
+        corrected = _calibrated(latency_model, points, fulls)
+        try:  # every correction, the last round's included, must still reach the budget
+            kept, _ = project_to_budget(zeros, corrected, target, max_ratio, tolerance, round_to)
+        except BudgetError as error:
+            current = _without_last(latency_model, points, fulls, error, log)
             break
+        current = corrected
+        if abs(points[-1][1] - target) <= tolerance or any(np.array_equal(kept, seen) for seen, _ in fulls):
+            break  # on the target, or the correction moved nothing (no new information)
     if hasattr(latency_model.table, "save_calibration"):
         latency_model.table.save_calibration(key, {"points": current.points, "full_ms": current.full_ms})
     return _chiefs(current.points, current.full_ms, latency_model, int(rounds), broadcast)
