@@ -59,7 +59,7 @@ def _fake_rows():
             rows.append({"method": method, "seed": seed, "flops_ratio": 0.3, "params_pruned": 100,
                          "params_full": 400, "val_acc_full": 0.98, "val_acc_masked": 0.5,
                          "val_acc_pruned": acc + 0.01 * seed, "held_out_acc_pruned": acc - 0.01, "latency_float_ms": 0.1,
-                         "final_reward": 0.9, "seconds": 60.0})
+                         "final_reward": 0.9, "seconds": 60.0, "environment": "ab12cd34"})
     return rows
 
 
@@ -78,6 +78,19 @@ def test_markdown_mean_std_and_paired_rows():
     assert "| l1 | -3.00 | -3.00 | -3.00 |" in text
 
 
+def test_a_table_mixing_environments_says_so():
+    """Runs from two machines or stacks: the markdown names both ids, since a deterministic run repeats
+    itself only in one environment (tfprune/environment.py)."""
+    from tfprune import compare
+
+    rows = _fake_rows()
+    rows[0]["environment"] = "99ff00aa"
+    text = compare.markdown(rows, ["agent", "uniform", "l1"], [0, 1], ["a.gin"], command="x")
+    assert "**The runs come from 2 environments (99ff00aa, ab12cd34" in text
+    rows[0]["environment"] = "-"  # a summary written before environments were recorded: not counted
+    assert "environments" not in compare.markdown(rows, ["agent", "uniform", "l1"], [0, 1], ["a.gin"], command="x")
+
+
 def test_bad_method_is_a_usage_error():
     result = subprocess.run([sys.executable, COMPARE, "--config", os.path.join(ROOT, "configs", "smoke.gin"),
                              "--methods", "agent,magic"], capture_output=True, text=True, cwd=ROOT)
@@ -93,7 +106,8 @@ def test_write_tables_from_python(tmp_path):
                         command="python my_script.py")
     assert text == (tmp_path / "w" / "comparison.md").read_text()
     assert text.startswith("# Method comparison: a.gin, b.gin\n\nCommand: `python my_script.py`")
-    assert "| l1 | 1 | 0.300 | 100 | 400 | 98.00 | 50.00 | 91.00 | 89.00 | 0.1000 | 90.00 | 60 |" in text
+    assert "| l1 | 1 | 0.300 | 100 | 400 | 98.00 | 50.00 | 91.00 | 89.00 | 0.1000 | 90.00 | 60 | ab12cd34 |" in text
+    assert "environments" not in text  # one environment: no warning
     with open(tmp_path / "w" / "comparison.csv") as f:
         reader = csv.DictReader(f)
         assert reader.fieldnames == COLUMNS

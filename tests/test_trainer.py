@@ -40,7 +40,7 @@ def test_run_writes_summary_models_and_lands_on_the_flops_budget(tmp_path):
     summary = trainer.run(str(tmp_path))
     for key in ("model", "flops_full", "flops_pruned", "flops_ratio", "params_full", "params_pruned",
                 "val_accuracy_full_model", "val_accuracy_pruned", "kept_channels", "saved_model", "tflite",
-                "latency_ms_full", "latency_ms_pruned", "latency_ratio"):
+                "latency_ms_full", "latency_ms_pruned", "latency_ratio", "environment"):
         assert key in summary
     assert abs(summary["flops_ratio"] - 0.5) <= 0.02
     assert 0.0 <= summary["held_out_accuracy_pruned"] <= 1.0  # the fine-tuned model on the held-out images

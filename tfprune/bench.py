@@ -33,7 +33,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import time
 
@@ -353,11 +352,12 @@ def _agent_rows(a):
 
 
 def machine_info():
-    """What the numbers were measured on (platform, CPUs, GPUs, TensorFlow version)."""
+    """What the numbers were measured on (`tfprune.environment.environment`, plus GPUs and TensorFlow)."""
     import tensorflow as tf
 
-    return {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
-            "gpus": len(tf.config.list_physical_devices("GPU")), "tensorflow": tf.__version__}
+    from tfprune.environment import environment
+
+    return {**environment(), "gpus": len(tf.config.list_physical_devices("GPU")), "tensorflow": tf.__version__}
 
 
 def run_benchmarks(only=DEFAULT_BENCHES, *, model="resnet56", width_multiplier=1.0, image_size=32, batch_size=128,

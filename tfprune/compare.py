@@ -27,6 +27,7 @@ import time
 from typing import NamedTuple
 
 from tfprune import workdir as wd
+from tfprune.environment import environment_id
 from tfprune.errors import TfpruneError
 
 DESCRIPTION = "Compare the joint agent-guided pruning with baselines at the same training budget and FLOPs target."
@@ -59,7 +60,7 @@ DESCRIPTIONS = {
     "bandit": "the previous agent: one-step PPO bandit over the whole ratio vector, best-episode alignment target",
 }
 COLUMNS = ["method", "seed", "flops_ratio", "params_pruned", "params_full", "val_acc_full", "val_acc_masked",
-           "val_acc_pruned", "held_out_acc_pruned", "latency_float_ms", "final_reward", "seconds"]
+           "val_acc_pruned", "held_out_acc_pruned", "latency_float_ms", "final_reward", "seconds", "environment"]
 METRICS = ["flops_ratio", "params_pruned", "val_acc_full", "val_acc_masked", "val_acc_pruned", "held_out_acc_pruned",
            "latency_float_ms"]
 HEADERS = {"method": "method", "seed": "seed", "flops_ratio": "FLOPs ratio", "params_pruned": "params",
@@ -67,7 +68,8 @@ HEADERS = {"method": "method", "seed": "seed", "flops_ratio": "FLOPs ratio", "pa
            "val_acc_masked": "val acc pruned, before fine-tune (%)",
            "val_acc_pruned": "val acc pruned, after fine-tune (%)",
            "held_out_acc_pruned": "held-out train acc pruned, after fine-tune (%)", "latency_float_ms": "TFLite float latency (ms)",
-           "final_reward": "last held-out reward (%)", "seconds": "wall (s)"}
+           "final_reward": "last held-out reward (%)", "seconds": "wall (s)",
+           "environment": "environment"}
 
 
 class ComparisonResult(NamedTuple):
@@ -195,6 +197,7 @@ def row_of(method, seed, summary, seconds, workdir):
         "latency_float_ms": float("nan") if latency is None else latency,
         "final_reward": final_reward,
         "seconds": float("nan") if seconds is None else seconds,
+        "environment": environment_id(summary.get("environment")),  # "-": a summary from before 2026-12-05
     }
 
 
@@ -260,12 +263,25 @@ def markdown(rows, methods, seeds, config_files, command=None):
     lines.append("|" + "---|" * len(COLUMNS))
     for row in rows:
         lines.append("| " + " | ".join(_fmt(row[c], c) for c in COLUMNS) + " |")
+    lines += _environment_note(rows)
     if len(seeds) > 1:
         lines += _mean_std_section(rows, methods, seeds)
     if "uniform" in methods and len(methods) > 1:
         lines += _paired_section(rows, methods, seeds)
     lines.append("")
     return "\n".join(lines)
+
+
+def _environment_note(rows):
+    """A warning when the runs come from more than one machine or stack (`tfprune.environment`): a
+    deterministic run repeats itself only on one, so a difference between such runs may be the machine's."""
+    ids = sorted({r.get("environment", "-") for r in rows} - {"-"})
+    if len(ids) < 2:
+        return []
+    return ["", f"**The runs come from {len(ids)} environments ({', '.join(ids)}: CPU, Python packages; each "
+            "run's summary.json has the details).** A run repeats itself exactly only in one environment: "
+            "compare runs whose environment agrees, or read differences between the others as including the "
+            "machine's."]
 
 
 def _mean_std_section(rows, methods, seeds):

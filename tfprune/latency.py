@@ -39,7 +39,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import platform
 import statistics
 import time
 
@@ -49,6 +48,7 @@ import numpy as np
 from tfprune import registry, safe_write
 from tfprune.budget import BudgetError
 from tfprune.channel_grid import ChannelGrid
+from tfprune.environment import cpu_model
 from tfprune.latency_calibration import calibrate
 
 BUDGETS = ("flops", "latency")
@@ -72,18 +72,6 @@ class LayerShape:
 
 
 REFERENCE = (LayerShape("conv", (16, 16), (3, 3)), 32, 32)  # timed with every batch of measurements
-
-
-def cpu_model():
-    """The CPU's model name (`/proc/cpuinfo`), or `platform.processor()` where there is none."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def default_cache_dir():

@@ -24,6 +24,7 @@ from tfprune import determinism
 from tfprune import workdir as files
 from tfprune.data import build_datasets
 from tfprune.distribute import make_broadcast, make_strategy, worker_role
+from tfprune.environment import environment
 from tfprune.errors import TrainingError
 from tfprune.flops import CostModel
 from tfprune.latency import summary_latency
@@ -269,6 +270,7 @@ def _summary(ctx, pruner, compact, selected, accuracy):
         "val_accuracy_pruned": accuracy["val"],
         "held_out_accuracy_pruned": accuracy["held_out"],  # training images never trained on: for choosing settings
         "kept_channels": kept_counts(selected.masks),
+        "environment": environment(),  # a deterministic run repeats on one machine and stack, not across them
     }
 
 

@@ -1,0 +1,31 @@
+"""What a run was measured on (`tfprune.environment`): recorded in summary.json, so that runs from
+different machines or stacks are told apart."""
+
+import json
+
+from tfprune import environment
+
+
+def test_environment_is_json_ready_and_names_the_stack():
+    env = environment.environment()
+    assert json.loads(json.dumps(env)) == env
+    assert env["packages"]["numpy"] == __import__("numpy").__version__
+    assert env["packages"]["keras"] == __import__("keras").__version__
+    assert env["cpu"] and env["cpu_count"] >= 1
+    assert set(env["cpu_kernel_features"]) <= set(environment.KERNEL_FEATURES)
+
+
+def test_missing_package_is_said_not_raised():
+    assert environment.package_versions(("numpy", "no-such-package-tfprune")) == {
+        "numpy": __import__("numpy").__version__, "no-such-package-tfprune": "not installed"}
+
+
+def test_id_changes_with_the_cpu_and_the_packages():
+    env = environment.environment()
+    same = json.loads(json.dumps(env))
+    assert environment.environment_id(env) == environment.environment_id(same) != "-"
+    other_cpu = dict(env, cpu_flags_sha1="000000000000")
+    other_numpy = dict(env, packages=dict(env["packages"], numpy="0.0"))
+    ids = {environment.environment_id(e) for e in (env, other_cpu, other_numpy)}
+    assert len(ids) == 3
+    assert environment.environment_id(None) == "-"  # a summary from before environments were recorded
