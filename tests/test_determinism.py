@@ -10,9 +10,7 @@ import gin
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINDINGS = ["run.epochs = 3", "run.warmup_epochs = 1", "run.finetune_epochs = 1", "run.deterministic = True",
-            'run.export_quantizations = ("float",)', "JointPruner.num_samples = 4", "JointPruner.dynamics_steps = 5",
-            "build_datasets.held_out_examples = 128"]
+CONFIG = os.path.join(ROOT, "configs", "smoke_deterministic.gin")  # shared with docs/diagnostics/cpu_isa.py
 
 
 def run_once(workdir):
@@ -20,7 +18,7 @@ def run_once(workdir):
     from tfprune.cli import parse_gin
 
     gin.clear_config()
-    parse_gin([os.path.join(ROOT, "configs", "smoke.gin")], BINDINGS)
+    parse_gin([CONFIG], [])
     try:
         summary = trainer.run(str(workdir))
     finally:

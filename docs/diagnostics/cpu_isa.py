@@ -2,9 +2,9 @@
 
 A run with ``run.deterministic = True`` repeats itself byte for byte on one machine, yet the same code,
 config and locked packages gave other numbers in another session (`docs/results.md`). This runs the
-small smoke run (`configs/smoke.gin`, the bindings of `tests/test_determinism.py`) ``--repeats`` times
-under each oneDNN instruction-set cap (``ONEDNN_MAX_CPU_ISA``, e.g. AVX2 = a CPU without AVX-512) and
-with oneDNN off (``TF_ENABLE_ONEDNN_OPTS=0``), each in its own process, and prints the accuracies:
+short deterministic smoke run (`configs/smoke_deterministic.gin`, the run `tests/test_determinism.py`
+repeats) ``--repeats`` times under each oneDNN instruction-set cap (``ONEDNN_MAX_CPU_ISA``, e.g. AVX2 = a
+CPU without AVX-512) and with oneDNN off (``TF_ENABLE_ONEDNN_OPTS=0``), each in its own process, and prints the accuracies:
 equal rows within one setting = repeatable there; different rows between settings = the machine's
 instruction set changes the numbers.
 
@@ -21,9 +21,6 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BINDINGS = ["run.epochs = 3", "run.warmup_epochs = 1", "run.finetune_epochs = 1", "run.deterministic = True",
-            'run.export_quantizations = ("float",)', "JointPruner.num_samples = 4", "JointPruner.dynamics_steps = 5",
-            "build_datasets.held_out_examples = 128"]
 KEYS = ("val_accuracy_full_model", "val_accuracy_masked_before_finetune", "val_accuracy_pruned")
 
 
@@ -41,9 +38,7 @@ def smoke_run(isa):
     """(accuracies, masks) of one smoke run in a fresh process under ``isa``."""
     with tempfile.TemporaryDirectory() as workdir:
         command = [sys.executable, os.path.join(ROOT, "tools", "train.py"), "--config",
-                   os.path.join(ROOT, "configs", "smoke.gin"), "--workdir", workdir]
-        for binding in BINDINGS:
-            command += ["--gin_bindings", binding]
+                   os.path.join(ROOT, "configs", "smoke_deterministic.gin"), "--workdir", workdir]
         result = subprocess.run(command, env=run_env(isa), capture_output=True, text=True, cwd=ROOT)
         if result.returncode != 0:
             raise SystemExit(f"{isa}: the run failed:\n{result.stderr[-2000:]}")
