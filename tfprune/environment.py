@@ -21,26 +21,35 @@ PACKAGES = ("tensorflow", "keras", "numpy", "tf-agents", "tensorflow-probability
 KERNEL_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
 
 
-def _cpuinfo_field(name):
-    """The first ``name : value`` of `/proc/cpuinfo` (Linux), or None."""
+def _cpuinfo(names):
+    """{name: the first ``name : value`` of `/proc/cpuinfo`} for each of ``names`` found (Linux; empty
+    elsewhere). One read of the file for all of them."""
+    found = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.split(":", 1)[0].strip() == name:
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in names and key not in found:
+                    found[key] = value.strip()
+                    if len(found) == len(names):
+                        break
     except OSError:
         pass
-    return None
+    return found
 
 
-def cpu_model():
-    """The CPU's model name (`/proc/cpuinfo`), or `platform.processor()` where there is none."""
-    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
+def cpu_model(cpuinfo=None):
+    """The CPU's model name (`/proc/cpuinfo`, or ``cpuinfo`` already read from it), or
+    `platform.processor()` where there is none."""
+    cpuinfo = _cpuinfo(("model name",)) if cpuinfo is None else cpuinfo
+    return cpuinfo.get("model name") or platform.processor() or platform.machine()
 
 
-def cpu_flags():
+def cpu_flags(cpuinfo=None):
     """The CPU's feature flags (`/proc/cpuinfo`), sorted; empty where the file does not exist."""
-    return sorted(set((_cpuinfo_field("flags") or "").split()))
+    cpuinfo = _cpuinfo(("flags",)) if cpuinfo is None else cpuinfo
+    return sorted(set(cpuinfo.get("flags", "").split()))
 
 
 def package_versions(packages=PACKAGES):
@@ -58,11 +67,12 @@ def environment():
     """{python, platform, cpu, cpu_count, cpu_kernel_features, cpu_flags_sha1, packages}: JSON-ready.
     Two CPUs with one model name can still differ in their flags (a VM may hide some): the flags' digest
     tells them apart, the kernel features say which differences matter."""
-    flags = cpu_flags()
+    cpuinfo = _cpuinfo(("model name", "flags"))
+    flags = cpu_flags(cpuinfo)
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu": cpu_model(),
+        "cpu": cpu_model(cpuinfo),
         "cpu_count": os.cpu_count(),
         "cpu_kernel_features": [f for f in KERNEL_FEATURES if f in flags],
         "cpu_flags_sha1": hashlib.sha1(" ".join(flags).encode()).hexdigest()[:12] if flags else None,
