@@ -1,5 +1,5 @@
-"""A pure-numpy stand-in for `tfprune.flops.CostModel`, shared by the episode and rounding tests, and a check
-that a sub-network spends its budget's slack (`tfprune.budget.fill_to_target`)."""
+"""A pure-numpy stand-in for `tfprune.cost.flops.CostModel`, shared by the episode and rounding tests, and a check
+that a sub-network spends its budget's slack (`tfprune.cost.budget.fill_to_target`)."""
 
 import numpy as np
 

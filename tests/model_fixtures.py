@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from tfprune.gates import ChannelGate
+from tfprune.structure.gates import ChannelGate
 
 
 @keras.saving.register_keras_serializable(package="tfprune_tests")

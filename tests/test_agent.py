@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfprune.agent import PruningAgent
+from tfprune.search.agent import PruningAgent
 
 GROUPS, MAX_RATIO, OBS_DIM = 6, 0.7, 3
 TARGET = np.array([0.1, 0.55, 0.2, 0.5, 0.6, 0.15], np.float32)
@@ -103,7 +103,7 @@ def test_other_reward_normalizations_train(mode):
 def test_build_ppo_seeds_without_consuming_python_random():
     import random
 
-    from tfprune.agent.ppo import build_ppo
+    from tfprune.search.agent.ppo import build_ppo
 
     kwargs = dict(actor_layers=(8,), value_layers=(8,), learning_rate=1e-3, num_epochs=1,
                   importance_ratio_clipping=0.2, entropy_regularization=0.0, init_std=0.25,
@@ -122,7 +122,7 @@ def test_build_ppo_seeds_without_consuming_python_random():
 def test_single_step_trajectories_layout():
     from tf_agents.trajectories import time_step as ts
 
-    from tfprune.agent.ppo import single_step_trajectories
+    from tfprune.search.agent.ppo import single_step_trajectories
 
     n = 3
     obs = np.arange(n * OBS_DIM, dtype=np.float32).reshape(n, OBS_DIM)
@@ -140,7 +140,7 @@ def test_single_step_trajectories_layout():
 
 
 def test_normalize_batch_rewards():
-    from tfprune.agent.ppo import normalize_batch_rewards
+    from tfprune.search.agent.ppo import normalize_batch_rewards
 
     rewards = np.array([0.2, 0.4, 0.9], np.float32)
     normed = normalize_batch_rewards(rewards, "batch")

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tfprune import agent_stack
+from tfprune.infra import agent_stack
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Runs Python as on a machine where tf-agents was never installed: the path finder does not see it.
@@ -35,14 +35,14 @@ def test_the_hook_names_the_install_line():
 def test_library_and_command_line_without_tf_agents(tmp_path):
     library = _run_without_tf_agents(
         "import tfprune\n"
-        "assert not tfprune.agent_stack.available()\n"
+        "assert not tfprune.infra.agent_stack.available()\n"
         "model = tfprune.build_model('resnet8', num_classes=10, input_shape=(16, 16, 3))  # gating works\n"
-        "try:\n    import tfprune.agent\nexcept ModuleNotFoundError as e:\n    print(type(e).__name__, e)\n",
+        "try:\n    import tfprune.search.agent\nexcept ModuleNotFoundError as e:\n    print(type(e).__name__, e)\n",
         cwd=str(tmp_path))
     assert library.returncode == 0, library.stderr[-2000:]
     assert library.stdout.startswith("MissingAgentStack ") and f"\n    {agent_stack.INSTALL_LINE}\n" in library.stdout
     command = _run_without_tf_agents(
         f"sys.argv = ['tfprune', 'train', '--config', 'smoke.gin', '--workdir', {str(tmp_path / 'run')!r}]\n"
-        "from tfprune.cli import main\nsys.exit(main())\n", cwd=str(tmp_path))
+        "from tfprune.cli.commands import main\nsys.exit(main())\n", cwd=str(tmp_path))
     assert command.returncode != 0 and "Traceback" not in command.stderr
     assert f"\n    {agent_stack.INSTALL_LINE}\n" in command.stderr, command.stderr[-2000:]

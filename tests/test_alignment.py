@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfprune._keras_internals import outbound_nodes
-from tfprune.alignment import GroupLassoAlignment, alignment_schedule
-from tfprune.graph import ChannelGraph
+from tfprune.structure.keras_internals import outbound_nodes
+from tfprune.pruning.alignment import GroupLassoAlignment, alignment_schedule
+from tfprune.structure.graph import ChannelGraph
 
 from model_fixtures import mixed_model
 

@@ -6,13 +6,15 @@ import keras
 import numpy as np
 import pytest
 
-from tfprune import budget, masks as mask_lib
-from tfprune.auto_gate import auto_gate
-from tfprune.export import convert_tflite, verify_tflite
-from tfprune.flops import CostModel
-from tfprune.gates import ChannelGate
-from tfprune.graph import ChannelGraph
-from tfprune.surgery import compact_model
+from tfprune.cost import budget
+
+from tfprune.structure import masks as mask_lib
+from tfprune.structure.auto_gate import auto_gate
+from tfprune.deploy.export import convert_tflite, verify_tflite
+from tfprune.cost.flops import CostModel
+from tfprune.structure.gates import ChannelGate
+from tfprune.structure.graph import ChannelGraph
+from tfprune.structure.surgery import compact_model
 
 from model_fixtures import Scale, random_masks, randomize_bn
 

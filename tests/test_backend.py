@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tfprune.backend import BackendError, keras_backend, require_tensorflow_backend
+from tfprune.infra.backend import BackendError, keras_backend, require_tensorflow_backend
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,4 +39,4 @@ def test_library_import_with_jax_backend_raises_backend_error():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT,
                             env=dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=ROOT))
     assert result.returncode == 1
-    assert "tfprune.backend.BackendError: tfprune needs Keras's TensorFlow backend" in result.stderr
+    assert "tfprune.infra.backend.BackendError: tfprune needs Keras's TensorFlow backend" in result.stderr

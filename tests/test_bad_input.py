@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfprune import export
-from tfprune.cli import train_main
-from tfprune.export_study import UsageError, export_study
-from tfprune.export_study import main as export_main
+from tfprune.deploy import export
+from tfprune.cli.commands import train_main
+from tfprune.studies.export_study import UsageError, export_study
+from tfprune.studies.export_study import main as export_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = os.path.join(ROOT, "configs", "smoke.gin")
@@ -175,7 +175,7 @@ def test_export_of_a_keras_file_that_is_not_a_gated_model(tmp_path, capsys):
 
 
 def test_export_of_masks_from_another_model(tmp_path, capsys):
-    from tfprune.masks import read_masks, save_masks
+    from tfprune.structure.masks import read_masks, save_masks
 
     gated, _ = _gated_and_plain(tmp_path)
     masks = {name: m.copy() for name, m in read_masks(gated).items()}

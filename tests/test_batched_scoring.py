@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from model_fixtures import mixed_model, random_masks
-from tfprune import masks as mask_lib
-from tfprune.batched_scoring import batching_problem
-from tfprune.distribute import Collective
-from tfprune.graph import ChannelGraph
-from tfprune.masks import MaskError
-from tfprune.scoring import SubnetScorer
+from tfprune.structure import masks as mask_lib
+from tfprune.search.batched_scoring import batching_problem
+from tfprune.infra.distribute import Collective
+from tfprune.structure.graph import ChannelGraph
+from tfprune.structure.masks import MaskError
+from tfprune.search.scoring import SubnetScorer
 
 
 def _held_out(n, shape, classes, seed=0):
@@ -99,8 +99,8 @@ def test_each_worker_scores_its_share_and_every_worker_gets_every_score():
     """Scoring split across workers: worker w scores candidates w, w+W, ... (and its share of the
     finalists); the parts add up to the one-worker scores; the chief's incumbent score is broadcast."""
     from tfprune.models import build_model
-    from tfprune.pruner import JointPruner
-    from tfprune.scoring import score_step
+    from tfprune.pruning.pruner import JointPruner
+    from tfprune.search.scoring import score_step
 
     model = build_model("resnet8", input_shape=(8, 8, 3), num_classes=4, width_multiplier=0.5)
     pruner = JointPruner(model, _held_out(48, (8, 8, 3), 4), target_flops_ratio=0.5, max_epochs=2, num_samples=4,

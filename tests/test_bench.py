@@ -1,4 +1,4 @@
-"""tfprune.bench (behind tools/bench.py): the data-pipeline bench on a tiny input, the table, the arguments."""
+"""tfprune.studies.bench (behind tools/bench.py): the data-pipeline bench on a tiny input, the table, the arguments."""
 
 import math
 import os
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tfprune import bench
+from tfprune.studies import bench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -74,7 +74,7 @@ def test_arguments_and_unknown_benches():
 def test_channel_and_rounding_benches_on_tiny_inputs():
     """The channel-count benches behind --only channels,rounding: structure, ratios against their own
     reference, and their table rows (timings themselves are the machine's)."""
-    from tfprune import channel_bench
+    from tfprune.studies import channel_bench
 
     layers = channel_bench.bench_channels(bases=(8,), spatial=(4,), layers=("conv3x3", "depthwise3x3"),
                                           offsets=(-1, 0, 1), runs=3)
@@ -98,7 +98,7 @@ def test_channel_and_rounding_benches_on_tiny_inputs():
 def test_latency_bench_on_tiny_inputs(tmp_path):
     """The bench behind --only latency: full, FLOPs- and latency-budget variants per rounding, measured and
     predicted latency at each thread count, the verdict row (timings themselves are the machine's)."""
-    from tfprune import latency_bench
+    from tfprune.studies import latency_bench
 
     result = latency_bench.bench_latency((("resnet8", 8),), round_to=(1,), threads=(1,), runs=3, max_points=2,
                                          cache_dir=str(tmp_path), log=lambda _: None)

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from tfprune import workdir as files
-from tfprune.chaos import _run_and_kill, chaos_check, compare_workdirs, kill_points, train_command
+from tfprune.infra import workdir as files
+from tfprune.studies.chaos import _run_and_kill, chaos_check, compare_workdirs, kill_points, train_command
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 

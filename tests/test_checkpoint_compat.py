@@ -16,8 +16,8 @@ FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "pre_
 
 
 def test_checkpoint_written_before_the_split_resumes(tmp_path, capsys):
-    from tfprune import trainer
-    from tfprune.cli import parse_gin
+    from tfprune.training import trainer
+    from tfprune.cli.commands import parse_gin
 
     workdir = tmp_path / "run"
     shutil.copytree(FIXTURE, workdir)
@@ -48,9 +48,9 @@ def test_a_bandit_run_resumed_with_the_episodic_agent_names_the_binding(tmp_path
     resumes it, not 46 unmatched TensorFlow variables."""
     import pytest
 
-    from tfprune import trainer
-    from tfprune.cli import parse_gin
-    from tfprune.policy import PolicyError
+    from tfprune.training import trainer
+    from tfprune.cli.commands import parse_gin
+    from tfprune.search.policy import PolicyError
 
     workdir = tmp_path / "run"
     shutil.copytree(FIXTURE, workdir)

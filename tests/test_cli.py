@@ -6,7 +6,11 @@ import os
 import gin
 import pytest
 
-from tfprune import cli, config_files, quiet
+from tfprune.cli import commands as cli
+
+from tfprune.cli import config_files
+
+from tfprune.infra import quiet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,7 +76,7 @@ def test_python_dash_m_tfprune_from_another_directory(tmp_path, monkeypatch):
     import subprocess
     import sys
 
-    from tfprune import compare
+    from tfprune.studies import compare
 
     result = subprocess.run([sys.executable, "-m", "tfprune", "train", "--list-configs"], capture_output=True,
                             text=True, timeout=300, cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=ROOT))

@@ -1,4 +1,4 @@
-"""tools/compare.py and tfprune.compare: runs methods on a minimal config, writes the table and CSV,
+"""tools/compare.py and tfprune.studies.compare: runs methods on a minimal config, writes the table and CSV,
 resumes finished runs."""
 
 import csv
@@ -64,7 +64,7 @@ def _fake_rows():
 
 
 def test_markdown_mean_std_and_paired_rows():
-    from tfprune import compare
+    from tfprune.studies import compare
 
     args = compare.parse_args(["--config", os.path.join(ROOT, "configs", "smoke.gin"),
                                "--methods", "agent,uniform,l1", "--seeds", "0,1"])
@@ -80,8 +80,8 @@ def test_markdown_mean_std_and_paired_rows():
 
 def test_a_table_mixing_environments_says_so():
     """Runs from two machines or stacks: the markdown names both ids, since a deterministic run repeats
-    itself only in one environment (tfprune/environment.py)."""
-    from tfprune import compare
+    itself only in one environment (tfprune/infra/environment.py)."""
+    from tfprune.studies import compare
 
     rows = _fake_rows()
     rows[0]["environment"] = "99ff00aa"
@@ -98,8 +98,8 @@ def test_bad_method_is_a_usage_error():
 
 
 def test_write_tables_from_python(tmp_path):
-    """tfprune.compare.write_tables on fake rows: the CSV round-trips, the markdown and the plot exist."""
-    from tfprune.compare import COLUMNS, write_tables
+    """tfprune.studies.compare.write_tables on fake rows: the CSV round-trips, the markdown and the plot exist."""
+    from tfprune.studies.compare import COLUMNS, write_tables
 
     rows = _fake_rows()
     text = write_tables(rows, ["agent", "uniform", "l1"], [0, 1], str(tmp_path / "w"), ["a.gin", "b.gin"],
@@ -120,7 +120,7 @@ def test_write_tables_from_python(tmp_path):
 def test_run_comparison_resumes_finished_runs(tmp_path, capsys):
     """Runs whose summary.json exists are not trained again: their rows come from the files, in method
     order whatever the seed loop's order."""
-    from tfprune.compare import ComparisonError, mean_std, run_comparison
+    from tfprune.studies.compare import ComparisonError, mean_std, run_comparison
 
     for method, acc in (("agent", 0.8), ("uniform", 0.7)):
         for seed in (0, 1):
@@ -148,8 +148,8 @@ def test_a_methods_own_bindings_win_over_the_extra_ones(clean_gin):
     whole network even when the user's binding sets a budget for the pruning methods."""
     import gin
 
-    from tfprune.compare import run_command
-    import tfprune.trainer  # noqa: F401  (registers JointPruner and run)
+    from tfprune.studies.compare import run_command
+    import tfprune.training.trainer  # noqa: F401  (registers JointPruner and run)
 
     extra = ["JointPruner.target_flops_ratio = 0.3", "JointPruner.alignment_strength = 0.2", "run.seed = 7"]
     cmd = run_command("unpruned", 1, ["a.gin"], "w", extra)

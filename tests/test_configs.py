@@ -7,10 +7,10 @@ import gin
 import numpy as np
 import pytest
 
-from tfprune.budget import project_to_budget
-from tfprune.cli import parse_gin
+from tfprune.cost.budget import project_to_budget
+from tfprune.cli.commands import parse_gin
 from tfprune.data.pipeline import SOURCES
-from tfprune.flops import CostModel
+from tfprune.cost.flops import CostModel
 from tfprune.models import MODEL_NAMES, build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -6,12 +6,14 @@ import keras
 import numpy as np
 import pytest
 
-from tfprune import budget, masks as mask_lib
-from tfprune.channel_grid import ChannelGrid
-from tfprune.flops import CostModel
-from tfprune.gates import ChannelGate
-from tfprune.graph import ChannelGraph, GraphError
-from tfprune.surgery import compact_model
+from tfprune.cost import budget
+
+from tfprune.structure import masks as mask_lib
+from tfprune.cost.channel_grid import ChannelGrid
+from tfprune.cost.flops import CostModel
+from tfprune.structure.gates import ChannelGate
+from tfprune.structure.graph import ChannelGraph, GraphError
+from tfprune.structure.surgery import compact_model
 
 from cost_fixtures import ChainCost, no_step_fits
 from model_fixtures import conv_bn, mixed_model, random_masks
@@ -242,7 +244,7 @@ def test_unreachable_budget_is_a_clear_error():
 
 def test_registry_layer_facts():
     """Passing channels through and keeping a zero channel zero are separate facts, both in the registry."""
-    from tfprune import registry
+    from tfprune.structure import registry
 
     class MyReLU(keras.layers.ReLU):  # a subclass may override call(): conservatively not zero-preserving
         pass
@@ -279,7 +281,7 @@ def test_registry_layer_facts():
 
 
 def test_registry_rewrites_squeeze_excite_reshape():
-    from tfprune import registry
+    from tfprune.structure import registry
 
     inp = keras.Input((4, 4, 8))
     pooled = keras.layers.GlobalAveragePooling2D()(inp)

@@ -14,8 +14,8 @@ CONFIG = os.path.join(ROOT, "configs", "smoke_deterministic.gin")  # shared with
 
 
 def run_once(workdir):
-    from tfprune import trainer
-    from tfprune.cli import parse_gin
+    from tfprune.training import trainer
+    from tfprune.cli.commands import parse_gin
 
     gin.clear_config()
     parse_gin([CONFIG], [])
@@ -29,7 +29,7 @@ def run_once(workdir):
 
 # This process started TensorFlow long before, so `determinism.enable` cannot set one inter-op thread
 # and warns; the smoke model reproduces without it, which is what this test checks.
-@pytest.mark.filterwarnings("ignore::tfprune.determinism.NotDeterministicWarning")
+@pytest.mark.filterwarnings("ignore::tfprune.infra.determinism.NotDeterministicWarning")
 def test_same_seed_same_masks_and_metrics(tmp_path):
     summary_a, masks_a = run_once(tmp_path / "a")
     summary_b, masks_b = run_once(tmp_path / "b")
@@ -48,7 +48,7 @@ def run_gradients_script(*flags):
 
 def test_enable_makes_repeated_mobilenet_gradients_identical():
     """Without `enable()` this script's 8 gradient computations gave 2-3 distinct results on the 2-core
-    CPU (the concurrent-ops race of tfprune/determinism.py); with it, one."""
+    CPU (the concurrent-ops race of tfprune/infra/determinism.py); with it, one."""
     result = run_gradients_script("--deterministic")
     assert "DETERMINISM_ENABLED True" in result.stdout
     assert "DISTINCT_GRADIENTS 1 OF 8" in result.stdout, result.stdout
@@ -61,7 +61,7 @@ def test_enable_warns_with_the_fix_when_tensorflow_already_started():
 
 
 def test_enable_trusts_one_interop_thread_from_the_environment(monkeypatch):
-    from tfprune import determinism
+    from tfprune.infra import determinism
 
     monkeypatch.setenv(determinism.INTEROP_ENV, "1")
     with warnings.catch_warnings():

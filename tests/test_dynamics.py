@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfprune.agent import DynamicsModel
+from tfprune.search.agent import DynamicsModel
 
 EPOCHS, DIM, MAX_RATIO = 8, 4, 0.7
 C0 = np.array([0.1, 0.6, 0.1, 0.6])
@@ -116,7 +116,7 @@ def test_empty_state_round_trip():
 
 
 def test_replay_buffer_keeps_recent_and_samples():
-    from tfprune.agent.dynamics import ReplayBuffer
+    from tfprune.search.agent.dynamics import ReplayBuffer
 
     buffer = ReplayBuffer(DIM, max_size=5)
     for epoch in range(3):

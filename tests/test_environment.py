@@ -1,9 +1,9 @@
-"""What a run was measured on (`tfprune.environment`): recorded in summary.json, so that runs from
+"""What a run was measured on (`tfprune.infra.environment`): recorded in summary.json, so that runs from
 different machines or stacks are told apart."""
 
 import json
 
-from tfprune import environment
+from tfprune.infra import environment
 
 
 def test_environment_is_json_ready_and_names_the_stack():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from cost_fixtures import ChainCost, no_step_fits
-from tfprune.episode import FEATURES, EpisodeSpace
+from tfprune.search.episode import FEATURES, EpisodeSpace
 
 
 def _lowest_ratio(cost, max_ratio):
@@ -33,7 +33,7 @@ def test_bounds_always_leave_a_feasible_episode(trial):
         assert space.within_budget(cost.flops_ratio_batch(kept)).all()
         episodes = space.rollout(act, 32)
         assert space.within_budget(episodes.flops_ratio).all(), (target, tolerance, episodes.flops_ratio)
-        under = episodes.flops_ratio <= target + 1e-12  # the slack is spent (`tfprune.budget.fill_to_target`)
+        under = episodes.flops_ratio <= target + 1e-12  # the slack is spent (`tfprune.cost.budget.fill_to_target`)
         assert no_step_fits(episodes.kept[under], cost, target, space.grid)
         assert episodes.observations.shape == (32, space.num_steps, len(FEATURES))
         np.testing.assert_allclose(episodes.ratios, 1 - episodes.kept / space.sizes)
@@ -56,7 +56,7 @@ def test_episodes_that_keep_all_they_may_end_at_or_under_the_target(trial):
 
 
 def test_batched_flops_equal_the_scalar_cost_model():
-    from tfprune.flops import CostModel
+    from tfprune.cost.flops import CostModel
     from tfprune.models import build_model
 
     cost = CostModel(build_model("resnet20", input_shape=(16, 16, 3), num_classes=10, width_multiplier=0.5))
@@ -66,7 +66,7 @@ def test_batched_flops_equal_the_scalar_cost_model():
 
 def _tiny_pruner(**kwargs):
     from tfprune.models import build_model
-    from tfprune.pruner import JointPruner
+    from tfprune.pruning.pruner import JointPruner
 
     rng = np.random.default_rng(0)
     model = build_model("resnet8", input_shape=(8, 8, 3), num_classes=4, width_multiplier=0.5)
@@ -92,7 +92,7 @@ def test_agent_step_episodes_land_on_the_budget_without_projection():
 def test_cheap_scoring_agrees_with_scoring_each_mask_alone():
     """`score_step` on a shared subset gives exactly what `SubnetScorer.score` gives for that subset,
     and the finalists' final scores are their scores on every held-out image."""
-    from tfprune.scoring import score_step
+    from tfprune.search.scoring import score_step
 
     pruner = _tiny_pruner()
     importance = pruner.budget.importance()
@@ -121,7 +121,7 @@ class SeparableCost:
 def test_episodic_agent_learns_to_prune_late_layers_and_uniform_does_not():
     """A reward that prefers pruning the later half of the network: the agent's greedy episode moves its
     pruning there within 25 PPO updates, while uniform pruning (the same ratio everywhere) scores 0."""
-    from tfprune.agent.episodic import EpisodicAgent
+    from tfprune.search.agent.episodic import EpisodicAgent
 
     space = EpisodeSpace(SeparableCost([16] * 8), 0.5, 0.02, 0.9)
     agent = EpisodicAgent(len(FEATURES), max_ratio=0.9, seed=0)
@@ -205,8 +205,8 @@ def test_a_fresh_agent_centred_on_global_magnitude_starts_from_that_rule():
     rule's sub-network (to the channel, where the episode's bounds clip it), not the uniform one."""
     import gin
 
-    from tfprune.budget import global_magnitude_ratios
-    from tfprune.masks import kept_from_ratios
+    from tfprune.cost.budget import global_magnitude_ratios
+    from tfprune.structure.masks import kept_from_ratios
 
     gin.bind_parameter("EpisodicPolicy.center", "global_magnitude")
     pruner = _tiny_pruner()
@@ -221,7 +221,7 @@ def test_a_fresh_agent_centred_on_global_magnitude_starts_from_that_rule():
 def test_an_unknown_center_is_named_with_the_choices():
     import gin
 
-    from tfprune.policy import PolicyError
+    from tfprune.search.policy import PolicyError
 
     gin.bind_parameter("EpisodicPolicy.center", "magnitude")
     with pytest.raises(PolicyError, match="uniform.*global_magnitude"):

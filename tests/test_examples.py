@@ -18,8 +18,8 @@ def _load(name):
 
 def test_keras_pipeline_example(tmp_path):
     """auto_gate + JointPruner callback in the user's own fit, compact, fine-tune, FLOPs, TFLite export."""
-    from tfprune.flops import CostModel
-    from tfprune.masks import load_masks
+    from tfprune.cost.flops import CostModel
+    from tfprune.structure.masks import load_masks
 
     result = _load("keras_pipeline").main(tiny=True, out_dir=str(tmp_path / "compact"))
     assert abs(result["flops_pruned"] / result["flops_full"] - 0.5) <= 0.02

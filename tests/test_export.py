@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from keras import layers
 
-from tfprune import export as ex
+from tfprune.deploy import export as ex
+from tfprune.deploy import interpreter as runtime
+from tfprune.deploy import timing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = 3
@@ -82,7 +84,7 @@ def test_tflite_float_parity(depthwise):
     x = np.random.default_rng(0).standard_normal((8,) + SHAPE).astype("float32")
     tfl = ex.convert_tflite(model, "float")
     assert isinstance(tfl, bytes) and ex.model_size_bytes(tfl) == len(tfl)
-    np.testing.assert_allclose(ex.run_tflite(tfl, x), keras.ops.convert_to_numpy(model(x)), atol=1e-5)
+    np.testing.assert_allclose(runtime.run_tflite(tfl, x), keras.ops.convert_to_numpy(model(x)), atol=1e-5)
     report = ex.verify_tflite(tfl, model, x, "float")
     assert report["passed"] and report["max_abs_diff"] <= 1e-5
 
@@ -102,7 +104,7 @@ def test_tflite_int8_top1_agreement(trained, tmp_path, int8_io):
     sm = ex.export_saved_model(model, tmp_path / "sm")
     calib = [x_train[i : i + 32] for i in range(0, 128, 32)]
     tfl = ex.convert_tflite(sm, "int8", representative_data=calib, int8_io=int8_io)
-    interp = ex.make_interpreter(tfl)
+    interp = runtime.make_interpreter(tfl)
     in_dtype = interp.get_input_details()[0]["dtype"]
     out_dtype = interp.get_output_details()[0]["dtype"]
     expected = np.int8 if int8_io else np.float32
@@ -156,7 +158,7 @@ def test_unsupported_op_error_names_op_and_fix():
 
 def test_latency_positive():
     tfl = ex.convert_tflite(_conv_model(), "float")
-    ms = ex.tflite_latency_ms(tfl, num_threads=1, runs=5, warmup=1)
+    ms = timing.tflite_latency_ms(tfl, num_threads=1, runs=5, warmup=1)
     assert 0 < ms < 1000
 
 
@@ -168,10 +170,10 @@ def test_litert_is_the_runtime_and_warns_nothing():
     tfl = ex.convert_tflite(_conv_model(), "float")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        interpreter = ex.make_interpreter(tfl)
-        ex.tflite_latency_ms(tfl, runs=2, warmup=1)
+        interpreter = runtime.make_interpreter(tfl)
+        timing.tflite_latency_ms(tfl, runs=2, warmup=1)
     assert type(interpreter).__module__.startswith("ai_edge_litert")
-    assert ex.interpreter_runtime()[1].startswith("litert")
+    assert runtime.interpreter_runtime()[1].startswith("litert")
     assert [str(w.message) for w in caught] == []
 
 
@@ -184,20 +186,20 @@ def test_missing_litert_falls_back_to_tf_lite_with_one_warning(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # `import ai_edge_litert` raises ImportError
     monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
-    monkeypatch.setattr(ex, "_runtime", {})
+    monkeypatch.setattr(runtime, "_runtime", {})
     model = _conv_model()
     x = np.random.default_rng(0).standard_normal((8,) + SHAPE).astype("float32")
     tfl = ex.convert_tflite(model, "float")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        interpreter = ex.make_interpreter(tfl)
+        interpreter = runtime.make_interpreter(tfl)
         report = ex.verify_tflite(tfl, model, x, "float")
-        ex.tflite_latency_ms(tfl, runs=2, warmup=1)
+        timing.tflite_latency_ms(tfl, runs=2, warmup=1)
     assert isinstance(interpreter, tf.lite.Interpreter)
     assert report["passed"] and report["max_abs_diff"] <= 1e-5
-    assert [w.category for w in caught] == [ex.LiteRTMissingWarning], [str(w.message) for w in caught]
-    assert ex.LITERT_INSTALL in str(caught[0].message)
-    assert ex.interpreter_runtime()[1].startswith("tf.lite")
+    assert [w.category for w in caught] == [runtime.LiteRTMissingWarning], [str(w.message) for w in caught]
+    assert runtime.LITERT_INSTALL in str(caught[0].message)
+    assert runtime.interpreter_runtime()[1].startswith("tf.lite")
 
 
 def test_export_all(trained, tmp_path):
@@ -216,7 +218,7 @@ def test_export_all(trained, tmp_path):
         assert entry["verification"]["passed"], q
         assert entry["size_bytes"] == os.path.getsize(entry["path"])
         assert entry["latency_ms"] > 0
-    assert report["latency"]["runtime"] == ex.interpreter_runtime()[1]
+    assert report["latency"]["runtime"] == runtime.interpreter_runtime()[1]
 
 
 def test_export_all_int8_needs_data(tmp_path):
@@ -258,7 +260,7 @@ def test_cli_missing_masks_file(tmp_path):
 
 
 def _gated_model(num_classes=NUM_CLASSES):
-    from tfprune.gates import ChannelGate
+    from tfprune.structure.gates import ChannelGate
 
     inp = keras.Input(SHAPE)
     x = layers.Conv2D(8, 3, padding="same", use_bias=False)(inp)
@@ -279,7 +281,7 @@ def _gated_model(num_classes=NUM_CLASSES):
 def test_cli_end_to_end(tmp_path):
     """Gated model trained on digits (.keras) + mask file -> compact model, exports, report, table."""
     from tfprune.data import build_datasets
-    from tfprune.masks import save_masks
+    from tfprune.structure.masks import save_masks
 
     keras.utils.set_random_seed(3)
     model = _gated_model(num_classes=10)
@@ -313,8 +315,8 @@ def test_cli_end_to_end(tmp_path):
 
 
 def test_cli_zoo_model_and_bad_masks(tmp_path):
-    from tfprune.gates import gates_of
-    from tfprune.masks import save_masks
+    from tfprune.structure.gates import gates_of
+    from tfprune.structure.masks import save_masks
     from tfprune.models import build_model
 
     gated = build_model("resnet8", num_classes=10, input_shape=(16, 16, 3), width_multiplier=0.5)
@@ -342,8 +344,8 @@ def test_export_study_from_python(tmp_path):
     """The study behind tools/export.py, called with plain arguments: files, summary, table, log lines."""
     import io
 
-    from tfprune.export_study import export_study, print_table
-    from tfprune.masks import read_masks
+    from tfprune.studies.export_study import export_study, print_table
+    from tfprune.structure.masks import read_masks
 
     model = _gated_model()
     masks = {"g1": np.arange(8) < 3, "g2": np.arange(16) % 4 == 0}
@@ -375,7 +377,7 @@ def test_export_study_from_python(tmp_path):
 def test_export_study_rounds_masks_to_multiples(tmp_path):
     """round_to (tools/export.py --round_to): kept counts go to the nearest multiple, the chosen channels
     stay, and the compact model still computes the masked one."""
-    from tfprune.export_study import UsageError, export_study
+    from tfprune.studies.export_study import UsageError, export_study
 
     model = _gated_model()
     masks = {"g1": np.arange(8) < 3, "g2": np.arange(16) % 16 < 10}
@@ -390,7 +392,7 @@ def test_export_study_rounds_masks_to_multiples(tmp_path):
 
 def test_export_study_usage_errors(tmp_path):
     from tfprune.errors import TfpruneError
-    from tfprune.export_study import UsageError, export_study, load_gated_model, representative_images
+    from tfprune.studies.export_study import UsageError, export_study, load_gated_model, representative_images
 
     assert issubclass(UsageError, TfpruneError)
     with pytest.raises(UsageError, match="no_such_gate"):

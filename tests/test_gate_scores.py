@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfprune import masks as mask_lib
-from tfprune.auto_gate import auto_gate
-from tfprune.gate_scores import plan_folds, score_penalty
-from tfprune.gates import ChannelGate, gates_of, new_gate
-from tfprune.graph import ChannelGraph
+from tfprune.structure import masks as mask_lib
+from tfprune.structure.auto_gate import auto_gate
+from tfprune.structure.gate_scores import plan_folds, score_penalty
+from tfprune.structure.gates import ChannelGate, gates_of, new_gate
+from tfprune.structure.graph import ChannelGraph
 from tfprune.models import build_model
-from tfprune.pruner import JointPruner
-from tfprune.surgery import compact_model
+from tfprune.pruning.pruner import JointPruner
+from tfprune.structure.surgery import compact_model
 
 from model_fixtures import mixed_model, random_masks
 
@@ -184,7 +184,7 @@ def test_zoo_models_take_scores_from_the_new_gate_binding():
 
 
 def test_export_of_a_scored_model_verifies(tmp_path):
-    from tfprune.export import export_all
+    from tfprune.deploy.export import export_all
 
     model = mixed_model(score=True)
     random_scores(model, seed=4)
@@ -198,7 +198,7 @@ def test_export_of_a_scored_model_verifies(tmp_path):
 
 
 def test_under_model_fit_the_callback_applies_the_same_l1_step():
-    from tfprune.gate_scores import score_penalty_step
+    from tfprune.structure.gate_scores import score_penalty_step
 
     model = mixed_model(score=True)
     random_scores(model, seed=6)
@@ -209,7 +209,7 @@ def test_under_model_fit_the_callback_applies_the_same_l1_step():
 
 
 def test_alignment_pulls_the_scores_of_channels_outside_the_target_once_per_shared_gate():
-    from tfprune.alignment import GroupLassoAlignment
+    from tfprune.pruning.alignment import GroupLassoAlignment
 
     model = mixed_model(score=True)
     graph = ChannelGraph(model)

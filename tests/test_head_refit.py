@@ -1,4 +1,4 @@
-"""The reward with a refitted classifier (`tfprune.head_refit`): cross-fitted, K at once, the same batched
+"""The reward with a refitted classifier (`tfprune.search.head_refit`): cross-fitted, K at once, the same batched
 and one at a time, and it recovers what the trained classifier loses when its inputs are pruned."""
 
 import keras
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from model_fixtures import random_masks
-from tfprune import masks as mask_lib
-from tfprune.graph import ChannelGraph
-from tfprune.head_refit import HeadRefit, classifier_layer
-from tfprune.scoring import SubnetScorer
+from tfprune.structure import masks as mask_lib
+from tfprune.structure.graph import ChannelGraph
+from tfprune.search.head_refit import HeadRefit, classifier_layer
+from tfprune.search.scoring import SubnetScorer
 
 
 def _two_cue_features(n=200, seed=0):

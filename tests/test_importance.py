@@ -5,13 +5,13 @@ import keras
 import numpy as np
 import pytest
 
-from tfprune import masks as mask_lib
-from tfprune.budget import FlopsBudget, global_magnitude_ratios
+from tfprune.structure import masks as mask_lib
+from tfprune.cost.budget import FlopsBudget, global_magnitude_ratios
 from tfprune.errors import TfpruneError
-from tfprune.flops import CostModel
-from tfprune.gates import ChannelGate
-from tfprune.graph import ChannelGraph
-from tfprune.policy import POLICIES, PolicyError, make_policy
+from tfprune.cost.flops import CostModel
+from tfprune.structure.gates import ChannelGate
+from tfprune.structure.graph import ChannelGraph
+from tfprune.search.policy import POLICIES, PolicyError, make_policy
 
 from model_fixtures import mixed_model
 
@@ -125,7 +125,7 @@ def test_global_magnitude_policy_needs_the_budget():
 
 
 def make_pruner(**kwargs):
-    from tfprune.pruner import JointPruner
+    from tfprune.pruning.pruner import JointPruner
 
     rng = np.random.default_rng(0)
     held_out = (rng.normal(size=(32, 16, 16, 3)).astype("float32"), rng.integers(0, 5, 32))
@@ -155,7 +155,7 @@ def test_pruner_with_global_magnitude_meets_the_budget():
 
 def test_global_magnitude_run_with_bn_scale_lands_on_the_budget(tmp_path, clean_gin):
     from test_trainer import configure
-    from tfprune import trainer
+    from tfprune.training import trainer
 
     configure('JointPruner.policy = "global_magnitude"', 'JointPruner.importance = "bn_scale"')
     summary = trainer.run(str(tmp_path))
@@ -165,8 +165,8 @@ def test_global_magnitude_run_with_bn_scale_lands_on_the_budget(tmp_path, clean_
 
 def test_unpruned_method_runs_the_schedule_without_pruning(tmp_path, clean_gin):
     from test_trainer import configure
-    from tfprune import trainer
-    from tfprune.compare import METHODS
+    from tfprune.training import trainer
+    from tfprune.studies.compare import METHODS
 
     configure(*METHODS["unpruned"])
     summary = trainer.run(str(tmp_path))

@@ -9,15 +9,15 @@ import gin
 import numpy as np
 import pytest
 
-from tfprune.budget import BudgetError, FlopsBudget
-from tfprune.cli import train_main
-from tfprune.episode import EpisodeSpace
-from tfprune.flops import CostModel
-from tfprune.graph import ChannelGraph
-from tfprune.export import convert_tflite
-from tfprune.latency import LatencyModel, LatencyTable, budget_cost, summary_latency
+from tfprune.cost.budget import BudgetError, FlopsBudget
+from tfprune.cli.commands import train_main
+from tfprune.search.episode import EpisodeSpace
+from tfprune.cost.flops import CostModel
+from tfprune.structure.graph import ChannelGraph
+from tfprune.deploy.export import convert_tflite
+from tfprune.cost.latency import LatencyModel, LatencyTable, budget_cost, summary_latency
 from tfprune.models import build_model
-from tfprune.pruner import JointPruner
+from tfprune.pruning.pruner import JointPruner
 
 from model_fixtures import mixed_model
 
@@ -193,8 +193,8 @@ def test_bad_budget_on_the_command_line(tmp_path, capsys):
 def test_run_header_names_the_latency_budget(tmp_path):
     import tensorflow as tf
 
-    from tfprune.cli import parse_gin
-    from tfprune.run_header import header_lines
+    from tfprune.cli.commands import parse_gin
+    from tfprune.cli.run_header import header_lines
 
     parse_gin([os.path.join(ROOT, "configs", "smoke.gin")],
               ['JointPruner.budget = "latency"', "JointPruner.target_latency_ratio = 0.4"])

@@ -1,14 +1,14 @@
-"""Whole-model calibration of the latency budget (`tfprune.latency_calibration`): the loop lands the
+"""Whole-model calibration of the latency budget (`tfprune.cost.calibration`): the loop lands the
 *measured* latency on the target where the layer table alone misses it."""
 
 import numpy as np
 import pytest
 
-from tfprune.budget import BudgetError, FlopsBudget
-from tfprune.flops import CostModel
-from tfprune.graph import ChannelGraph
-from tfprune.latency import LatencyModel
-from tfprune.latency_calibration import CalibratedLatency, calibrate
+from tfprune.cost.budget import BudgetError, FlopsBudget
+from tfprune.cost.flops import CostModel
+from tfprune.structure.graph import ChannelGraph
+from tfprune.cost.latency import LatencyModel
+from tfprune.cost.calibration import CalibratedLatency, calibrate
 
 from model_fixtures import mixed_model
 from test_latency import MacsTable, _macs
@@ -103,12 +103,12 @@ def test_calibration_is_stored_beside_the_table_and_reused(tmp_path, monkeypatch
     The table's file is real, its single-layer "timings" the layers' MACs: real timings of this tiny
     model under load once made even the 90%-pruned model keep 0.82 of the latency, so the budget itself
     was unreachable and the test failed before reaching what it checks."""
-    import tfprune.latency
+    import tfprune.cost.latency
 
     def macs_as_timings(specs, threads, runs, reference_ms=None):
         return {key: 1.0 if spec is None else 1.0 + _macs(*spec) for key, spec in specs.items()}, 1.0
 
-    monkeypatch.setattr(tfprune.latency, "_measure", macs_as_timings)
+    monkeypatch.setattr(tfprune.cost.latency, "_measure", macs_as_timings)
     model = mixed_model()
     cost = CostModel(model, ChannelGraph(model))
     first = LatencyModel(cost, max_points=2, cache_dir=str(tmp_path), runs=3)
@@ -129,7 +129,7 @@ def test_calibration_is_stored_beside_the_table_and_reused(tmp_path, monkeypatch
 
 def test_only_the_chief_measures(macs_latency):
     """The other workers time nothing (their timings would run beside the chief's) and adopt its points."""
-    from tfprune.distribute import Collective
+    from tfprune.infra.distribute import Collective
 
     graph, _, latency = macs_latency
     chief = Device(latency, 0.3)

@@ -5,8 +5,8 @@ import keras
 import numpy as np
 import pytest
 
-from tfprune._keras_internals import inbound_nodes, outbound_nodes
-from tfprune.gates import ChannelGate, gates_of
+from tfprune.structure.keras_internals import inbound_nodes, outbound_nodes
+from tfprune.structure.gates import ChannelGate, gates_of
 from tfprune.models import MODEL_NAMES, build_model
 from tfprune.models.vgg import vgg_cifar
 
@@ -261,7 +261,7 @@ def test_tiny_mobilenet_stem_joins_residual_stream():
 )
 def test_masked_model_equals_compact_model(name, width):
     """The architecture contract end to end: gates cover whole groups, so masking == removing channels."""
-    surgery = pytest.importorskip("tfprune.surgery")
+    surgery = pytest.importorskip("tfprune.structure.surgery")
     model = build_model(name, width_multiplier=width, input_shape=(32, 32, 3))
     rng = np.random.default_rng(0)
     masks = {}

@@ -28,8 +28,8 @@ def test_wheel_ships_every_config_and_both_console_scripts(wheel):
     expected = {f"tfprune/configs/{os.path.relpath(os.path.join(d, n), configs_dir)}"
                 for d, _, names in os.walk(configs_dir) for n in names if n.endswith(".gin")}
     assert expected and expected <= wheel["names"]
-    assert "tfprune = tfprune.cli:main" in wheel["entry_points"]
-    assert "tfprune-train = tfprune.cli:train_main" in wheel["entry_points"]
+    assert "tfprune = tfprune.cli.commands:main" in wheel["entry_points"]
+    assert "tfprune-train = tfprune.cli.commands:train_main" in wheel["entry_points"]
 
 
 def _requirement_names(metadata, extras=False):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import tfprune
-from tfprune import inspect_cli
-from tfprune.masks import kept_from_ratios
+from tfprune.cli import inspect as inspect_cli
+from tfprune.structure.masks import kept_from_ratios
 
 from model_fixtures import Scale
 

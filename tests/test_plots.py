@@ -1,10 +1,10 @@
-"""tfprune.plots writes non-empty PNGs from small, well-formed summaries, histories and comparison rows."""
+"""tfprune.training.plots writes non-empty PNGs from small, well-formed summaries, histories and comparison rows."""
 
 import json
 import math
 import os
 
-from tfprune import plots
+from tfprune.training import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -6,8 +6,8 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from tfprune.masks import read_masks
-from tfprune.pruner import JointPruner
+from tfprune.structure.masks import read_masks
+from tfprune.pruning.pruner import JointPruner
 
 from model_fixtures import mixed_model
 
@@ -86,7 +86,7 @@ def test_uniform_policy_prunes_every_group_alike_then_spends_the_slack():
     """The rule itself (the slack fill switched off) keeps the same share of every group up to channel
     rounding; the fill then only adds what still fits under the target. On this tiny model that tops the
     6-channel side group up to whole (4 -> 6), the one group whose channels still fit."""
-    import tfprune.budget as budget_lib
+    import tfprune.cost.budget as budget_lib
 
     unfilled = lambda kept, *_: np.array(kept, np.int64, ndmin=2)  # noqa: E731
     with mock.patch.object(budget_lib, "fill_to_target", unfilled):

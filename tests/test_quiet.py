@@ -10,9 +10,11 @@ import gin
 import pytest
 import tensorflow as tf
 
-from tfprune import quiet, workdir
-from tfprune.cli import parse_gin
-from tfprune.run_header import header_lines
+from tfprune.infra import quiet
+
+from tfprune.infra import workdir
+from tfprune.cli.commands import parse_gin
+from tfprune.cli.run_header import header_lines
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = os.path.join(ROOT, "configs", "smoke.gin")
@@ -23,7 +25,8 @@ NOISE = re.compile(r"^[IWE]\d{4} |absl::InitializeLog|cuInit|Gym has been unmain
 EVERYTHING = """
 import tfprune  # first, as the README says: TensorFlow loads inside it
 import numpy as np, keras
-from tfprune.export import convert_tflite, make_interpreter
+from tfprune.deploy.export import convert_tflite
+from tfprune.deploy.interpreter import make_interpreter
 import tf_agents.agents.ppo.ppo_clip_agent
 m = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(), keras.layers.Dense(2)])
 tflite = convert_tflite(m, "int8", representative_data=[np.random.rand(2, 8, 8, 3).astype("float32")])

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from cost_fixtures import ChainCost
-from tfprune import budget
-from tfprune.channel_grid import ChannelGrid, RoundingError, round_masks
-from tfprune.episode import EpisodeSpace
+from tfprune.cost import budget
+from tfprune.cost.channel_grid import ChannelGrid, RoundingError, round_masks
+from tfprune.search.episode import EpisodeSpace
 
 
 def _on_grid(kept, sizes, n):
@@ -97,11 +97,11 @@ def test_round_masks_keeps_chosen_channels_first():
                          [("resnet20", (16, 16, 3), 1.0), ("mobilenetv2_cifar", (32, 32, 3), 0.5)])
 def test_rounded_masks_compact_equals_masked_and_cost_model(name, shape, width):
     """masked == compact and the cost model's count hold for rounded sub-networks of zoo models."""
-    from tfprune import masks as mask_lib
-    from tfprune.flops import CostModel
-    from tfprune.graph import ChannelGraph
+    from tfprune.structure import masks as mask_lib
+    from tfprune.cost.flops import CostModel
+    from tfprune.structure.graph import ChannelGraph
     from tfprune.models import build_model
-    from tfprune.surgery import compact_model
+    from tfprune.structure.surgery import compact_model
 
     model = build_model(name, num_classes=10, input_shape=shape, width_multiplier=width)
     graph = ChannelGraph(model, warn=False)
@@ -120,7 +120,7 @@ def test_rounded_masks_compact_equals_masked_and_cost_model(name, shape, width):
 
 def test_joint_pruner_rounds_episodes_and_refuses_an_unreachable_rounded_budget():
     from tfprune.models import build_model
-    from tfprune.pruner import JointPruner
+    from tfprune.pruning.pruner import JointPruner
 
     rng = np.random.default_rng(0)
     held_out = (rng.normal(size=(64, 8, 8, 3)).astype(np.float32), rng.integers(0, 4, 64))

@@ -10,9 +10,9 @@ import sys
 import gin
 import pytest
 
-from tfprune import workdir as files
-from tfprune.cli import train_main
-from tfprune.run_lock import WorkdirBusy, WorkdirLock
+from tfprune.infra import workdir as files
+from tfprune.cli.commands import train_main
+from tfprune.infra.run_lock import WorkdirBusy, WorkdirLock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = os.path.join(ROOT, "configs", "smoke.gin")
@@ -69,11 +69,11 @@ def test_lock_written_on_another_host_is_not_taken_over(tmp_path):
 
 
 def test_a_job_in_another_process_holds_the_lock_until_it_is_killed(tmp_path, capsys, monkeypatch):
-    from tfprune import trainer
+    from tfprune.training import trainer
 
     path = tmp_path / files.LOCK
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from tfprune.run_lock import WorkdirLock; "
+        [sys.executable, "-c", "import sys, time; from tfprune.infra.run_lock import WorkdirLock; "
          "WorkdirLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(120)", str(path)],
         stdout=subprocess.PIPE, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
     try:

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfprune import safe_write
-from tfprune import workdir as files
-from tfprune.cli import train_main
+from tfprune.infra import safe_write
+from tfprune.infra import workdir as files
+from tfprune.cli.commands import train_main
 from tfprune.errors import TfpruneError, TrainingError
-from tfprune.masks import load_masks, save_masks
+from tfprune.structure.masks import load_masks, save_masks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = os.path.join(ROOT, "configs", "smoke.gin")
@@ -173,7 +173,7 @@ def test_the_lock_holder_removes_what_a_killed_writer_left(tmp_path):
 
 
 def test_export_command_reports_a_failed_write_as_one_line(tmp_path, monkeypatch, capsys):
-    from tfprune.export_study import main as export_main
+    from tfprune.studies.export_study import main as export_main
     from tfprune.models import build_model
 
     build_model("resnet8", num_classes=10, input_shape=(16, 16, 3), width_multiplier=0.5).save(tmp_path / "g.keras")

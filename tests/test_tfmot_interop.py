@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import pytest
 
-from tfprune.auto_gate import auto_gate
-from tfprune.graph import ChannelGraph
-from tfprune.surgery import compact_model
+from tfprune.structure.auto_gate import auto_gate
+from tfprune.structure.graph import ChannelGraph
+from tfprune.structure.surgery import compact_model
 
 from model_fixtures import random_masks, randomize_bn
 
@@ -70,7 +70,7 @@ def test_qat_of_a_compact_model_through_a_tf_keras_copy():
     import tensorflow as tf
     import tf_keras
 
-    from tfprune.export import run_tflite
+    from tfprune.deploy.interpreter import run_tflite
 
     inp = keras.Input((16, 16, 3))
     x = keras.layers.ReLU()(keras.layers.BatchNormalization()(keras.layers.Conv2D(8, 3, padding="same")(inp)))

@@ -28,13 +28,13 @@ pytestmark = pytest.mark.usefixtures("clean_gin")  # tests/conftest.py
 
 
 def configure(*bindings):
-    from tfprune.cli import parse_gin
+    from tfprune.cli.commands import parse_gin
 
     parse_gin([SMOKE], TINY + list(bindings))
 
 
 def test_run_writes_summary_models_and_lands_on_the_flops_budget(tmp_path):
-    from tfprune import trainer
+    from tfprune.training import trainer
 
     configure()
     summary = trainer.run(str(tmp_path))
@@ -59,7 +59,7 @@ def test_run_writes_summary_models_and_lands_on_the_flops_budget(tmp_path):
 
 def crash_at(monkeypatch, crash_epoch):
     """Makes the agent step of `crash_epoch` raise, as a kill there would stop the run."""
-    from tfprune import pruner
+    from tfprune.pruning import pruner
 
     original = pruner.JointPruner.agent_step
 
@@ -73,7 +73,7 @@ def crash_at(monkeypatch, crash_epoch):
 
 
 def test_crash_mid_training_resumes_from_last_checkpoint(tmp_path, monkeypatch, capsys):
-    from tfprune import trainer
+    from tfprune.training import trainer
 
     configure()
     undo = crash_at(monkeypatch, 2)
@@ -95,7 +95,7 @@ def test_crash_mid_training_resumes_from_last_checkpoint(tmp_path, monkeypatch, 
 
 
 def test_checkpoint_of_another_model_is_a_clear_error(tmp_path, monkeypatch):
-    from tfprune import trainer
+    from tfprune.training import trainer
 
     configure()
     crash_at(monkeypatch, 1)
@@ -108,7 +108,7 @@ def test_checkpoint_of_another_model_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_non_finite_loss_stops_with_step_and_checkpoint_hint(tmp_path):
-    from tfprune import trainer
+    from tfprune.training import trainer
 
     configure("make_optimizer.learning_rate = 1e30", "run.warmup_epochs = 2")
     with pytest.raises(trainer.TrainingError, match=r"Non-finite loss or gradient at step \d+"):
@@ -169,7 +169,7 @@ def test_kills_at_random_points_still_give_a_complete_valid_result(tmp_path):
     with open(os.path.join(workdir, "summary.json")) as f:
         summary = json.load(f)
     assert abs(summary["flops_ratio"] - 0.5) <= 0.02
-    from tfprune.masks import load_masks
+    from tfprune.structure.masks import load_masks
 
     masks = load_masks(os.path.join(workdir, "masks.json"))
     assert {name: [int(m.sum()), m.size] for name, m in masks.items()} == {
@@ -181,9 +181,9 @@ def test_nan_policy_skip_drops_only_the_bad_step():
     import keras
     import tensorflow as tf
 
-    from tfprune.distribute import make_strategy
+    from tfprune.infra.distribute import make_strategy
     from tfprune.errors import TrainingError
-    from tfprune.weight_trainer import WeightTrainer
+    from tfprune.training.weight_trainer import WeightTrainer
 
     rng = np.random.default_rng(0)
     images = rng.normal(size=(48, 8, 8, 3)).astype("float32")
@@ -205,7 +205,8 @@ def test_nan_policy_skip_drops_only_the_bad_step():
 
 
 def test_mid_epoch_checkpoint_resumes_inside_the_epoch(tmp_path, monkeypatch, capsys):
-    from tfprune import trainer, weight_trainer
+    from tfprune.training import trainer
+    from tfprune.training import weight_trainer
 
     configure("run.checkpoint_every_steps = 5")
     calls = {"n": 0}

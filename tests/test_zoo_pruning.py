@@ -4,11 +4,11 @@ import keras
 import numpy as np
 import pytest
 
-from tfprune import masks as mask_lib
-from tfprune.flops import CostModel
-from tfprune.graph import ChannelGraph
+from tfprune.structure import masks as mask_lib
+from tfprune.cost.flops import CostModel
+from tfprune.structure.graph import ChannelGraph
 from tfprune.models import build_model
-from tfprune.surgery import compact_model
+from tfprune.structure.surgery import compact_model
 
 from model_fixtures import randomize_bn, random_masks
 

@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 import sys  # noqa: E402
 
-from tfprune import backend, quiet  # noqa: E402
+from tfprune.infra import backend, quiet  # noqa: E402
 
 try:
     backend.require_tensorflow_backend()
@@ -19,25 +19,25 @@ except backend.BackendError as error:
         raise
     print(f"error: {error}", file=sys.stderr)  # a command line says it in one line, no traceback
     raise SystemExit(2) from None
-quiet.startup()  # loads TensorFlow without its start-up noise (tfprune.quiet says what and how to see it)
+quiet.startup()  # loads TensorFlow without its start-up noise (tfprune.infra.quiet says what and how to see it)
 
-from tfprune import agent_stack  # noqa: E402
+from tfprune.infra import agent_stack  # noqa: E402
 
 agent_stack.install_hook()  # a missing TF-Agents names its install line (it is installed apart, --no-deps)
 
-from tfprune.auto_gate import auto_gate  # noqa: E402
-from tfprune.budget import BudgetError, FlopsBudget, project_to_budget  # noqa: E402
-from tfprune.callback import PruningCallback  # noqa: E402
+from tfprune.structure.auto_gate import auto_gate  # noqa: E402
+from tfprune.cost.budget import BudgetError, FlopsBudget, project_to_budget  # noqa: E402
+from tfprune.pruning.callback import PruningCallback  # noqa: E402
 from tfprune.errors import TfpruneError  # noqa: E402
-from tfprune.flops import Cost, CostModel  # noqa: E402
-from tfprune.gates import ChannelGate  # noqa: E402
-from tfprune.graph import ChannelGraph, GraphError  # noqa: E402
-from tfprune.latency import LatencyModel  # noqa: E402
-from tfprune.masks import MaskError, apply_masks, load_masks, read_masks, save_masks  # noqa: E402
+from tfprune.cost.flops import Cost, CostModel  # noqa: E402
+from tfprune.structure.gates import ChannelGate  # noqa: E402
+from tfprune.structure.graph import ChannelGraph, GraphError  # noqa: E402
+from tfprune.cost.latency import LatencyModel  # noqa: E402
+from tfprune.structure.masks import MaskError, apply_masks, load_masks, read_masks, save_masks  # noqa: E402
 from tfprune.models import MODEL_NAMES, build_model  # noqa: E402
-from tfprune.plan import PruningPlan, inspect  # noqa: E402
-from tfprune.pruner import JointPruner  # noqa: E402  (TF-Agents itself loads on the agent's first use)
-from tfprune.surgery import compact_model  # noqa: E402
+from tfprune.cost.plan import PruningPlan, inspect  # noqa: E402
+from tfprune.pruning.pruner import JointPruner  # noqa: E402  (TF-Agents itself loads on the agent's first use)
+from tfprune.structure.surgery import compact_model  # noqa: E402
 
 __all__ = [
     "BudgetError",

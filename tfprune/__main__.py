@@ -9,7 +9,7 @@ package when it resolves `include 'base/train.gin'`, and fail.
 import os
 import sys
 
-from tfprune.cli import main
+from tfprune.cli.commands import main
 
 if __name__ == "__main__":
     if sys.path and os.path.abspath(sys.path[0] or os.curdir) == os.getcwd():

@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tfprune.chaos import main  # noqa: E402
+from tfprune.studies.chaos import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

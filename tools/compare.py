@@ -4,9 +4,9 @@
     python tools/compare.py --config configs/compare_digits.gin \\
         --methods agent,uniform,l1,random,no_dynamics,no_alignment --seeds 0,1 --workdir runs/compare
 
-Each (method, seed) is one `tfprune.trainer.run` in a subprocess (`tools/train.py`: a fresh gin config
+Each (method, seed) is one `tfprune.training.trainer.run` in a subprocess (`tools/train.py`: a fresh gin config
 and fresh TensorFlow state every time) in WORKDIR/<method>/seed<seed>, with the config's bindings, the
-method's bindings (`tfprune.compare.METHODS`), `run.seed = <seed>` and any --gin_bindings (applied last
+method's bindings (`tfprune.studies.compare.METHODS`), `run.seed = <seed>` and any --gin_bindings (applied last
 to every method). A run whose workdir already holds summary.json is not run again (re-running the
 command resumes; an interrupted run resumes from its own checkpoints).
 
@@ -15,7 +15,7 @@ method when there are several seeds, then the paired difference to `uniform` per
 WORKDIR/accuracy_vs_flops.png. Exit status: 0 when every run finished, 1 when some failed (their logs
 are in WORKDIR/<method>/seed<seed>/log.txt), 2 on bad arguments.
 
-The logic is `tfprune.compare` (``run_comparison(...)``, ``write_tables(...)`` from Python); this file
+The logic is `tfprune.studies.compare` (``run_comparison(...)``, ``write_tables(...)`` from Python); this file
 only calls its `main`.
 """
 
@@ -24,7 +24,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tfprune.compare import main  # noqa: E402
+from tfprune.studies.compare import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,13 +11,13 @@ Examples::
     python tools/export.py --model resnet20 --masks masks.json --output_dir /tmp/resnet20_export
 
 Writes into --output_dir: the pruned model's ``saved_model/``, ``model_<quantization>.tflite``,
-``export_report.json`` (tfprune.export.export_all), the unpruned baseline's exports under ``full/``
+``export_report.json`` (tfprune.deploy.export.export_all), the unpruned baseline's exports under ``full/``
 (unless --no_baseline), and ``export_summary.json`` with the full-vs-pruned comparison printed at the end.
 
 Exit status: 0 on success, 1 when a converted model fails verification, 2 on bad arguments or input
 files (missing model/mask file, masks that do not fit the model, unavailable data).
 
-The logic is `tfprune.export_study` (``export_study(...)`` from Python); this file only calls its `main`.
+The logic is `tfprune.studies.export_study` (``export_study(...)`` from Python); this file only calls its `main`.
 """
 
 import os
@@ -25,7 +25,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tfprune.export_study import main  # noqa: E402
+from tfprune.studies.export_study import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

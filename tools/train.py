@@ -10,7 +10,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from tfprune.cli import train_main  # noqa: E402
+from tfprune.cli.commands import train_main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(train_main())

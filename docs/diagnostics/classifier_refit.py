@@ -5,7 +5,7 @@ For a finished run, on its own held-out training images (never trained on), it c
 target's kept channels in the last group and in the third-to-last, and scores each cut three ways:
 with the trained classifier, with the pruned GAP features replaced by their means, and with the
 Dense layer refitted exactly as the reward option `SubnetScorer.reward_head = "refit"` refits it
-(`tfprune.head_refit.HeadRefit`, cross-fitted on the two halves). Batch-statistics BatchNorm, as the
+(`tfprune.search.head_refit.HeadRefit`, cross-fitted on the two halves). Batch-statistics BatchNorm, as the
 reward uses.
 
     python docs/diagnostics/classifier_refit.py runs/vgg5/uniform/seed0
@@ -19,10 +19,10 @@ import keras
 import numpy as np
 
 import tfprune  # noqa: F401  (registers the gate layer and the gin configurables)
-from tfprune import masks as mask_lib
+from tfprune.structure import masks as mask_lib
 from tfprune.data import build_datasets
-from tfprune.gates import gates_of
-from tfprune.head_refit import HeadRefit
+from tfprune.structure.gates import gates_of
+from tfprune.search.head_refit import HeadRefit
 
 
 def main(run_dir):

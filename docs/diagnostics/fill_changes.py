@@ -1,4 +1,4 @@
-"""Would spending the band's slack (`tfprune.budget.fill_to_target`) have changed a finished run?
+"""Would spending the band's slack (`tfprune.cost.budget.fill_to_target`) have changed a finished run?
 
 Reads a run directory written before the fill (commit 04e046f) and fills each epoch's chosen
 sub-network (`history.json`, ``best_kept``) as the current code does. A run whose every epoch comes
@@ -20,10 +20,10 @@ import keras
 import numpy as np
 
 import tfprune  # noqa: F401  (registers the gate layers for loading)
-from tfprune.budget import fill_to_target
-from tfprune.channel_grid import ChannelGrid
-from tfprune.flops import CostModel
-from tfprune.pruner import _gated_graph
+from tfprune.cost.budget import fill_to_target
+from tfprune.cost.channel_grid import ChannelGrid
+from tfprune.cost.flops import CostModel
+from tfprune.pruning.pruner import _gated_graph
 
 
 def changed_epochs(run_dir, target, max_ratio=0.9, round_to=1):

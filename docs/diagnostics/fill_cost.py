@@ -1,4 +1,4 @@
-"""Cost of spending the band's slack (`tfprune.budget.fill_to_target`) in an agent step's budget work.
+"""Cost of spending the band's slack (`tfprune.cost.budget.fill_to_target`) in an agent step's budget work.
 
 ResNet-56 at 32x32 (the `tools/bench.py` model), 50% of the FLOPs, 128 layer-wise episodes from a
 random policy, each then landed as the pruner lands them (`FlopsBudget.land`): the rollout and the 128
@@ -13,11 +13,11 @@ from unittest import mock
 
 import numpy as np
 
-import tfprune.budget as budget_module
-import tfprune.episode as episode_module
-from tfprune.flops import CostModel
+import tfprune.cost.budget as budget_module
+import tfprune.search.episode as episode_module
+from tfprune.cost.flops import CostModel
 from tfprune.models import build_model
-from tfprune.pruner import _gated_graph
+from tfprune.pruning.pruner import _gated_graph
 
 
 def main(episodes=128, target=0.5, rounds=5):

@@ -1,8 +1,8 @@
 """Computes MobileNetV2's gradients on one batch N times in a fresh interpreter and prints how many
-distinct results came out. With `--deterministic`, `tfprune.determinism.enable()` runs first (it must
+distinct results came out. With `--deterministic`, `tfprune.infra.determinism.enable()` runs first (it must
 come before TensorFlow's runtime starts, hence a process of its own); `--late` starts the runtime
 before it (then it warns and returns False). Without `--deterministic`, on a multi-core CPU the head
-convolution's gradient differed between calls (tfprune/determinism.py)."""
+convolution's gradient differed between calls (tfprune/infra/determinism.py)."""
 
 import hashlib
 import sys
@@ -10,7 +10,7 @@ import sys
 import numpy as np
 
 import tfprune  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from tfprune import determinism
+from tfprune.infra import determinism
 
 DETERMINISTIC = "--deterministic" in sys.argv
 REPEATS = 8

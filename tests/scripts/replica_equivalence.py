@@ -14,11 +14,11 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tfprune.gates import ChannelGate  # noqa: E402
-from tfprune.graph import ChannelGraph  # noqa: E402
-from tfprune.alignment import GroupLassoAlignment  # noqa: E402
-from tfprune.distribute import make_strategy  # noqa: E402
-from tfprune.weight_trainer import WeightTrainer  # noqa: E402
+from tfprune.structure.gates import ChannelGate  # noqa: E402
+from tfprune.structure.graph import ChannelGraph  # noqa: E402
+from tfprune.pruning.alignment import GroupLassoAlignment  # noqa: E402
+from tfprune.infra.distribute import make_strategy  # noqa: E402
+from tfprune.training.weight_trainer import WeightTrainer  # noqa: E402
 
 
 def build(strategy):

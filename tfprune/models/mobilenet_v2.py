@@ -10,7 +10,7 @@ stream are not gated; they stay at full width. The last 1x1 conv has `head_gate`
 
 import keras
 
-from tfprune.gates import new_gate
+from tfprune.structure.gates import new_gate
 from tfprune.models.resnet_imagenet import BN_EPSILON, BN_MOMENTUM, classifier, conv_bn, conv_kernel_initializer
 
 # (expansion t, output channels c, repeats n, first stride s), from the paper's Table 2.

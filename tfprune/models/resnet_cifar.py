@@ -8,7 +8,7 @@ is 16 channels wide and stage 1 starts with an identity shortcut, so the stem ou
 
 import keras
 
-from tfprune.gates import new_gate
+from tfprune.structure.gates import new_gate
 from tfprune.models.resnet_imagenet import classifier, conv_bn, resnet_stages, scale_channels
 
 CIFAR_WIDTHS = (16, 32, 64)

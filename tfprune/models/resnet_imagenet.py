@@ -1,6 +1,6 @@
 """ImageNet ResNets (torchvision v1.5 layout) and the ResNet blocks the CIFAR variants reuse.
 
-Gate placement (the contract `tfprune.graph` and the cost model rely on):
+Gate placement (the contract `tfprune.structure.graph` and the cost model rely on):
 - each stage's residual channels are one group: a single `stage{s}_gate` instance is called after the
   BN of every block's last conv and after the BN of the projection shortcut, so a zero mask entry is
   zero in every tensor that reaches the stage's residual adds;
@@ -11,7 +11,7 @@ Gate placement (the contract `tfprune.graph` and the cost model rely on):
 
 import keras
 
-from tfprune.gates import new_gate
+from tfprune.structure.gates import new_gate
 
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9  # = PyTorch's momentum 0.1, so torchvision recipes carry over.

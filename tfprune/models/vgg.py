@@ -11,7 +11,7 @@ uses one linear layer, which is the same thing).
 
 import keras
 
-from tfprune.gates import new_gate
+from tfprune.structure.gates import new_gate
 from tfprune.models.resnet_imagenet import classifier, conv_bn, scale_channels
 
 POOL = "M"

@@ -1,0 +1,148 @@
+"""`WeightTrainer`: trains a model's weights under a `tf.distribute` strategy (the custom loop's steps).
+
+A custom loop (`strategy.run` in a `tf.function`), not `model.fit`, so weight updates, agent steps and
+mid-epoch checkpoints interleave freely. The trainer defines steps; `tfprune.training.trainer` owns the loop
+over phases, checkpoints and summaries.
+"""
+
+import gin
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfprune.errors import TrainingError
+from tfprune.metrics import count_correct
+from tfprune.training.progress_bar import progress
+
+
+@gin.configurable
+def make_optimizer(total_steps, learning_rate=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True, warmup_steps=0):
+    """SGD with momentum and a cosine learning-rate schedule (the standard CIFAR/ImageNet recipe)."""
+    total_steps = max(1, int(total_steps))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=learning_rate if not warmup_steps else 0.0,
+        decay_steps=max(1, total_steps - warmup_steps),
+        warmup_target=learning_rate if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+    return keras.optimizers.SGD(schedule, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay or None)
+
+
+@gin.configurable
+class WeightTrainer:
+    """Trains a model's weights for epochs under a `tf.distribute` strategy.
+
+    Args:
+        nan_policy: "stop" raises on a non-finite loss or gradient, naming the step; "skip" drops the
+            update (zero gradients) and counts it.
+        label_smoothing: cross-entropy label smoothing.
+    """
+
+    def __init__(self, strategy, model, optimizer, global_batch_size, regularizer=None, nan_policy="stop",
+                 label_smoothing=0.0):
+        if nan_policy not in ("stop", "skip"):
+            raise ValueError(f"nan_policy must be 'stop' or 'skip', got {nan_policy!r}.")
+        self.strategy = strategy
+        self.model = model
+        self.optimizer = optimizer
+        self.global_batch_size = int(global_batch_size)
+        self.regularizer = regularizer
+        self.nan_policy = nan_policy
+        self.label_smoothing = float(label_smoothing)
+        self.skipped_steps = 0
+        with strategy.scope():
+            optimizer.build(model.trainable_variables)
+        # One distributed training step on a global batch (public: benchmarks time it alone).
+        self.train_step = tf.function(self._distributed_train_step)
+        self._eval_step = tf.function(self._distributed_eval_step)
+        self._bn_step = tf.function(
+            lambda batch: strategy.run(lambda images, labels: model(images, training=True), args=batch))
+
+    def _loss(self, labels, logits):
+        num_classes = tf.shape(logits)[-1]
+        onehot = tf.one_hot(labels, num_classes)
+        if self.label_smoothing:
+            onehot = onehot * (1 - self.label_smoothing) + self.label_smoothing / tf.cast(num_classes, tf.float32)
+        return tf.nn.softmax_cross_entropy_with_logits(onehot, logits)
+
+    def _replica_train_step(self, images, labels):
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            logits = self.model(images, training=True)
+            loss = tf.nn.compute_average_loss(self._loss(labels, logits), global_batch_size=self.global_batch_size)
+            penalty = tf.constant(0.0)
+            if self.regularizer is not None:
+                penalty = self.regularizer() / self.strategy.num_replicas_in_sync
+            total = loss + penalty
+        grads = tape.gradient(total, variables)
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads]) & tf.math.is_finite(total)
+        grads = [tf.where(finite, g, tf.zeros_like(g)) for g in grads]
+        self.optimizer.apply_gradients(zip(grads, variables))
+        correct = count_correct(logits, labels)
+        return loss, penalty, correct, 1.0 - tf.cast(finite, tf.float32)
+
+    def _distributed_train_step(self, batch):
+        results = self.strategy.run(self._replica_train_step, args=batch)
+        # loss, penalty, correct predictions, replicas with a non-finite loss/gradient
+        return [self.strategy.reduce(tf.distribute.ReduceOp.SUM, x, axis=None) for x in results]
+
+    def _replica_eval_step(self, images, labels):
+        logits = self.model(images, training=False)
+        correct = count_correct(logits, labels)
+        return correct, tf.cast(tf.shape(labels)[0], tf.float32)
+
+    def _distributed_eval_step(self, batch):
+        correct, count = self.strategy.run(self._replica_eval_step, args=batch)
+        return (self.strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None),
+                self.strategy.reduce(tf.distribute.ReduceOp.SUM, count, axis=None))
+
+    def train_epoch(self, dataset, steps=None, description="train", step_offset=0, start_step=0, after_step=None):
+        """One pass over `dataset` (global batches); returns mean loss, penalty and accuracy.
+
+        `start_step` skips the batches a resumed epoch already trained on; `after_step(done)` is called
+        after every step with the number of steps done in the epoch (mid-epoch checkpoints)."""
+        totals = np.zeros(3)
+        seen = 0
+        bar = progress(total=steps, desc=description, initial=start_step)
+        dataset = dataset.skip(start_step) if start_step else dataset
+        for step, batch in enumerate(self.strategy.experimental_distribute_dataset(dataset), start=start_step):
+            loss, penalty, correct, non_finite = self.train_step(batch)
+            if float(non_finite) > 0:
+                if self.nan_policy == "stop":
+                    bar.close()
+                    raise TrainingError(
+                        f"Non-finite loss or gradient at step {step_offset + step} ({description}); "
+                        "the last good checkpoint is in the workdir. Lower the learning rate, or set "
+                        "WeightTrainer.nan_policy = 'skip' to drop such steps."
+                    )
+                self.skipped_steps += 1
+            totals += [float(loss), float(penalty), float(correct)]
+            seen += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{totals[0] / seen:.3f}", acc=f"{totals[2] / (seen * self.global_batch_size):.3f}")
+            if after_step is not None:
+                after_step(step + 1)
+        bar.close()
+        if seen == 0:
+            raise TrainingError(f"The {description} dataset yielded no batch: is it empty or smaller than a batch?")
+        return {"loss": totals[0] / seen, "penalty": totals[1] / seen,
+                "accuracy": totals[2] / (seen * self.global_batch_size), "steps": seen}
+
+    def recalibrate_batchnorm(self, dataset, steps=50):
+        """Re-estimates BatchNorm moving statistics for the current sub-network (forward passes in
+        training mode, no weight update): the full network's statistics do not fit a pruned one."""
+        for step, batch in enumerate(self.strategy.experimental_distribute_dataset(dataset)):
+            if step >= steps:
+                break
+            self._bn_step(batch)
+
+    def evaluate(self, dataset):
+        correct = count = 0.0
+        for batch in self.strategy.experimental_distribute_dataset(dataset):
+            c, n = self._eval_step(batch)
+            correct += float(c)
+            count += float(n)
+        if count == 0:
+            raise TrainingError("The validation dataset is empty.")
+        return correct / count
