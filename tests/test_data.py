@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfprune.data import DataError, DatasetInfo, build_datasets, sources
+from tfprune.data import DataError, DatasetInfo, build_datasets
+from tfprune.data.sources import fashion_mnist
 
 
 def _hashes(ds):
@@ -129,7 +130,7 @@ def _write_fashion(directory, n_train=200, n_test=50, gz=True, skip=()):
 def fashion_places(tmp_path, monkeypatch):
     """The package folder and the Keras cache moved into tmp_path (empty), so nothing real is found."""
     system, keras_home = tmp_path / "system", tmp_path / "keras_home"
-    monkeypatch.setattr(sources, "FASHION_MNIST_SYSTEM_DIR", str(system))
+    monkeypatch.setattr(fashion_mnist, "FASHION_MNIST_SYSTEM_DIR", str(system))
     monkeypatch.setenv("KERAS_HOME", str(keras_home))
     return system, keras_home / "datasets" / "fashion-mnist"
 
@@ -211,7 +212,7 @@ def test_fashion_mnist_search_order(tmp_path, fashion_places, monkeypatch, caplo
         incomplete = _write_fashion(tmp_path / "incomplete", skip=("t10k-labels-idx1-ubyte",))
         assert pool_size(incomplete) == 120
     assert "t10k-labels-idx1-ubyte.gz" in caplog.text and str(system) in caplog.text
-    monkeypatch.setattr(sources, "FASHION_MNIST_SYSTEM_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setattr(fashion_mnist, "FASHION_MNIST_SYSTEM_DIR", str(tmp_path / "nowhere"))
     assert pool_size() == 100  # then the Keras cache ($KERAS_HOME)
     monkeypatch.delenv("KERAS_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
