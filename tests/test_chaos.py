@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tfprune.infra import workdir as files
-from tfprune.studies.chaos import _run_and_kill, chaos_check, compare_workdirs, kill_points, train_command
+from tfprune.studies.chaos import _run_and_kill, chaos_check, chaos_command, compare_workdirs, kill_points
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
@@ -38,34 +38,43 @@ def test_only_the_last_kill_aims_at_the_export_segment(seed):
     assert points[-1] >= 20.0 and points[-1] < 27.0 and (points[:-1] < 20.0).all() and (points >= 0).all()
 
 
-# A restart that resumes inside fine-tuning: it prints its start-up line, then nothing until the end
-# of the fine-tuning epoch it redoes, then exports for a while.
-RESTART = ("import time; print('workdir: w', flush=True); time.sleep(1.0); "
-           "print('finetune 2/2: loss 1', flush=True); time.sleep(1.0)")
+# A restart that resumes inside fine-tuning: it prints its start-up line, then nothing until the end of
+# the fine-tuning epoch it redoes (here: until the test creates the file `release`), then exports. No
+# sleep stands for a phase: what the kill sees does not depend on how fast the machine is.
 KEYS = ["workdir", "epoch 1/2", "epoch 2/2", "finetune 1/2", "finetune 2/2"]
+
+
+def _restart(tmp_path, released, then_exit):
+    release = tmp_path / "release"
+    if released:
+        release.touch()
+    code = (f"import os, time\nprint('workdir: w', flush=True)\n"
+            f"while not os.path.exists({str(release)!r}): time.sleep(0.01)\n"
+            "print('finetune 2/2: loss 1', flush=True)\n" + ("" if then_exit else "time.sleep(600)\n"))
+    return [sys.executable, "-c", code]
 
 
 def test_a_restart_is_killed_in_the_segment_it_resumes_not_the_next_one_it_prints(tmp_path):
     # The last kill landed in segment 4 (fine-tuning's second epoch, opened by "finetune 1/2"): the
     # restart redoes it without printing that line, and the next kill aimed there must land there.
-    kill, landed = _run_and_kill([sys.executable, "-c", RESTART], str(tmp_path / "a.log"), KEYS, 4,
+    kill, landed = _run_and_kill(_restart(tmp_path, False, False), str(tmp_path / "a.log"), KEYS, 4,
                                  [0.2] * 6, resumes_in=4)
     assert (kill.segment, landed) == ("finetune 1/2", 4) and kill.last_line == "workdir: w"
     # Without knowing where it resumes, the same restart is only caught after its next line.
-    kill, landed = _run_and_kill([sys.executable, "-c", RESTART], str(tmp_path / "b.log"), KEYS, 4,
+    kill, landed = _run_and_kill(_restart(tmp_path, True, False), str(tmp_path / "b.log"), KEYS, 4,
                                  [0.2] * 6, resumes_in=0)
     assert (kill.segment, landed) == ("finetune 2/2", 5)
 
 
 def test_a_run_that_finishes_before_its_kill_reports_none(tmp_path):
-    kill, landed = _run_and_kill([sys.executable, "-c", RESTART], str(tmp_path / "a.log"), KEYS, 4,
-                                 [5.0] * 6, resumes_in=4)
+    kill, landed = _run_and_kill(_restart(tmp_path, True, True), str(tmp_path / "a.log"), KEYS, 4,
+                                 [600.0] * 6, resumes_in=4)
     assert kill is None and landed == 4
 
 
 @pytest.mark.slow
 def test_ten_or_more_random_sigkills_end_where_an_uninterrupted_run_ends(tmp_path):
-    command = train_command([os.path.join(ROOT, "configs", "smoke.gin")], ['run.export_quantizations = ("float",)'])
+    command = chaos_command([os.path.join(ROOT, "configs", "smoke.gin")], ['run.export_quantizations = ("float",)'])
     assert command("W")[1:4] == ["-m", "tfprune", "train"] and "run.deterministic = True" in command("W")
     # 12 aimed, one of them at the export; at least 10 landed, a margin for a loaded machine on which a
     # restart runs faster than the reference by more than chaos.SAFETY allows.

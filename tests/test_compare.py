@@ -153,6 +153,8 @@ def test_a_methods_own_bindings_win_over_the_extra_ones(clean_gin):
 
     extra = ["JointPruner.target_flops_ratio = 0.3", "JointPruner.alignment_strength = 0.2", "run.seed = 7"]
     cmd = run_command("unpruned", 1, ["a.gin"], "w", extra)
+    # `tfprune train` on this interpreter (no source checkout needed), the arguments of tools/train.py
+    assert cmd[:8] == [sys.executable, "-m", "tfprune", "train", "--workdir", "w", "--config", "a.gin"]
     bindings = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--gin_bindings"]
     gin.parse_config(bindings)
     assert gin.query_parameter("JointPruner.target_flops_ratio") == 1.0

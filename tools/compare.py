@@ -4,11 +4,11 @@
     python tools/compare.py --config configs/compare_digits.gin \\
         --methods agent,uniform,l1,random,no_dynamics,no_alignment --seeds 0,1 --workdir runs/compare
 
-Each (method, seed) is one `tfprune.training.trainer.run` in a subprocess (`tools/train.py`: a fresh gin config
-and fresh TensorFlow state every time) in WORKDIR/<method>/seed<seed>, with the config's bindings, the
-method's bindings (`tfprune.studies.compare.METHODS`), `run.seed = <seed>` and any --gin_bindings (applied last
-to every method). A run whose workdir already holds summary.json is not run again (re-running the
-command resumes; an interrupted run resumes from its own checkpoints).
+Each (method, seed) is one `tfprune.training.trainer.run` in a subprocess (`python -m tfprune train`: a
+fresh gin config and fresh TensorFlow state every time) in WORKDIR/<method>/seed<seed>, with the config's
+bindings, any --gin_bindings (for every method), then the method's bindings
+(`tfprune.studies.compare.METHODS`) and `run.seed = <seed>` (applied last, so they win). A run whose workdir already holds summary.json is not run again (re-running
+the command resumes; an interrupted run resumes from its own checkpoints).
 
 Writes WORKDIR/comparison.csv (one row per run), WORKDIR/comparison.md (the runs, then mean ± std per
 method when there are several seeds, then the paired difference to `uniform` per seed) and

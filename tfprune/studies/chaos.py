@@ -35,6 +35,7 @@ import time
 import numpy as np
 
 from tfprune.infra import workdir as files
+from tfprune.studies.runs import train_command
 
 # Lines that mark progress (the run header's last line, then tfprune's per-phase lines).
 MILESTONES = ("workdir: ", "epoch ", "Selected sub-network:", "finetune ")
@@ -203,17 +204,10 @@ def _last_line(path):
     return lines[-1] if lines else "(no output yet: starting)"
 
 
-def train_command(configs, bindings):
-    """`command(workdir) -> argv` of a deterministic `tfprune train` run in a fresh interpreter."""
-    def command(workdir):
-        argv = [sys.executable, "-m", "tfprune", "train", "--workdir", workdir]
-        for config in configs:
-            argv += ["--config", config]
-        for binding in ["run.deterministic = True", *bindings]:
-            argv += ["--gin_bindings", binding]
-        return argv
-
-    return command
+def chaos_command(configs, bindings):
+    """`command(workdir) -> argv` of a deterministic `tfprune train` run in a fresh interpreter
+    (`tfprune.studies.runs.train_command` with ``run.deterministic = True`` first)."""
+    return lambda workdir: train_command(workdir, configs, ["run.deterministic = True", *bindings])
 
 
 def main(argv=None):
@@ -228,7 +222,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seeds the kill moments")
     parser.add_argument("--root", required=True, help="a new folder for both workdirs, the logs and the report")
     args = parser.parse_args(argv)
-    report = chaos_check(train_command(args.config, args.gin_bindings), args.root, kills=args.kills, seed=args.seed)
+    report = chaos_check(chaos_command(args.config, args.gin_bindings), args.root, kills=args.kills, seed=args.seed)
     with open(os.path.join(args.root, "chaos_report.json"), "w") as f:
         json.dump(report.as_dict(), f, indent=2)
     verdict = "IDENTICAL" if report.identical else (

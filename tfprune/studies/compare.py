@@ -1,10 +1,11 @@
 """Method comparison behind ``tools/compare.py``: the agent vs baselines at one budget, as tables.
 
-Each (method, seed) is one training run (`tools/train.py` in a subprocess: a fresh gin config and fresh
-TensorFlow state every time) in ``WORKDIR/<method>/seed<seed>``, with the config's bindings, the
-method's bindings (`METHODS`), ``run.seed = <seed>`` and any extra bindings (applied last to every
-method). A run whose workdir already holds summary.json is not run again (re-running resumes; an
-interrupted run resumes from its own checkpoints)::
+Each (method, seed) is one training run (`python -m tfprune train` in a subprocess,
+`tfprune.studies.runs.train_command`: a fresh gin config and fresh TensorFlow state every time) in
+``WORKDIR/<method>/seed<seed>``, with the config's bindings, any extra bindings (for every method), the
+method's bindings (`METHODS`) and ``run.seed = <seed>``, in that order (gin keeps the last binding of a
+parameter, so a method stays what it says). A run whose workdir already holds summary.json is not run
+again (re-running resumes; an interrupted run resumes from its own checkpoints)::
 
     from tfprune.studies.compare import run_comparison, write_tables
 
@@ -29,9 +30,9 @@ from typing import NamedTuple
 from tfprune.infra import workdir as wd
 from tfprune.infra.environment import environment_id
 from tfprune.errors import TfpruneError
+from tfprune.studies.runs import train_command
 
 DESCRIPTION = "Compare the joint agent-guided pruning with baselines at the same training budget and FLOPs target."
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SECONDS = "seconds.txt"  # a run's wall time, written beside its files (wd.LOG is the comparison's too)
 
 # Every method keeps the schedule (epochs, warm-up, fine-tuning, budget projection, channel importance)
@@ -118,26 +119,12 @@ def run_comparison(config_files, methods, seeds, workdir, bindings=(), keep_goin
     return ComparisonResult(rows, failed)
 
 
-def train_command():
-    """The training command a run executes: ``tools/train.py`` in a source checkout, else the installed
-    package's ``python -m tfprune train`` (same arguments)."""
-    script = os.path.join(ROOT, "tools", "train.py")
-    if os.path.exists(script):
-        return [sys.executable, script]
-    return [sys.executable, "-m", "tfprune", "train"]
-
-
 def run_command(method, seed, config_files, run_dir, bindings=()):
     """The training command of one method/seed. The extra ``bindings`` (the user's, for every run) come
     before the method's own and the seed: gin keeps the last binding of a parameter, so a method stays
     what it says (``--gin_bindings 'JointPruner.target_flops_ratio = 0.3'`` sets the budget of every
     pruning method, and "unpruned" still keeps the whole network)."""
-    cmd = train_command() + ["--workdir", run_dir]
-    for config in config_files:
-        cmd += ["--config", config]
-    for binding in list(bindings) + METHODS[method] + [f"run.seed = {seed}"]:
-        cmd += ["--gin_bindings", binding]
-    return cmd
+    return train_command(run_dir, config_files, list(bindings) + METHODS[method] + [f"run.seed = {seed}"])
 
 
 def run_one(method, seed, config_files, workdir, bindings=()):
