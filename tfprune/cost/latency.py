@@ -376,32 +376,10 @@ def budget_cost(cost_model, budget="flops", target_flops_ratio=0.5, target_laten
     return calibrate(latency, target, tolerance, max_ratio, round_to, broadcast=broadcast), target
 
 
-def measured_latency(full_model, compact_tflite, threads=1, runs=20):
-    """Measured LiteRT latency (ms, batch 1, median of ``runs``) of a gate-free full Keras model and of a
-    compact model's float TFLite (bytes or a path), timed interleaved in this process so that their ratio
-    is fair on a shared machine: what `summary.json` reports next to the FLOPs."""
-    from tfprune.deploy.timing import ready_interpreter, time_interleaved
-    from tfprune.deploy.export import convert_tflite
-    from tfprune.deploy.interpreter import interpreter_runtime
-
-    if isinstance(compact_tflite, (str, os.PathLike)):
-        with open(compact_tflite, "rb") as f:
-            compact_tflite = f.read()
-    full = convert_tflite(full_model, "float")
-    ms = time_interleaved({"full": ready_interpreter(full, threads), "pruned": ready_interpreter(compact_tflite, threads)}, runs)
-    return {"latency_ms_full": ms["full"], "latency_ms_pruned": ms["pruned"],
-            "latency_ratio": ms["pruned"] / ms["full"],
-            "latency_measured_on": f"{interpreter_runtime()[1]}, {threads} thread(s), batch 1, median of {runs}"}
-
-
-def summary_latency(pruner, masks, float_tflite, runs=20):
-    """`summary.json`'s latency entries for a finished run: the measured latency of the full model (gates
-    removed) and of the compact one (`measured_latency`) and, under a latency budget, what the latency
-    model predicted for both."""
-    from tfprune.structure.surgery import compact_model
-
-    out = measured_latency(compact_model(pruner.model, graph=pruner.graph), float_tflite, runs=runs)
-    model = pruner.budget.cost_model
-    if model.budget_name == "latency":
-        out.update(latency_predicted_ms_full=model.full_ms, latency_predicted_ms_pruned=model.predict_ms(masks))
-    return out
+def predicted_latency_ms(cost_model, masks):
+    """(full model ms, sub-network ms) that a latency budget's model (`LatencyModel`, `CalibratedLatency`)
+    predicts for the sub-network of ``masks``; None for a budget of another kind (FLOPs). What
+    `tfprune.deploy.latency_report.summary_latency` reports beside the measured latency."""
+    if getattr(cost_model, "budget_name", None) != "latency":
+        return None
+    return cost_model.full_ms, cost_model.predict_ms(masks)

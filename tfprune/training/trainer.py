@@ -27,7 +27,8 @@ from tfprune.infra.distribute import make_broadcast, make_strategy, worker_role
 from tfprune.infra.environment import environment
 from tfprune.errors import TrainingError
 from tfprune.cost.flops import CostModel
-from tfprune.cost.latency import summary_latency
+from tfprune.cost.latency import predicted_latency_ms
+from tfprune.deploy.latency_report import summary_latency
 from tfprune.structure.masks import apply_masks, kept_counts, load_masks, save_masks
 from tfprune.models import build_model
 from tfprune.search.policy import check_resumable
@@ -239,7 +240,8 @@ def finish(ctx, pruner, compact, selected, accuracy, quantizations):
         return summary
     summary.update(_export(ctx, compact, pruner.held_out_images, quantizations))
     if "float" in summary["tflite"]:  # measured LiteRT latency of the full and compact models, beside the FLOPs
-        summary.update(summary_latency(pruner, selected.masks, summary["tflite"]["float"]))
+        summary.update(summary_latency(compact_model(pruner.model, graph=pruner.graph), summary["tflite"]["float"],
+                                       predicted_latency_ms(pruner.budget.cost_model, selected.masks)))
     ctx.workdir.write_json(files.HISTORY, pruner.history)
     ctx.workdir.write_json(files.SUMMARY, summary)
     try:  # plots are a convenience: never fail a finished run over them
