@@ -27,7 +27,7 @@ def test_agent_step_meets_budget_and_sets_alignment_target():
     assert abs(stats.flops_ratio - 0.5) <= 0.02
     assert 0.0 <= stats.reward_min <= stats.reward_max <= 1.0
     assert np.isfinite(stats.dynamics_forecast_mse)
-    for name, mask in pruner.target.best.masks.items():
+    for name, mask in pruner.alignment_target.best.masks.items():
         np.testing.assert_array_equal(pruner.alignment.targets[name].numpy(), mask.astype("float32"))
     assert pruner.scorer.score() >= 0.0  # the full network, gates restored afterwards
     assert all(m.all() for m in read_masks(pruner.model).values())
@@ -52,16 +52,16 @@ def test_nan_rewards_never_reach_the_agent(monkeypatch):
 def test_target_only_switches_for_a_clearly_better_sub_network(monkeypatch):
     pruner = make_pruner(target_switch_margin=0.05, target_rule="best_episode")
     pruner.agent_step(0)
-    first = {k: v.copy() for k, v in pruner.target.best.masks.items()}
+    first = {k: v.copy() for k, v in pruner.alignment_target.best.masks.items()}
     # Next epoch: every sample scores 0.52 while the incumbent rescores 0.50 (< margin): keep it.
     scores = iter([0.52, 0.51, 0.50, 0.52, 0.50])
     monkeypatch.setattr(pruner.scorer, "score", lambda masks=None, subset=None: next(scores))
     stats = pruner.agent_step(1)
     assert not stats.target_switched
-    assert all((pruner.target.best.masks[k] == first[k]).all() for k in first)
+    assert all((pruner.alignment_target.best.masks[k] == first[k]).all() for k in first)
     scores = iter([0.9, 0.51, 0.50, 0.52, 0.50])
     stats = pruner.agent_step(2)
-    assert stats.target_switched and pruner.target.best.reward == pytest.approx(0.9)
+    assert stats.target_switched and pruner.alignment_target.best.reward == pytest.approx(0.9)
 
 
 def test_state_round_trip_restores_history_and_target():
@@ -71,7 +71,7 @@ def test_state_round_trip_restores_history_and_target():
     other = make_pruner()
     other.set_state(state)
     assert other.history == pruner.history
-    assert all((other.target.best.masks[k] == pruner.target.best.masks[k]).all() for k in pruner.target.best.masks)
+    assert all((other.alignment_target.best.masks[k] == pruner.alignment_target.best.masks[k]).all() for k in pruner.alignment_target.best.masks)
     assert other.policy.dynamics.buffer_size == pruner.policy.dynamics.buffer_size
 
 
@@ -126,19 +126,19 @@ def test_policy_target_rule_aligns_to_the_greedy_episode_and_rescores_no_incumbe
         greedy, _ = pruner.budget.masks(pruner.policy.select(epoch), project=False)
         assert stats.target_switched  # the policy's choice is adopted whatever the margin
         for name, mask in greedy.items():
-            np.testing.assert_array_equal(pruner.target.best.masks[name], mask)
+            np.testing.assert_array_equal(pruner.alignment_target.best.masks[name], mask)
             np.testing.assert_array_equal(pruner.alignment.targets[name].numpy(), mask.astype("float32"))
-        assert pruner.target.to_rescore(pruner.policy) is None
-    assert pruner.target.best.reward == pytest.approx(pruner.scorer.score(pruner.target.best.masks))
+        assert pruner.alignment_target.to_rescore(pruner.policy) is None
+    assert pruner.alignment_target.best.reward == pytest.approx(pruner.scorer.score(pruner.alignment_target.best.masks))
 
 
 def test_best_episode_rule_rescores_the_incumbent_and_unknown_rules_are_refused():
     pruner = make_pruner(target_rule="best_episode")
-    assert pruner.target.to_rescore(pruner.policy) is None  # nothing to rescore before the first step
+    assert pruner.alignment_target.to_rescore(pruner.policy) is None  # nothing to rescore before the first step
     pruner.agent_step(0)
-    assert pruner.target.to_rescore(pruner.policy) is pruner.target.best.masks
+    assert pruner.alignment_target.to_rescore(pruner.policy) is pruner.alignment_target.best.masks
     uniform = make_pruner(policy="uniform")
     uniform.agent_step(0)
-    assert uniform.target.best is not None and uniform.target.to_rescore(uniform.policy) is None  # a fixed rule
+    assert uniform.alignment_target.best is not None and uniform.alignment_target.to_rescore(uniform.policy) is None  # a fixed rule
     with pytest.raises(ValueError, match="target_rule must be one of"):
         make_pruner(target_rule="greedy")

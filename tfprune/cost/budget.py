@@ -21,15 +21,59 @@ sub-network then spends the slack up to the target (`fill_to_target`): where it 
 difference of its own.
 """
 
+import abc
+
 import numpy as np
 
 from tfprune.cost.channel_grid import ChannelGrid
 from tfprune.errors import TfpruneError
-from tfprune.structure.masks import channel_importance, check_criterion, kept_from_ratios, masks_from_kept
+from tfprune.structure.importance import as_importance
+from tfprune.structure.masks import kept_from_ratios, masks_from_kept
 
 
 class BudgetError(TfpruneError, ValueError):
     """No sub-network within the allowed ratios reaches the budget's target (or the budget is misconfigured)."""
+
+
+class BudgetCost(abc.ABC):
+    """What a budget needs of a cost model: the cost of a sub-network, given by its kept channel counts
+    (one per gated group, in ``group_names`` order), as a ratio of the full model's.
+
+    `tfprune.cost.flops.CostModel` (FLOPs) and `tfprune.cost.latency.LatencyModel` (predicted latency)
+    answer it, and so may a user's own model (energy, memory traffic, a lookup table), passed as
+    ``JointPruner(budget=my_cost)``: the projection, the landing band and the layer-wise agent's episodes
+    only ever use these members. Deriving from this class is optional (the shipped models do not):
+    `check_budget_cost` checks the members themselves.
+
+    Members: ``group_names`` and ``group_sizes`` (channels per group), set by the subclass;
+    ``ratio(kept) -> float`` and ``ratio_batch(kept [N, T]) -> [N]``, both non-decreasing in every kept
+    count (the bisection of `project_to_budget` relies on it); ``budget_name`` / ``budget_setting``, what
+    the cost and the setting of its target are called in error messages.
+    """
+
+    MEMBERS = ("group_names", "group_sizes", "budget_name", "budget_setting", "ratio", "ratio_batch")
+    budget_name, budget_setting = "cost", "JointPruner.target_flops_ratio"
+
+    @abc.abstractmethod
+    def ratio(self, kept):
+        """Cost of the sub-network keeping ``kept[i]`` channels of group i, over the full model's."""
+
+    def ratio_batch(self, kept):
+        """`ratio` of every row of ``kept`` [N, T]; override where it can be vectorised."""
+        return np.array([self.ratio(row) for row in np.asarray(kept)])
+
+
+def check_budget_cost(cost, group_names):
+    """``cost`` itself, if it has every `BudgetCost` member and prices exactly these gated groups, in
+    this order: a cost built for another model would otherwise price the wrong channels silently."""
+    missing = [m for m in BudgetCost.MEMBERS if not hasattr(cost, m)]
+    if missing:
+        raise BudgetError(f"JointPruner.budget must be 'flops', 'latency' or a tfprune.cost.budget.BudgetCost; "
+                          f"{type(cost).__name__} lacks {missing}.")
+    if list(cost.group_names) != list(group_names):
+        raise BudgetError(f"The budget's cost model prices groups {list(cost.group_names)}, the model's gated "
+                          f"groups are {list(group_names)}: build it from the same gated model.")
+    return cost
 
 
 class _Band:
@@ -269,7 +313,7 @@ class FlopsBudget:
     the FLOPs of a `tfprune.cost.flops.CostModel`, or the predicted latency of a `tfprune.cost.latency.LatencyModel`.
 
     The kept channels of each group are those with the largest importance (by default the L1 norm of
-    the producing kernels; `importance` names the criterion, see `tfprune.structure.masks.channel_importance`);
+    the producing kernels; `importance` is a `tfprune.structure.importance.Importance`, or its name);
     their number is a multiple of `round_to` or the group's full size (`grid`). Construction fails at
     once (`BudgetError`, `ImportanceError`, `RoundingError`) when the target is unreachable (at this
     rounding and tolerance) or a setting is unknown, before any training time is spent.
@@ -282,7 +326,7 @@ class FlopsBudget:
         self.target_ratio = float(target_flops_ratio)
         self.max_ratio = float(max_ratio)
         self.tolerance = float(tolerance)
-        self.criterion = check_criterion(importance, graph)
+        self.criterion = as_importance(importance, graph)  # an `Importance`
         self.grid = ChannelGrid(cost_model.group_sizes, self.max_ratio, round_to)
         self.round_to = self.grid.round_to
         # Projecting all-zero ratios checks the target is reachable, and is the uniform rule's sub-network
@@ -297,7 +341,7 @@ class FlopsBudget:
 
     def importance(self):
         """Today's channel importance by the configured criterion ({group name: scores})."""
-        return channel_importance(self.graph, self.criterion)
+        return self.criterion(self.graph)
 
     def land(self, ratios):
         """(kept counts, achieved FLOPs ratio) of ratios that already aim at the budget (the layer-wise

@@ -81,6 +81,10 @@ class Collective:
     worker's part of n items to compute (every count-th, from its index), and `gather(array)` gives every
     worker the whole array from the parts (each worker filled its own entries and left zeros elsewhere),
     so scoring N sub-networks on W workers costs each N / W (`tfprune.search.scoring.score_step`).
+
+    ``Collective()`` is the local one of a single worker: broadcast and gather return the array itself
+    (as float32), and the share is every item. It is what `JointPruner` uses when given no broadcast, so
+    that the pruner handles one kind of object whether it runs alone or in a cluster.
     """
 
     def __init__(self, index=0, count=1, sum_over_workers=None):

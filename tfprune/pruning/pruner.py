@@ -20,13 +20,15 @@ import numpy as np
 
 from tfprune.structure import masks as mask_lib
 from tfprune.pruning.alignment import GroupLassoAlignment, alignment_schedule
-from tfprune.cost.budget import FlopsBudget
+from tfprune.cost.budget import BudgetError, FlopsBudget
 from tfprune.pruning.callback import PruningCallback
 from tfprune.cost.flops import CostModel
 from tfprune.structure.gate_scores import score_penalty
 from tfprune.structure.graph import ChannelGraph
+from tfprune.cost.budget import check_budget_cost
 from tfprune.cost.latency import budget_cost
-from tfprune.search.policy import POLICIES, StepStats, make_policy
+from tfprune.infra.distribute import Collective
+from tfprune.search.policy import POLICIES, PolicyContext, StepStats, resolve_policy
 from tfprune.search.scoring import SubnetScorer, score_step
 from tfprune.structure.surgery import compact_model
 from tfprune.search.target import AlignmentTarget, Selection, broadcast_selection
@@ -43,29 +45,28 @@ class JointPruner:
         held_out: (images, labels) arrays or a `tf.data.Dataset` of batches, drawn from the training
             data and kept out of weight training: the reward is measured on it.
         target_flops_ratio: fraction of the full model's FLOPs the sub-network keeps (0.5 = 2x fewer).
-        budget / target_latency_ratio: "flops", or "latency": keep that fraction of the predicted latency.
-        max_epochs: number of epochs with an agent step (sizes the dynamics model's epoch embeddings).
-        warmup_epochs: epochs of plain training before the first agent step.
-        max_ratio: largest pruning ratio of any group.
-        flops_tolerance: width of the FLOPs band every sub-network lands in: [target - tolerance, target].
+        target_latency_ratio: with ``budget="latency"``, the fraction of the predicted latency kept.
+        max_epochs / warmup_epochs: epochs with an agent step (sizes the dynamics model's epoch embeddings) /
+            epochs of plain training before the first agent step.
+        max_ratio / flops_tolerance: largest pruning ratio of any group / width of the band every
+            sub-network lands in, [target - tolerance, target].
         num_samples: sub-networks (the episodic agent's episodes) scored per agent step.
-        dynamics_steps: Adam steps of the dynamics model per agent step.
-        use_dynamics: False gives the agent no epoch representation (ablation).
-        alignment_strength: final group-lasso strength (0 disables alignment).
-        alignment_ramp_epochs: epochs over which the strength ramps up after warm-up.
+        dynamics_steps / use_dynamics: the dynamics model's Adam steps per agent step / False: no epoch state.
+        alignment_strength / alignment_ramp_epochs: final group-lasso strength (0: none) / epochs to reach it.
         reward_bn: "batch" (sub-network's batch statistics) or "moving" BN statistics (`tfprune.search.scoring`).
-        policy: "agent" (the method), or the baselines "uniform" / "random" / "global_magnitude" (`tfprune.search.policy`).
+        policy / agent_mode: who proposes the ratios, a `tfprune.search.policy.Policy` subclass (built for this
+            pruner; gin ``@EpisodicPolicy``) or instance, or a name: "agent" (the method, `agent_mode`
+            "episodic" or the earlier one-step "bandit"), "uniform", "random", "global_magnitude".
         target_switch_margin / target_rule: when the alignment target changes, `tfprune.search.target`.
-        reward_batch_size: held-out images per forward pass when scoring.
-        seed: seeds the agent, the dynamics model and the random baseline.
+        reward_batch_size / seed: held-out images per forward pass when scoring / seeds agent and baselines.
         broadcast: the workers' `tfprune.infra.distribute.Collective` (`make_broadcast`): workers score shares
-            of the sub-networks and take the chief's decisions; None = single worker.
-        importance / round_to: "l1", "bn_scale", "gate_score" (`tfprune.structure.masks`) / kept counts' multiple.
-        agent_mode: "episodic" (the paper's layer-by-layer agent) or "bandit" (one-step, whole ratio
-            vector; the earlier agent), see `tfprune.search.policy`.
-        episode_images / finalists: rewards are measured on one shared random subset of `episode_images`
-            held-out images (new each agent step; None = all), the `finalists` best rescored on all of
-            them to choose the alignment target (`tfprune.search.scoring.score_step`).
+            of the sub-networks and take the chief's decisions; None = single worker (a local `Collective()`).
+        importance / round_to: which channels a ratio keeps, a `tfprune.structure.importance.Importance`
+            (``L1Importance()``) or its name ("l1", "bn_scale", "gate_score") / kept counts' multiple.
+        budget: "flops", "latency" (at `target_latency_ratio`), or a `tfprune.cost.budget.BudgetCost` of this
+            model's groups (its cost then kept at `target_flops_ratio`).
+        episode_images / finalists: rewards are measured on a shared random subset of `episode_images` held-out
+            images (new each step; None = all), the `finalists` best rescored on all (`score_step`).
     """
 
     def __init__(self, model, held_out, target_flops_ratio=0.5, max_epochs=100, warmup_epochs=0, max_ratio=0.9,
@@ -77,20 +78,21 @@ class JointPruner:
         self.model = model
         self.graph = _gated_graph(model)
         self.cost_model = CostModel(model, self.graph)
-        self.group_names = self.cost_model.group_names
-        cm, target = budget_cost(self.cost_model, budget, target_flops_ratio, target_latency_ratio, round_to, max_ratio,
-                                 flops_tolerance, broadcast)
-        self.budget = FlopsBudget(cm, self.graph, target, max_ratio, flops_tolerance, importance, round_to)
+        self.group_names, self.broadcast = self.cost_model.group_names, _collective(broadcast)
+        cost, target = _budget_cost(self.cost_model, budget, target_flops_ratio, target_latency_ratio, round_to,
+                                    max_ratio, flops_tolerance, broadcast)
+        self.budget = FlopsBudget(cost, self.graph, target, max_ratio, flops_tolerance, importance, round_to)
         self.scorer = SubnetScorer(model, self.graph, held_out, reward_bn, reward_batch_size)
         self.alignment = GroupLassoAlignment(self.graph)
         self.schedule = dict(warmup_epochs=int(warmup_epochs), ramp_epochs=int(alignment_ramp_epochs),
                              max_strength=float(alignment_strength))
-        self.target = AlignmentTarget(self.alignment, target_switch_margin, target_rule)
+        self.alignment_target = AlignmentTarget(self.alignment, target_switch_margin, target_rule)
         self.max_epochs = max(1, int(max_epochs))
-        self.policy = make_policy(policy, len(self.group_names), self.max_epochs, max_ratio, use_dynamics,
-                                  dynamics_steps, seed, budget=self.budget, agent_mode=agent_mode)
+        context = PolicyContext(self.budget, len(self.group_names), self.max_epochs, max_ratio, use_dynamics,
+                                dynamics_steps, seed)
+        self.policy = resolve_policy(policy, context, agent_mode)
         self.num_samples, self.episode_images, self.finalists = int(num_samples), episode_images, int(finalists)
-        self.seed, self.broadcast = int(seed or 0), broadcast or (lambda array: array)
+        self.seed = int(seed or 0)
         self.history = []  # StepStats.as_dict() of every agent step
 
     # --- what the trainer needs ---------------------------------------------------------------
@@ -109,7 +111,7 @@ class JointPruner:
     def update_alignment(self, epoch):
         """Sets this epoch's alignment strength (0 before the policy has chosen anything)."""
         strength = 0.0
-        if self.target.best is not None and self.schedule["max_strength"] > 0:
+        if self.alignment_target.best is not None and self.schedule["max_strength"] > 0:
             strength = alignment_schedule(epoch, **self.schedule)
         self.alignment.strength.assign(strength)
         return strength
@@ -125,15 +127,15 @@ class JointPruner:
         actions = self.policy.propose(epoch, self.num_samples)
         importance = self.budget.importance()
         candidates = [self.budget.masks(a, importance, not self.policy.lands_on_budget) for a in actions]
-        follow = self.target.follows(self.policy)  # then no finalists to rescore
-        scores = score_step(self.scorer, [m for m, _ in candidates], self.target.to_rescore(self.policy),
+        follow = self.alignment_target.follows(self.policy)  # then no finalists to rescore
+        scores = score_step(self.scorer, [m for m, _ in candidates], self.alignment_target.to_rescore(self.policy),
                             self.episode_images, 0 if follow else self.finalists, seed=self.seed * 100003 + epoch,
                             broadcast=self.broadcast)
         which = _finite_only(epoch, scores.rewards, self.policy.min_rewards)
         losses = self.policy.learn(epoch, actions[which], scores.rewards[which], which)
         challenger = self._policy_choice(epoch) if follow else _best_finalist(epoch, candidates, scores)
-        switched = self.target.offer(challenger, scores.incumbent)
-        stats = _step_stats(epoch, actions[which], scores, which, self.target.best, switched, losses)
+        switched = self.alignment_target.offer(challenger, scores.incumbent)
+        stats = _step_stats(epoch, actions[which], scores, which, self.alignment_target.best, switched, losses)
         self.history.append(stats.as_dict())
         return stats
 
@@ -141,8 +143,8 @@ class JointPruner:
         """The final sub-network: the policy's choice, or the current target if it scores better today."""
         epoch = self.max_epochs - 1 if epoch is None else min(int(epoch), self.max_epochs - 1)
         choice = self._policy_choice(epoch)
-        if self.policy.stable_target and self.target.best is not None:
-            best = self.target.best
+        if self.policy.stable_target and self.alignment_target.best is not None:
+            best = self.alignment_target.best
             rescored = Selection(best.masks, self.scorer.score(best.masks), best.flops_ratio, epoch)
             choice = max(choice, rescored, key=lambda s: s.reward)
         return broadcast_selection(choice, self.group_names, self.broadcast)
@@ -175,11 +177,11 @@ class JointPruner:
 
     def get_state(self):
         """Everything outside TF variables, as JSON-able data."""
-        return {**self.policy.get_state(), "best": self.target.get_state(), "history": self.history}
+        return {**self.policy.get_state(), "best": self.alignment_target.get_state(), "history": self.history}
 
     def set_state(self, state):
         self.policy.set_state(state)
-        self.target.set_state(state["best"])
+        self.alignment_target.set_state(state["best"])
         self.history = list(state["history"])
 
     def callback(self, log_fn=print):
@@ -193,6 +195,30 @@ def _gated_graph(model):
         raise ValueError(f"Model {model.name!r} has no ChannelGate: build it from tfprune.models or gate it with "
                          "tfprune.auto_gate(model) first.")
     return graph
+
+
+def _collective(broadcast):
+    """The pruner's one kind of broadcast: a `Collective` (None: this worker alone, a local one)."""
+    if broadcast is None:
+        return Collective()
+    if not isinstance(broadcast, Collective):
+        raise TypeError(f"JointPruner.broadcast must be a tfprune.infra.distribute.Collective (make_broadcast) or "
+                        f"None, got {type(broadcast).__name__}.")
+    return broadcast
+
+
+def _budget_cost(cost_model, budget, target_flops_ratio, target_latency_ratio, round_to, max_ratio, tolerance,
+                 broadcast):
+    """(the cost the budget projects onto, its target): by name (`tfprune.cost.latency.budget_cost`), or a
+    user's `tfprune.cost.budget.BudgetCost` at ``target_flops_ratio`` of that cost. ``broadcast`` is the
+    argument as given (None on one worker), as the latency calibration has always received it."""
+    if isinstance(budget, str):
+        return budget_cost(cost_model, budget, target_flops_ratio, target_latency_ratio, round_to, max_ratio,
+                           tolerance, broadcast)
+    if target_latency_ratio is not None:
+        raise BudgetError("JointPruner.target_latency_ratio needs JointPruner.budget = 'latency'; with a cost "
+                          "object the target is JointPruner.target_flops_ratio, the fraction of that cost kept.")
+    return check_budget_cost(budget, cost_model.group_names), target_flops_ratio
 
 
 def _finite_only(epoch, rewards, min_rewards):

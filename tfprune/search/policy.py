@@ -9,9 +9,11 @@ Every policy answers three calls of the agent step (`tfprune.pruning.pruner.Join
 one-step agent (both `AgentPolicy`); `FixedPolicy` the hand-made baselines that
 keep the rest of the schedule identical, so that comparisons isolate the agent; `GlobalMagnitudePolicy`
 the global-threshold baseline (one importance threshold over every group). `StepStats` is the one
-record of an agent step, whatever the policy.
+record of an agent step, whatever the policy. `Policy` is the interface they share: a user's own
+policy derives from it and is passed as ``JointPruner(policy=...)`` (`resolve_policy`).
 """
 
+import abc
 import dataclasses
 
 import gin
@@ -52,7 +54,64 @@ class StepStats:
         return dataclasses.asdict(self)
 
 
-class AgentPolicy:
+@dataclasses.dataclass(frozen=True)
+class PolicyContext:
+    """What the pruner knows when it builds a policy (`Policy.from_context`): the model's `FlopsBudget`
+    (which holds the graph, cost model and target) and the pruner's schedule and seed."""
+
+    budget: object
+    num_groups: int
+    max_epochs: int
+    max_ratio: float
+    use_dynamics: bool = True
+    dynamics_steps: int = 100
+    seed: int = 0
+
+
+class Policy(abc.ABC):
+    """Who decides the per-group pruning ratios: the interface `JointPruner` drives (module docstring).
+
+    Three class attributes tell the pruner how to treat the policy: ``stable_target`` (True: a sampling
+    search, whose alignment target switches only by a margin, `tfprune.search.target`; False: the
+    target follows today's masks), ``min_rewards`` (finite rewards `learn` needs) and ``lands_on_budget``
+    (True: the ratios already keep the budget's target and are only landed, not projected).
+    A policy with state beyond TF variables says so in `get_state`/`set_state` (JSON-able, in the
+    pruner's state file) and `checkpoint_items` (trackables for the TF checkpoint); the defaults keep none.
+    """
+
+    stable_target = False
+    min_rewards = 1
+    lands_on_budget = False
+
+    @classmethod
+    def from_context(cls, context):
+        """The policy built for a pruner (``JointPruner(policy=SomePolicy)``, or gin's
+        ``JointPruner.policy = @SomePolicy``); its own options come from gin."""
+        raise PolicyError(f"{cls.__name__} cannot be built from the pruner's settings: pass an instance.")
+
+    @abc.abstractmethod
+    def propose(self, epoch, num_samples):
+        """Pruning ratios of the sub-networks to score this epoch, [k, num_groups]."""
+
+    @abc.abstractmethod
+    def learn(self, epoch, actions, rewards, which=None):
+        """Learns from the rewards of the proposals ``which`` (indices); returns a dict of losses."""
+
+    @abc.abstractmethod
+    def select(self, epoch):
+        """The ratios of the final sub-network, [num_groups]."""
+
+    def checkpoint_items(self):
+        return {}
+
+    def get_state(self):
+        return {}
+
+    def set_state(self, state):
+        pass
+
+
+class AgentPolicy(Policy):
     """The method's common part: a learned policy beside the dynamics model, whose representation of
     the current epoch is part of the agent's state (zeros with `use_dynamics=False`, the ablation).
 
@@ -121,6 +180,11 @@ class BanditPolicy(AgentPolicy):
                                   max_ratio=max_ratio, seed=seed)
         self._observation = None  # representation the latest proposal was made in
 
+    @classmethod
+    def from_context(cls, context):
+        return cls(context.num_groups, context.max_epochs, context.max_ratio, context.use_dynamics,
+                   context.dynamics_steps, context.seed)
+
     def propose(self, epoch, num_samples):
         self._observation = self.observation(epoch)
         return self.agent.propose(self._observation, num_samples)
@@ -173,6 +237,10 @@ class EpisodicPolicy(AgentPolicy):
         self._episodes = None  # the latest proposal's episodes, which `learn` trains on
         self._observation = None  # representation the latest proposal was made in
 
+    @classmethod
+    def from_context(cls, context):
+        return cls(context.budget, context.max_epochs, context.use_dynamics, context.dynamics_steps, context.seed)
+
     def _recentre_on_the_rule(self):
         """With center="global_magnitude", moves the actions' centre to that rule's ratios today."""
         if self._rule is not None:
@@ -201,7 +269,7 @@ class EpisodicPolicy(AgentPolicy):
 
 
 @gin.configurable
-class FixedPolicy:
+class FixedPolicy(Policy):
     """A hand-made rule: the same ratios every epoch (channels still re-chosen by today's importance).
 
     "uniform" prunes every group by the same ratio (the budget projection finds it); "random" draws one
@@ -214,10 +282,6 @@ class FixedPolicy:
     any structure beats uniform's at a budget (`docs/results.md`).
     """
 
-    stable_target = False
-    min_rewards = 1
-    lands_on_budget = False
-
     def __init__(self, kind, num_groups, max_ratio, seed=0, profile=None):
         if kind == "uniform":
             self.ratios = _profile(profile, num_groups, max_ratio)
@@ -226,6 +290,12 @@ class FixedPolicy:
         else:
             raise ValueError(f"FixedPolicy kind must be 'uniform' or 'random', got {kind!r}.")
 
+    @classmethod
+    def from_context(cls, context, kind=None):
+        """The rule ``kind``, else the one bound as ``FixedPolicy.kind`` in gin, else "uniform"."""
+        options = {"kind": kind} if kind is not None else {} if _bound("FixedPolicy.kind") else {"kind": "uniform"}
+        return cls(num_groups=context.num_groups, max_ratio=context.max_ratio, seed=context.seed, **options)
+
     def propose(self, epoch, num_samples):
         return self.ratios[None, :]
 
@@ -233,16 +303,7 @@ class FixedPolicy:
         return {}
 
     def select(self, epoch):
-        return self.ratios
-
-    def checkpoint_items(self):
-        return {}
-
-    def get_state(self):
-        return {}
-
-    def set_state(self, state):
-        pass  # the ratios are a pure function of the seed
+        return self.ratios  # no state to save: the ratios are a pure function of the seed
 
 
 def _profile(profile, num_groups, max_ratio):
@@ -256,24 +317,46 @@ def _profile(profile, num_groups, max_ratio):
     return ratios
 
 
+def _bound(binding):
+    try:
+        gin.query_parameter(binding)
+    except ValueError:
+        return False
+    return True
+
+
 def make_policy(kind, num_groups, max_epochs, max_ratio, use_dynamics=True, dynamics_steps=100, seed=0, budget=None,
                 agent_mode="episodic"):
     """The policy named by `JointPruner.policy` (and, for "agent", `JointPruner.agent_mode`); the
     episodic agent and "global_magnitude" need the `FlopsBudget`."""
-    if kind not in POLICIES:
-        raise ValueError(f"policy must be one of {POLICIES}, got {kind!r}.")
-    if agent_mode not in AGENT_MODES:
-        raise PolicyError(f"agent_mode must be one of {AGENT_MODES}, got {agent_mode!r}.")
-    if budget is None and (kind == "global_magnitude" or (kind == "agent" and agent_mode == "episodic")):
-        raise PolicyError(f"policy {kind!r} ({agent_mode}) works against the FLOPs budget: pass "
+    context = PolicyContext(budget, int(num_groups), max_epochs, max_ratio, use_dynamics, dynamics_steps, seed)
+    return resolve_policy(kind, context, agent_mode)
+
+
+def resolve_policy(policy, context, agent_mode="episodic"):
+    """The `Policy` a setting means: a `Policy` instance as it is; a `Policy` subclass built for the
+    pruner (`Policy.from_context`); or one of `POLICIES` by name, "agent" being `EpisodicPolicy` or
+    `BanditPolicy` by ``agent_mode`` (which only applies to that name)."""
+    if isinstance(policy, Policy):
+        return policy
+    if isinstance(policy, type) and issubclass(policy, Policy):
+        cls = policy
+    elif isinstance(policy, str) and policy in POLICIES:
+        if agent_mode not in AGENT_MODES:
+            raise PolicyError(f"agent_mode must be one of {AGENT_MODES}, got {agent_mode!r}.")
+        if policy == "agent":
+            cls = EpisodicPolicy if agent_mode == "episodic" else BanditPolicy
+        else:
+            cls = GlobalMagnitudePolicy if policy == "global_magnitude" else FixedPolicy
+        if policy in ("uniform", "random"):
+            return FixedPolicy.from_context(context, kind=policy)
+    else:
+        raise ValueError(f"policy must be one of {POLICIES} or a tfprune.search.policy.Policy, got {policy!r}.")
+    if context.budget is None and cls in (EpisodicPolicy, GlobalMagnitudePolicy):
+        name = policy if isinstance(policy, str) else cls.__name__
+        raise PolicyError(f"policy {name!r} ({agent_mode}) works against the FLOPs budget: pass "
                           "make_policy(..., budget=FlopsBudget(...)).")
-    if kind == "agent" and agent_mode == "bandit":
-        return BanditPolicy(num_groups, max_epochs, max_ratio, use_dynamics, dynamics_steps, seed)
-    if kind == "agent":
-        return EpisodicPolicy(budget, max_epochs, use_dynamics, dynamics_steps, seed)
-    if kind == "global_magnitude":
-        return GlobalMagnitudePolicy(budget)
-    return FixedPolicy(kind, num_groups, max_ratio, seed)
+    return cls.from_context(context)
 
 
 class PolicyError(TfpruneError, ValueError):
@@ -299,7 +382,7 @@ def check_resumable(policy, checkpoint_path):
             "layer-wise agent became the default are 'bandit' runs), or start a new --workdir.")
 
 
-class GlobalMagnitudePolicy:
+class GlobalMagnitudePolicy(Policy):
     """Global magnitude pruning: one threshold on mean-normalised channel importance across all groups
     (`tfprune.cost.budget.global_magnitude_ratios`), set so that the sub-network keeps the FLOPs target.
 
@@ -308,12 +391,12 @@ class GlobalMagnitudePolicy:
     state is kept, so, as for `FixedPolicy`, the alignment target follows today's masks.
     """
 
-    stable_target = False
-    min_rewards = 1
-    lands_on_budget = False
-
     def __init__(self, budget):
-        self.budget = budget
+        self.budget = budget  # no state to save: the ratios are a function of the weights, which TF restores
+
+    @classmethod
+    def from_context(cls, context):
+        return cls(context.budget)
 
     def ratios(self):
         return global_magnitude_ratios(self.budget.importance(), self.budget)
@@ -326,12 +409,3 @@ class GlobalMagnitudePolicy:
 
     def select(self, epoch):
         return self.ratios()
-
-    def checkpoint_items(self):
-        return {}
-
-    def get_state(self):
-        return {}
-
-    def set_state(self, state):
-        pass  # the ratios are a function of the weights, which the checkpoint restores

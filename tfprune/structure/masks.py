@@ -1,36 +1,26 @@
 """Channel masks: which channels of each gated group a sub-network keeps.
 
 A mask set is ``dict[gate name, bool array]``. Which channels a pruning ratio keeps is decided by
-channel importance, summed over every layer coupled into the group. The default criterion ("l1") is
-the L1 norm of the weights that produce the channel (Li et al. 2017, and what the alignment regulariser
-drives: channels outside the agent's selection shrink toward zero, so importance then agrees with the
-agent); "bn_scale" is |gamma| of the BatchNormalization right after the producer (Network Slimming);
-"gate_score" is |score| of the group's trainable gate score (`ChannelGate(score=True)`, trained with the
-network under an L1 penalty, `tfprune.structure.gate_scores`).
+channel importance (`tfprune.structure.importance`: L1 of the producing kernels by default, BatchNorm
+|gamma|, or the gate's trained score), summed over every layer coupled into the group.
 """
 
 import json
 import os
 
-import keras
 import numpy as np
 
 from tfprune.infra import safe_write
 from tfprune.errors import TfpruneError
 from tfprune.structure.gates import gates_of
-
-
-# "l1": L1 norm of the producing kernels; "bn_scale": |gamma| of the BatchNormalization after them;
-# "gate_score": |score| of the group's gate (gates built with `new_gate.score = True`).
-IMPORTANCE_CRITERIA = ("l1", "bn_scale", "gate_score")
+# Channel importance lives in `tfprune.structure.importance`; its names stay importable from here, where
+# configs, docs and older code have always found them.
+from tfprune.structure.importance import (  # noqa: F401
+    IMPORTANCE_CRITERIA, ImportanceError, channel_importance, check_criterion)
 
 
 class MaskError(TfpruneError, ValueError):
     """A mask does not fit the model (unknown gate, wrong length, empty group, bad ratio)."""
-
-
-class ImportanceError(TfpruneError, ValueError):
-    """An unknown channel-importance criterion was asked for."""
 
 
 def validate_masks(masks, graph):
@@ -72,78 +62,6 @@ def apply_masks(model, masks):
 def open_masks(graph):
     """All channels kept."""
     return {g.name: np.ones(g.size, dtype=bool) for g in graph.gated_groups}
-
-
-def check_criterion(criterion, graph=None):
-    """The criterion itself, if it is one of `IMPORTANCE_CRITERIA` (and, given the model's `graph`, one
-    the model can answer): checked where it is configured, so a typo fails before any training time is
-    spent."""
-    if criterion not in IMPORTANCE_CRITERIA:
-        raise ImportanceError(
-            f"Unknown channel-importance criterion {criterion!r}; set JointPruner.importance to one of "
-            f"{', '.join(repr(c) for c in IMPORTANCE_CRITERIA)}."
-        )
-    unscored = [] if graph is None or criterion != "gate_score" else [
-        g.name for g in graph.gated_groups if not g.gate.has_score]
-    if unscored:
-        raise ImportanceError(
-            f"Importance 'gate_score' needs gates with a trainable score, and gates {unscored} have none: build "
-            "the model with the gin binding `new_gate.score = True` (zoo models and tfprune.auto_gate)."
-        )
-    return criterion
-
-
-def channel_importance(graph, criterion="l1"):
-    """Importance of each gated group's channels, summed over the group's coupled producers.
-
-    "l1": L1 norm of each producer's kernel per output channel (Li et al. 2017). "bn_scale": |gamma| of
-    the BatchNormalization layer(s) that directly consume each producer's output (Network Slimming, Liu
-    et al. 2017): the scale decides how much of the channel survives normalisation, whatever the kernel's
-    size. A producer that no BatchNormalization follows directly (a Dense head, a conv straight into an
-    activation) contributes its L1 score instead, so that every producer still counts; in a group that
-    mixes both kinds the L1 terms, on a larger scale than gammas, then dominate the ranking. "gate_score":
-    |score| of the group's gate, one per channel (a gate shared by a residual add scores the group once).
-    """
-    check_criterion(criterion, graph)
-    if criterion == "gate_score":
-        return {group.name: np.abs(group.gate.get_scores()).astype(np.float64) for group in graph.gated_groups}
-    model = graph.model
-    norms_after = _batch_norms_after_producers(graph) if criterion == "bn_scale" else {}
-    importance = {}
-    for group in graph.gated_groups:
-        score = np.zeros(group.size, dtype=np.float64)
-        for name in group.producers:
-            norms = norms_after.get(name)
-            score += sum(np.abs(np.asarray(bn.gamma)) for bn in norms) if norms else _l1(model.get_layer(name))
-        importance[group.name] = score
-    return importance
-
-
-def _l1(layer):
-    kernel = np.asarray(layer.weights[_kernel_index(layer)])
-    return np.abs(kernel.reshape(-1, kernel.shape[-1])).sum(axis=0)
-
-
-def _batch_norms_after_producers(graph):
-    """{producer layer name: [BatchNormalization layers called directly on its output]}, from the
-    graph's nodes; only channel-axis BNs with a scale (gamma) count."""
-    produced_by = {}
-    for info in graph.nodes:
-        if info.rule is not None and info.rule.kind == "produce":
-            produced_by.update({id(t): info.layer.name for t in info.node.outputs})
-    norms_after = {}
-    for info in graph.nodes:
-        layer = info.layer
-        if isinstance(layer, keras.layers.BatchNormalization) and info.rule is not None and layer.scale:
-            producer = produced_by.get(id(info.node.input_tensors[0]))
-            if producer is not None:
-                norms_after.setdefault(producer, []).append(layer)
-    return norms_after
-
-
-def _kernel_index(layer):
-    # SeparableConv2D holds [depthwise, pointwise, bias]: the pointwise kernel produces the channels.
-    return 1 if hasattr(layer, "pointwise_kernel") else 0
 
 
 def masks_from_kept(kept, group_names, importance):
