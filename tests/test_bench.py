@@ -9,6 +9,8 @@ import pytest
 
 from tfprune.studies import bench
 
+from test_latency import use_steady_timings
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -71,10 +73,12 @@ def test_arguments_and_unknown_benches():
     assert result.returncode == 2 and "unknown benchmark(s) ['magic']" in result.stderr
 
 
-def test_channel_and_rounding_benches_on_tiny_inputs():
+def test_channel_and_rounding_benches_on_tiny_inputs(monkeypatch):
     """The channel-count benches behind --only channels,rounding: structure, ratios against their own
-    reference, and their table rows (timings themselves are the machine's)."""
+    reference, and their table rows, on steady (injected) timings: real ones are `tfprune bench`'s."""
     from tfprune.studies import channel_bench
+
+    use_steady_timings(monkeypatch)
 
     layers = channel_bench.bench_channels(bases=(8,), spatial=(4,), layers=("conv3x3", "depthwise3x3"),
                                           offsets=(-1, 0, 1), runs=3)
@@ -95,11 +99,13 @@ def test_channel_and_rounding_benches_on_tiny_inputs():
     assert cells["conv3x3 4x4, 8 channels (1 thread)"].endswith(" ms")
 
 
-def test_latency_bench_on_tiny_inputs(tmp_path):
+def test_latency_bench_on_tiny_inputs(tmp_path, monkeypatch):
     """The bench behind --only latency: full, FLOPs- and latency-budget variants per rounding, measured and
-    predicted latency at each thread count, the verdict row (timings themselves are the machine's)."""
+    predicted latency at each thread count, the verdict row. The timings are steady (injected): with real
+    ones a busy machine could move the calibration off the budget and drop the latency row."""
     from tfprune.studies import latency_bench
 
+    use_steady_timings(monkeypatch)
     result = latency_bench.bench_latency((("resnet8", 8),), round_to=(1,), threads=(1,), runs=3, max_points=2,
                                          cache_dir=str(tmp_path), log=lambda _: None)
     rows = {r["variant"]: r for r in result["rows"]}
@@ -109,7 +115,35 @@ def test_latency_bench_on_tiny_inputs(tmp_path):
         assert row["latency_ms"][1] > 0 and row["predicted_ms"][1] > 0 and row["size_bytes"] > 0
     assert rows["latency round_to=1"]["predicted_ratio"][1] == pytest.approx(0.5, abs=0.02)
     assert rows["full"]["predicted_ratio"][1] == pytest.approx(1.0)
+    # steady timings: the smaller sub-network measures faster, and the latency budget's is the smaller one
+    assert rows["latency round_to=1"]["latency_ms"][1] < rows["flops round_to=1"]["latency_ms"][1] \
+        < rows["full"]["latency_ms"][1]
     cells = {line.split(" | ")[0].strip(): line.split(" | ")[2] for line in bench.format_table(
         {"latency": result}).splitlines()[2:]}
-    assert "target (ratio 0.5 ±5%, predicted ratio ±10%)" in cells["resnet8 8x8 latency round_to=1"]
     assert "predicted" in cells["resnet8 8x8 full"] and "target" not in cells["resnet8 8x8 full"]
+    verdict = cells["resnet8 8x8 latency round_to=1"]
+    latency, full = rows["latency round_to=1"], rows["full"]
+    ratio = latency["latency_ms"][1] / full["latency_ms"][1]
+    met = abs(ratio / 0.5 - 1) <= 0.05 and abs(latency["predicted_ratio"][1] / ratio - 1) <= 0.10
+    assert f"target (ratio 0.5 ±5%, predicted ratio ±10%) {'met' if met else 'NOT met'}:" in verdict
+
+
+def test_latency_verdict_from_recorded_timings():
+    """`latency_rows`' verdict on recorded numbers: met within ±5% of the target and a prediction within 10%
+    of the measured ratio, NOT met otherwise."""
+    from tfprune.studies import latency_bench
+
+    def result(latency_ms, predicted_ratio):
+        common = dict(model="m", image_size=8, flops_ratio=0.5, params=1000, size_bytes=4000)
+        return {"target": 0.5, "threads": [1], "rows": [
+            dict(common, variant="full", budget=None, latency_ms={1: 2.0}, predicted_ms={1: 2.0},
+                 predicted_ratio={1: 1.0}),
+            dict(common, variant="latency round_to=1", budget="latency", latency_ms={1: latency_ms},
+                 predicted_ms={1: 2.0 * predicted_ratio}, predicted_ratio={1: predicted_ratio})]}
+
+    def verdict(latency_ms, predicted_ratio):
+        return latency_bench.latency_rows(result(latency_ms, predicted_ratio))[1][2]
+
+    assert ") met: predicted ratio 2.0% from the measured one" in verdict(1.0, 0.51)
+    assert "NOT met" in verdict(1.2, 0.6)  # measured ratio 0.6: off the target
+    assert "NOT met" in verdict(1.0, 0.6)  # on the target, but the prediction 20% off

@@ -156,10 +156,39 @@ def test_unsupported_op_error_names_op_and_fix():
     assert "Cumprod" in info.value.ops
 
 
-def test_latency_positive():
+def test_time_interleaved_takes_the_median_of_interleaved_rounds():
+    """The timing routine on a fake stopwatch: one invoke of each model per round, the median of each
+    model's invokes in ms (a slow round, as a busy machine makes one, moves no median)."""
+    now, order = [0.0], []
+
+    class Model:
+        def __init__(self, name, seconds):
+            self.name, self.seconds = name, list(seconds)
+
+        def invoke(self):
+            order.append(self.name)
+            now[0] += self.seconds.pop(0)
+
+    models = {"a": Model("a", [0.002, 0.002, 0.5]), "b": Model("b", [0.001, 0.9, 0.001])}
+    ms = timing.time_interleaved(models, 3, clock=lambda: now[0])
+    assert order == ["a", "b"] * 3
+    assert ms == {"a": pytest.approx(2.0), "b": pytest.approx(1.0)}
+
+
+def test_tflite_latency_ms_times_the_warmed_model(monkeypatch):
+    """tflite_latency_ms hands a warmed interpreter of the model to the timing routine (recorded here:
+    the number is the machine's, so it is not asserted on)."""
+    seen = {}
+
+    def record(interpreters, runs, clock=None):
+        (interpreter,) = interpreters.values()
+        seen.update(runs=runs, output=interpreter.get_output_details()[0]["shape"].tolist())
+        return {key: 1.5 for key in interpreters}
+
+    monkeypatch.setattr(timing, "time_interleaved", record)
     tfl = ex.convert_tflite(_conv_model(), "float")
-    ms = timing.tflite_latency_ms(tfl, num_threads=1, runs=5, warmup=1)
-    assert 0 < ms < 1000
+    assert timing.tflite_latency_ms(tfl, num_threads=1, runs=5, warmup=1) == 1.5
+    assert seen == {"runs": 5, "output": [1, 3]}
 
 
 def test_litert_is_the_runtime_and_warns_nothing():

@@ -18,7 +18,7 @@ latency at each thread count, every variant timed interleaved in one process.
 
 import numpy as np
 
-from tfprune.deploy.timing import ready_interpreter, time_interleaved
+from tfprune.deploy import timing
 
 LAYERS = ("conv3x3", "conv1x1", "depthwise3x3")
 
@@ -42,7 +42,7 @@ def _macs(kind, channels, spatial):
 def _interpreter(kind, channels, spatial, threads):
     from tfprune.deploy.export import convert_tflite
 
-    return ready_interpreter(convert_tflite(_layer_model(kind, channels, spatial), "float"), threads)
+    return timing.ready_interpreter(convert_tflite(_layer_model(kind, channels, spatial), "float"), threads)
 
 
 def bench_channels(bases=(16, 24, 32, 40, 64), spatial=(32, 16, 16, 16, 8), layers=LAYERS, offsets=range(-7, 8),
@@ -60,7 +60,7 @@ def bench_channels(bases=(16, 24, 32, 40, 64), spatial=(32, 16, 16, 16, 8), laye
     cases = [(kind, base, size, base + d) for kind in layers for base, size in zip(bases, spatial)
              for d in offsets if base + d >= 1]
     interpreters = {case: _interpreter(case[0], case[3], case[2], threads) for case in cases}
-    latency = time_interleaved(interpreters, runs)
+    latency = timing.time_interleaved(interpreters, runs)
     rows = []
     for kind, base, size, channels in cases:
         ms, ref = latency[(kind, base, size, channels)], latency[(kind, base, size, base)]
@@ -102,8 +102,8 @@ def bench_rounding(models=("resnet56", "mobilenetv2_cifar"), *, image_size=32, w
         log(f"rounding bench: {name}...")
         variants = _rounded_variants(name, image_size, width_multiplier, target_flops, round_to)
         for count in threads:
-            interpreters = {key: ready_interpreter(v["tflite"], count) for key, v in variants.items() if "tflite" in v}
-            latency = time_interleaved(interpreters, runs)
+            interpreters = {key: timing.ready_interpreter(v["tflite"], count) for key, v in variants.items() if "tflite" in v}
+            latency = timing.time_interleaved(interpreters, runs)
             for key in interpreters:
                 variants[key].setdefault("latency_ms", {})[count] = latency[key]
                 variants[key].setdefault("latency_ratio", {})[count] = latency[key] / latency["full"]

@@ -19,7 +19,7 @@ bench's timing, reported beside it.
 
 import numpy as np
 
-from tfprune.deploy.timing import ready_interpreter, time_interleaved
+from tfprune.deploy import timing
 
 MODELS = (("resnet56", 32), ("mobilenetv2_cifar", 32), ("mobilenetv2", 224))
 
@@ -36,8 +36,8 @@ def bench_latency(models=MODELS, *, target=0.5, round_to=(1, 8, 16), threads=(1,
         log(f"latency bench: {name} {size}x{size}: tables and sub-networks...")
         variants, predictors = _variants(name, size, target, round_to, threads, max_points, cache_dir)
         for count in threads:
-            interpreters = {key: ready_interpreter(v["tflite"], count) for key, v in variants.items()}
-            measured = time_interleaved(interpreters, runs)
+            interpreters = {key: timing.ready_interpreter(v["tflite"], count) for key, v in variants.items()}
+            measured = timing.time_interleaved(interpreters, runs)
             for key, variant in variants.items():
                 predictor = predictors[(count, variant["round_to"] or 1)]
                 variant.setdefault("latency_ms", {})[count] = measured[key]
