@@ -414,7 +414,7 @@ def test_export_study_rounds_masks_to_multiples(tmp_path):
                            num_calibration=8, num_verify=8, runs=0, baseline=False, round_to=4, log=lambda _: None)
     assert summary["kept_channels"] == {"g1": 4, "g2": 12} and summary["round_to"] == 4
     assert summary["surgery_max_abs_diff"] < 1e-4 and summary["verification_failures"] == []
-    with pytest.raises(UsageError, match="--round_to"):
+    with pytest.raises(UsageError, match="round_to"):  # the parameter's name: a library function
         export_study(model, tmp_path / "o2", masks, quantize=("float",), representative_source="random",
                      runs=0, baseline=False, round_to=0, log=lambda _: None)
 

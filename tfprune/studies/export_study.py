@@ -54,8 +54,8 @@ def load_gated_model(model_file=None, model_name=None, num_classes=10, input_sha
         try:
             model = keras.saving.load_model(model_file, compile=False)
         except Exception as exc:  # corrupt file, unknown custom layer, ...
-            raise UsageError(f"cannot load --model_file {model_file!r}: {exc}") from exc
-        require_gated(model, f"--model_file {model_file!r}")
+            raise UsageError(f"cannot load model_file {model_file!r}: {exc}") from exc
+        require_gated(model, f"model_file {model_file!r}")
         return model
     from tfprune.models import build_model
 
@@ -64,7 +64,7 @@ def load_gated_model(model_file=None, model_name=None, num_classes=10, input_sha
             model_name, num_classes=num_classes, input_shape=input_shape, width_multiplier=width_multiplier,
         )
     except ValueError as exc:
-        raise UsageError(f"--model {model_name!r}: {exc}") from exc
+        raise UsageError(f"model_name {model_name!r}: {exc}") from exc
 
 
 def require_gated(model, what="the model"):
@@ -111,15 +111,15 @@ def representative_images(source, input_shape, num_calibration, num_verify, seed
     try:
         from tfprune.data import DataError, build_datasets
     except ImportError as exc:
-        raise UsageError(f"--representative_source {source}: tfprune.data is not available ({exc}); "
-                         "use --representative_source random.") from exc
+        raise UsageError(f"representative_source {source!r}: tfprune.data is not available ({exc}); "
+                         "use 'random'.") from exc
     h, w, c = input_shape
     kwargs = {"channels": c} if source == "synthetic" else {}
     try:
         data = build_datasets(source, batch_size=64, image_size=(h, w), seed=seed, augment=False,
                               held_out_examples=min(num_calibration, 512), **kwargs)
     except DataError as exc:
-        raise UsageError(f"--representative_source {source}: {exc}") from exc
+        raise UsageError(f"representative_source {source!r}: {exc}") from exc
     return (_resize_to(_take(data.held_out, num_calibration), input_shape),
             _resize_to(_take(data.val, num_verify), input_shape))
 
@@ -216,7 +216,7 @@ def _rounded(masks, round_to, graph):
     try:
         return masks if round_to == 1 else round_masks(masks, round_to, channel_importance(graph))
     except RoundingError as exc:
-        raise UsageError(str(exc).replace("JointPruner.round_to", "--round_to")) from exc
+        raise UsageError(str(exc).replace("JointPruner.round_to", "round_to")) from exc
 
 
 def _default_int8_agreement(trained_weights, int8_verified, log):
@@ -224,8 +224,8 @@ def _default_int8_agreement(trained_weights, int8_verified, log):
     if trained_weights:
         return ex.DEFAULT_MIN_TOP1_AGREEMENT
     if int8_verified:
-        log("note: --model builds untrained weights (near-tied logits): int8 top-1 agreement is "
-            "reported, not enforced (set --min_int8_agreement to enforce).")
+        log("note: untrained weights (a zoo model built by name) have near-tied logits: int8 top-1 "
+            "agreement is reported, not enforced (set min_int8_agreement, --min_int8_agreement, to enforce).")
     return 0.0
 
 
