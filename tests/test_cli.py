@@ -72,17 +72,17 @@ def test_python_dash_m_tfprune_counts_as_a_command_line():
     assert not quiet.is_command_line(["-m"], orig_argv=["python", "-m", "pytest"])
 
 
-def test_python_dash_m_tfprune_from_another_directory(tmp_path, monkeypatch):
+def test_python_dash_m_tfprune_from_another_directory(tmp_path):
     import subprocess
     import sys
 
-    from tfprune.studies import compare
+    from tfprune.studies.runs import train_command
 
     result = subprocess.run([sys.executable, "-m", "tfprune", "train", "--list-configs"], capture_output=True,
                             text=True, timeout=300, cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=ROOT))
     assert result.returncode == 0 and "imagenet_resnet50.gin" in result.stdout, result.stderr[-2000:]
-    monkeypatch.setattr(compare, "ROOT", str(tmp_path))  # an installed package: no tools/ beside it
-    assert compare.train_command()[1:] == ["-m", "tfprune", "train"]
+    # the studies start their runs so, from a checkout as from an installed package
+    assert train_command("w", ["a.gin"])[1:6] == ["-m", "tfprune", "train", "--workdir", "w"]
 
 
 def test_python_dash_m_from_a_directory_with_a_base_folder(tmp_path):
