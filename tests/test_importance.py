@@ -198,3 +198,72 @@ def test_uniform_profile_of_the_wrong_length_names_the_setting(clean_gin):
     gin.bind_parameter("FixedPolicy.profile", [0.1, 0.2])
     with pytest.raises(PolicyError, match="FixedPolicy.profile must hold 4 ratios"):
         make_policy("uniform", 4, 5, 0.9)
+
+
+# --- strategies as objects (issue 35) -------------------------------------------------------------
+
+
+def test_criterion_objects_score_as_their_names():
+    from tfprune.structure.importance import (BNScaleImportance, Importance, L1Importance, as_importance)
+
+    graph = ChannelGraph(bn_and_plain_model())
+    for obj, name in ((L1Importance(), "l1"), (BNScaleImportance(), "bn_scale")):
+        assert as_importance(name).name == name and as_importance(obj) is obj
+        by_name, by_object = mask_lib.channel_importance(graph, name), obj(graph)
+        assert set(by_name) == set(by_object)
+        for group in by_name:
+            np.testing.assert_array_equal(by_name[group], by_object[group])
+
+    class Reversed(Importance):  # a user's own criterion: no change to tfprune needed
+        def __call__(self, graph):
+            return {g.name: np.arange(g.size, 0, -1, dtype=np.float64) for g in graph.gated_groups}
+
+    budget = budget_of(bn_and_plain_model(), 1.0, importance=Reversed())
+    assert all((scores == np.arange(scores.size, 0, -1)).all() for scores in budget.importance().values())
+    with pytest.raises(mask_lib.ImportanceError, match="Importance"):
+        as_importance(["l1"])
+
+
+def test_pruner_takes_strategy_objects_that_match_their_names():
+    from tfprune.search.policy import FixedPolicy, GlobalMagnitudePolicy
+    from tfprune.structure.importance import BNScaleImportance
+
+    from tfprune.pruning.pruner import JointPruner
+
+    model, rng = mixed_model(), np.random.default_rng(0)
+    held_out = (rng.normal(size=(32, 16, 16, 3)).astype("float32"), rng.integers(0, 5, 32))
+    by_name = JointPruner(model, held_out, max_epochs=5, policy="global_magnitude", importance="bn_scale")
+    by_object = JointPruner(model, held_out, max_epochs=5, policy=GlobalMagnitudePolicy, importance=BNScaleImportance())
+    assert isinstance(by_object.policy, GlobalMagnitudePolicy) and by_object.budget.criterion.name == "bn_scale"
+    a, b = by_name.agent_step(0), by_object.agent_step(0)
+    assert a.best_kept == b.best_kept and a.flops_ratio == b.flops_ratio
+    rule = FixedPolicy("random", len(by_name.group_names), 0.5, seed=3)
+    assert make_pruner(policy=rule).policy is rule  # an instance is used as it is
+
+
+def test_pruner_takes_a_cost_object_as_its_budget():
+    from tfprune.cost.budget import BudgetError
+
+    model = mixed_model()
+    rng = np.random.default_rng(0)
+    held_out = (rng.normal(size=(32, 16, 16, 3)).astype("float32"), rng.integers(0, 5, 32))
+    from tfprune.pruning.pruner import JointPruner
+
+    cost = CostModel(model)
+    pruner = JointPruner(model, held_out, max_epochs=5, policy="uniform", budget=cost, target_flops_ratio=0.6)
+    assert pruner.budget.cost_model is cost and pruner.budget.target_ratio == 0.6
+    with pytest.raises(BudgetError, match="target_latency_ratio"):
+        JointPruner(model, held_out, policy="uniform", budget=cost, target_latency_ratio=0.5)
+    with pytest.raises(BudgetError, match="lacks"):
+        JointPruner(model, held_out, policy="uniform", budget=object())
+    with pytest.raises(BudgetError, match="same gated model"):
+        JointPruner(model, held_out, policy="uniform", budget=CostModel(bn_and_plain_model()))
+
+
+def test_strategy_objects_bind_in_gin(clean_gin):
+    from tfprune.pruning.pruner import JointPruner  # noqa: F401  (registers the configurables)
+    from tfprune.search.policy import GlobalMagnitudePolicy
+
+    gin.parse_config("JointPruner.importance = @BNScaleImportance()\nJointPruner.policy = @GlobalMagnitudePolicy")
+    pruner = make_pruner()
+    assert isinstance(pruner.policy, GlobalMagnitudePolicy) and pruner.budget.criterion.name == "bn_scale"

@@ -142,3 +142,23 @@ def test_best_episode_rule_rescores_the_incumbent_and_unknown_rules_are_refused(
     assert uniform.alignment_target.best is not None and uniform.alignment_target.to_rescore(uniform.policy) is None  # a fixed rule
     with pytest.raises(ValueError, match="target_rule must be one of"):
         make_pruner(target_rule="greedy")
+
+
+def test_broadcast_is_always_a_collective():
+    from tfprune.infra.distribute import Collective
+
+    pruner = make_pruner(policy="uniform")
+    assert isinstance(pruner.broadcast, Collective) and pruner.broadcast.count == 1  # the local one
+    worker = Collective(0, 1)
+    assert make_pruner(policy="uniform", broadcast=worker).broadcast is worker
+    with pytest.raises(TypeError, match="Collective"):
+        make_pruner(policy="uniform", broadcast=lambda array: array)  # one type, not "Collective or function"
+
+
+def test_every_policy_derives_from_the_policy_interface():
+    from tfprune.search import policy as lib
+
+    for cls in (lib.BanditPolicy, lib.EpisodicPolicy, lib.FixedPolicy, lib.GlobalMagnitudePolicy):
+        assert issubclass(cls, lib.Policy) and not getattr(cls, "__abstractmethods__", None), cls
+    with pytest.raises(TypeError):
+        lib.Policy()  # the interface alone proposes nothing

@@ -165,6 +165,7 @@ class AgentPolicy(Policy):
         self.agent.set_state(state["agent"])
 
 
+@gin.configurable(allowlist=[])
 class BanditPolicy(AgentPolicy):
     """`agent_mode="bandit"`, the earlier agent: PPO on one-step episodes whose action is the whole
     vector of per-group ratios, projected onto the budget afterwards (`tfprune.search.agent.PruningAgent`)."""
@@ -344,12 +345,10 @@ def resolve_policy(policy, context, agent_mode="episodic"):
     elif isinstance(policy, str) and policy in POLICIES:
         if agent_mode not in AGENT_MODES:
             raise PolicyError(f"agent_mode must be one of {AGENT_MODES}, got {agent_mode!r}.")
-        if policy == "agent":
-            cls = EpisodicPolicy if agent_mode == "episodic" else BanditPolicy
-        else:
-            cls = GlobalMagnitudePolicy if policy == "global_magnitude" else FixedPolicy
         if policy in ("uniform", "random"):
             return FixedPolicy.from_context(context, kind=policy)
+        agent = EpisodicPolicy if agent_mode == "episodic" else BanditPolicy
+        cls = GlobalMagnitudePolicy if policy == "global_magnitude" else agent
     else:
         raise ValueError(f"policy must be one of {POLICIES} or a tfprune.search.policy.Policy, got {policy!r}.")
     if context.budget is None and cls in (EpisodicPolicy, GlobalMagnitudePolicy):
@@ -382,6 +381,7 @@ def check_resumable(policy, checkpoint_path):
             "layer-wise agent became the default are 'bandit' runs), or start a new --workdir.")
 
 
+@gin.configurable(allowlist=[])
 class GlobalMagnitudePolicy(Policy):
     """Global magnitude pruning: one threshold on mean-normalised channel importance across all groups
     (`tfprune.cost.budget.global_magnitude_ratios`), set so that the sub-network keeps the FLOPs target.
