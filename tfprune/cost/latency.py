@@ -39,8 +39,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import statistics
-import time
 
 import gin
 import numpy as np
