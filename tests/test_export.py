@@ -436,3 +436,25 @@ def test_export_study_usage_errors(tmp_path):
     calib, verify = representative_images("digits", (12, 12, 3), 10, 4)  # 8x8 gray digits -> resized, RGB
     assert calib.shape == (10, 12, 12, 3) and verify.shape == (4, 12, 12, 3)
     assert np.allclose(calib[..., 0], calib[..., 2])
+
+
+def test_measured_latency_reads_a_path_and_times_both_models_together(tmp_path, monkeypatch):
+    """deploy.latency_report: the full Keras model is converted, the compact TFLite read from bytes or a
+    path, both timed in one interleaved call (recorded here, so the ratio is the logic's, not the machine's)."""
+    from tfprune.deploy.latency_report import measured_latency, summary_latency
+
+    calls = []
+
+    def record(interpreters, runs, clock=None):
+        calls.append((sorted(interpreters), runs))
+        return {"full": 4.0, "pruned": 1.0}
+
+    monkeypatch.setattr(timing, "time_interleaved", record)
+    compact = tmp_path / "compact.tflite"
+    compact.write_bytes(ex.convert_tflite(_conv_model(depthwise=True), "float"))
+    report = measured_latency(_conv_model(), str(compact), runs=7)
+    assert calls == [(["full", "pruned"], 7)]
+    assert report["latency_ms_full"] == 4.0 and report["latency_ms_pruned"] == 1.0 and report["latency_ratio"] == 0.25
+    assert report["latency_measured_on"] == f"{runtime.interpreter_runtime()[1]}, 1 thread(s), batch 1, median of 7"
+    with_prediction = summary_latency(_conv_model(), compact.read_bytes(), predicted_ms=(2.0, 0.5), runs=7)
+    assert with_prediction == {**report, "latency_predicted_ms_full": 2.0, "latency_predicted_ms_pruned": 0.5}
