@@ -3,6 +3,6 @@
 from tqdm.auto import tqdm
 
 
-def progress(total=None, desc=None, disable=None, initial=0):
+def progress_bar(total=None, desc=None, disable=None, initial=0):
     """`disable=None` turns the bar off when stderr is not a terminal (CI logs stay readable)."""
     return tqdm(total=total, desc=desc, disable=disable, leave=False, dynamic_ncols=True, initial=initial)

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from tfprune.errors import TrainingError
 from tfprune.metrics import count_correct
-from tfprune.training.progress_bar import progress
+from tfprune.training.progress_bar import progress_bar
 
 
 @gin.configurable
@@ -104,7 +104,7 @@ class WeightTrainer:
         after every step with the number of steps done in the epoch (mid-epoch checkpoints)."""
         totals = np.zeros(3)
         seen = 0
-        bar = progress(total=steps, desc=description, initial=start_step)
+        bar = progress_bar(total=steps, desc=description, initial=start_step)
         dataset = dataset.skip(start_step) if start_step else dataset
         for step, batch in enumerate(self.strategy.experimental_distribute_dataset(dataset), start=start_step):
             loss, penalty, correct, non_finite = self.train_step(batch)

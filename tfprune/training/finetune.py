@@ -1,0 +1,32 @@
+"""`finetune`: the physical cut of the selected sub-network and the fine-tuning of the compact model."""
+
+import tensorflow as tf
+
+from tfprune.infra import workdir as files
+from tfprune.structure.surgery import compact_model
+from tfprune.training.weight_trainer import WeightTrainer, make_optimizer
+
+
+def finetune(ctx, selected, finetune_epochs, learning_rate, first_data_epoch=0):
+    """Physically prunes the gated model and fine-tunes the compact model (resumable); returns the
+    compact model and its accuracy {"val": on the validation split, "held_out": on the held-out
+    training images}. The held-out one is what settings may be chosen on: it sees the whole pipeline
+    (search, alignment, cut, fine-tuning) yet never the validation split. Fine-tuning epoch e reads
+    the data of epoch `first_data_epoch + e` (`Datasets.train_epoch`), after the joint phase's."""
+    data, run_dir = ctx.data, ctx.run_dir
+    with ctx.strategy.scope():
+        compact = compact_model(selected.gated_model, selected.masks)
+        optimizer = make_optimizer(total_steps=max(1, finetune_epochs * data.steps_per_epoch),
+                                   learning_rate=learning_rate)
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="finetune_epoch")
+    trainer = WeightTrainer(ctx.strategy, compact, optimizer, data.batch_size)
+    checkpoint = tf.train.Checkpoint(model=compact, optimizer=optimizer, epoch=epoch)
+    manager = run_dir.checkpoint_manager(files.FINETUNE_CHECKPOINTS, checkpoint)
+    run_dir.restore(files.FINETUNE_CHECKPOINTS, checkpoint)
+    for e in range(int(epoch.numpy()), finetune_epochs):
+        stats = trainer.train_epoch(data.train_epoch(first_data_epoch + e), data.steps_per_epoch,
+                                    f"finetune {e + 1}/{finetune_epochs}")
+        ctx.log.finetune_epoch(e, finetune_epochs, stats, trainer.evaluate(data.val))
+        epoch.assign(e + 1)
+        manager.save()
+    return compact, {"val": trainer.evaluate(data.val), "held_out": trainer.evaluate(data.held_out)}
