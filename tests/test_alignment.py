@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tfprune.structure.keras_internals import outbound_nodes
-from tfprune.pruning.alignment import GroupLassoAlignment, alignment_schedule
+from tfprune.pruning.alignment import AlignmentSchedule, GroupLassoAlignment
 from tfprune.structure.graph import ChannelGraph
 
 from model_fixtures import mixed_model
@@ -70,6 +70,8 @@ def test_proximal_step_zeroes_small_groups_exactly_and_keeps_selected():
 
 
 def test_schedule():
-    assert alignment_schedule(0, warmup_epochs=2, ramp_epochs=2, max_strength=1.0) == 0.0
-    assert alignment_schedule(2, 2, 2, 1.0) == 0.5
-    assert alignment_schedule(5, 2, 2, 1.0) == 1.0
+    schedule = AlignmentSchedule(warmup_epochs=2, ramp_epochs=2, max_strength=1.0)
+    assert schedule.in_warmup(1) and not schedule.in_warmup(2)
+    assert schedule.strength(0) == 0.0
+    assert schedule.strength(2) == 0.5
+    assert schedule.strength(5) == 1.0

@@ -11,8 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tfprune.infra import quiet
-
-from tfprune.infra import workdir
+from tfprune.infra import safe_write, workdir
 from tfprune.cli.commands import parse_gin
 from tfprune.cli.run_header import header_lines
 
@@ -47,11 +46,13 @@ def _python(code, **extra):
     return result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_import_convert_and_agent_stack_print_nothing_by_default():
     output = _python(EVERYTHING)
     assert output.strip() == "ok", output[-3000:]
 
 
+@pytest.mark.slow
 def test_verbose_and_the_users_tf_log_level_bring_tensorflow_lines_back():
     assert NOISE.search(_python("import tfprune", TFPRUNE_VERBOSE="1"))
     assert re.search(r"^I\d{4} ", _python("import tfprune", TF_CPP_MIN_LOG_LEVEL="0"), re.MULTILINE)
@@ -95,9 +96,9 @@ def test_header_names_model_data_budget_devices_and_resume_state(tmp_path):
 def test_progress_says_fresh_resumed_or_complete(tmp_path):
     root = str(tmp_path)
     assert workdir.progress(root) == "fresh run"
-    workdir.write_json_atomic(os.path.join(root, workdir.SELECTION), {})
+    safe_write.write_json(os.path.join(root, workdir.SELECTION), {})
     assert "fine-tuning" in workdir.progress(root)
-    workdir.write_json_atomic(os.path.join(root, workdir.SUMMARY), {})
+    safe_write.write_json(os.path.join(root, workdir.SUMMARY), {})
     assert "complete" in workdir.progress(root)
 
 

@@ -26,31 +26,39 @@ from tfprune.infra import agent_stack  # noqa: E402
 agent_stack.install_hook()  # a missing TF-Agents names its install line (it is installed apart, --no-deps)
 
 from tfprune.structure.auto_gate import auto_gate  # noqa: E402
-from tfprune.cost.budget import BudgetError, FlopsBudget, project_to_budget  # noqa: E402
+from tfprune.cost.budget import BudgetCost, BudgetError, FlopsBudget, project_to_budget  # noqa: E402
 from tfprune.pruning.callback import PruningCallback  # noqa: E402
 from tfprune.errors import TfpruneError  # noqa: E402
 from tfprune.cost.flops import Cost, CostModel  # noqa: E402
 from tfprune.structure.gates import ChannelGate  # noqa: E402
+from tfprune.structure.importance import BNScaleImportance, GateScoreImportance, Importance, L1Importance  # noqa: E402
 from tfprune.structure.graph import ChannelGraph, GraphError  # noqa: E402
 from tfprune.cost.latency import LatencyModel  # noqa: E402
 from tfprune.structure.masks import MaskError, apply_masks, load_masks, read_masks, save_masks  # noqa: E402
 from tfprune.models import MODEL_NAMES, build_model  # noqa: E402
 from tfprune.cost.plan import PruningPlan, inspect  # noqa: E402
-from tfprune.pruning.pruner import JointPruner  # noqa: E402  (TF-Agents itself loads on the agent's first use)
+from tfprune.pruning.pruner import JointPruner  # noqa: E402
+from tfprune.search.policy import Policy  # noqa: E402  (TF-Agents itself loads on the agent's first use)
 from tfprune.structure.surgery import compact_model  # noqa: E402
 
 __all__ = [
+    "BNScaleImportance",
+    "BudgetCost",
     "BudgetError",
     "ChannelGate",
     "ChannelGraph",
     "Cost",
     "CostModel",
     "FlopsBudget",
+    "GateScoreImportance",
     "GraphError",
+    "Importance",
     "JointPruner",
+    "L1Importance",
     "LatencyModel",
     "MODEL_NAMES",
     "MaskError",
+    "Policy",
     "PruningPlan",
     "PruningCallback",
     "apply_masks",

@@ -229,5 +229,3 @@ def _checkpoint_number(path):
     """The N of a `.../ckpt-N` checkpoint prefix (it also names the pruner state saved beside it)."""
     return int(path.rsplit("-", 1)[-1])
 
-
-write_json_atomic = safe_write.write_json  # the earlier name of the same safe JSON write

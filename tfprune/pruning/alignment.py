@@ -117,9 +117,22 @@ def _channel_slices(info):
     return []
 
 
-def alignment_schedule(epoch, warmup_epochs, ramp_epochs, max_strength):
-    """Strength is 0 during warm-up, then ramps linearly to max_strength over ramp_epochs."""
-    if epoch < warmup_epochs:
-        return 0.0
-    progress = min(1.0, (epoch - warmup_epochs + 1) / max(1, ramp_epochs))
-    return max_strength * progress
+class AlignmentSchedule:
+    """The run's warm-up and the alignment strength after it: the one place the warm-up is read (the
+    alignment ramp, the trainer's and the callback's "agent step this epoch?"), so they cannot disagree.
+
+    Strength is 0 during the ``warmup_epochs``, then ramps linearly to ``max_strength`` over ``ramp_epochs``.
+    """
+
+    def __init__(self, warmup_epochs=0, ramp_epochs=5, max_strength=1e-3):
+        self.warmup_epochs, self.ramp_epochs = int(warmup_epochs), int(ramp_epochs)
+        self.max_strength = float(max_strength)
+
+    def in_warmup(self, epoch):
+        """Whether `epoch` trains the weights only (no agent step, no alignment)."""
+        return epoch < self.warmup_epochs
+
+    def strength(self, epoch):
+        if self.in_warmup(epoch):
+            return 0.0
+        return self.max_strength * min(1.0, (epoch - self.warmup_epochs + 1) / max(1, self.ramp_epochs))

@@ -28,7 +28,7 @@ class PruningCallback(keras.callbacks.Callback):
         score_penalty_step(self.pruner.model, lr)  # the gate scores' L1 term (`tfprune.structure.gate_scores`)
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch < self.pruner.schedule["warmup_epochs"]:
+        if self.pruner.schedule.in_warmup(epoch):
             return
         stats = self.pruner.agent_step(epoch)
         if logs is not None:

@@ -19,7 +19,7 @@ import gin
 import numpy as np
 
 from tfprune.structure import masks as mask_lib
-from tfprune.pruning.alignment import GroupLassoAlignment, alignment_schedule
+from tfprune.pruning.alignment import AlignmentSchedule, GroupLassoAlignment
 from tfprune.cost.budget import BudgetError, FlopsBudget
 from tfprune.pruning.callback import PruningCallback
 from tfprune.cost.flops import CostModel
@@ -84,8 +84,7 @@ class JointPruner:
         self.budget = FlopsBudget(cost, self.graph, target, max_ratio, flops_tolerance, importance, round_to)
         self.scorer = SubnetScorer(model, self.graph, held_out, reward_bn, reward_batch_size)
         self.alignment = GroupLassoAlignment(self.graph)
-        self.schedule = dict(warmup_epochs=int(warmup_epochs), ramp_epochs=int(alignment_ramp_epochs),
-                             max_strength=float(alignment_strength))
+        self.schedule = AlignmentSchedule(warmup_epochs, alignment_ramp_epochs, alignment_strength)
         self.alignment_target = AlignmentTarget(self.alignment, target_switch_margin, target_rule)
         self.max_epochs = max(1, int(max_epochs))
         context = PolicyContext(self.budget, len(self.group_names), self.max_epochs, max_ratio, use_dynamics,
@@ -111,8 +110,8 @@ class JointPruner:
     def update_alignment(self, epoch):
         """Sets this epoch's alignment strength (0 before the policy has chosen anything)."""
         strength = 0.0
-        if self.alignment_target.best is not None and self.schedule["max_strength"] > 0:
-            strength = alignment_schedule(epoch, **self.schedule)
+        if self.alignment_target.best is not None and self.schedule.max_strength > 0:
+            strength = self.schedule.strength(epoch)
         self.alignment.strength.assign(strength)
         return strength
 

@@ -143,11 +143,10 @@ def score_step(scorer, candidates, incumbent=None, episode_images=None, finalist
     a new subset each agent step; shared, so differences between candidates are not blurred by
     differences between subsets), and only the `finalists` best are rescored on every image.
     Otherwise every candidate is scored on every image. With several workers (`broadcast`, a
-    `tfprune.infra.distribute.Collective`) each scores its share of the candidates and of the finalists
-    and all get every score, so that every worker takes the same decisions; a plain function instead
-    is given the chief's scores of everything.
+    `tfprune.infra.distribute.Collective`; None is the local one) each scores its share of the candidates
+    and of the finalists and all get every score, so that every worker takes the same decisions.
     """
-    collective = broadcast if isinstance(broadcast, Collective) else Collective(sum_over_workers=broadcast)
+    collective = Collective() if broadcast is None else broadcast
     n_images = len(scorer.labels)
     cheap = episode_images is not None and int(episode_images) < n_images and len(candidates) > finalists
     subset = None

@@ -22,12 +22,6 @@ class Selected:
     gated_model: keras.Model
 
 
-def in_warmup(pruner, epoch):
-    """Whether `epoch` trains weights only (no agent step). The pruner holds the warm-up: the alignment
-    schedule reads it there too, so the two cannot disagree."""
-    return epoch < pruner.schedule["warmup_epochs"]
-
-
 class JointPhase:
     """Warm-up and joint epochs (weights, alignment, one agent step per epoch), then the selection."""
 
@@ -80,7 +74,7 @@ class JointPhase:
                                          epoch * data.steps_per_epoch, start_step=start,
                                          after_step=self._mid_epoch_checkpoint)
         weight_seconds = time.time() - t0
-        agent = None if in_warmup(self.pruner, epoch) else self.pruner.agent_step(epoch)
+        agent = None if self.pruner.schedule.in_warmup(epoch) else self.pruner.agent_step(epoch)
         val = self.trainer.evaluate(data.val)
         self.ctx.log.joint_epoch(epoch, stats, val, strength, time.time() - t0, weight_seconds, agent, self.pruner)
         self.epoch.assign(epoch + 1)

@@ -59,7 +59,7 @@ def build_run_model(strategy, model_name, info, width_multiplier):
 
 def build_pruner(strategy, is_chief, model, data, epochs, warmup_epochs, seed):
     """The `JointPruner` of `model` (gin configures the rest), rewarded on `data.held_out`. It holds the
-    run's warm-up (`pruner.schedule["warmup_epochs"]`): the one place the joint phase reads it from."""
+    run's warm-up (`pruner.schedule`, an `AlignmentSchedule`): the one place the joint phase reads it from."""
     with strategy.scope():
         return JointPruner(model, data.held_out, max_epochs=epochs, warmup_epochs=warmup_epochs, seed=seed,
                            broadcast=make_broadcast(strategy, is_chief))
