@@ -34,6 +34,7 @@ def trained():
     return agent, start, losses, np.concatenate(proposals)
 
 
+@pytest.mark.slow
 def test_ppo_moves_greedy_action_to_target(trained):
     agent, start, losses, _ = trained
     before = float(np.linalg.norm(start - TARGET))
@@ -62,6 +63,7 @@ def test_bad_arguments():
         PruningAgent(OBS_DIM, GROUPS, reward_normalization="median")
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip(tmp_path):
     agent = _agent(seed=1)
     actions = agent.propose(OBS, 16)

@@ -32,6 +32,7 @@ def test_the_hook_names_the_install_line():
     assert agent_stack.available()  # this environment has it
 
 
+@pytest.mark.slow
 def test_library_and_command_line_without_tf_agents(tmp_path):
     library = _run_without_tf_agents(
         "import tfprune\n"

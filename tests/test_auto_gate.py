@@ -49,6 +49,7 @@ def _check_gated(model, shape, seed=3, keep=0.5):
 
 
 @pytest.mark.parametrize("name", ["ResNet50", "MobileNetV2", "EfficientNetB0"])
+@pytest.mark.slow
 def test_keras_applications(name):
     model = getattr(keras.applications, name)(
         weights=None, input_shape=(32, 32, 3), classes=10, classifier_activation=None
@@ -200,6 +201,7 @@ def test_already_gated_model_is_rejected():
         auto_gate(model)
 
 
+@pytest.mark.slow
 def test_mobilenetv2_at_half_flops_converts_to_tflite():
     """Done-when of issue 4: keras.applications.MobileNetV2 pruned to 50% FLOPs, counted, TFLite-verified."""
     model = keras.applications.MobileNetV2(

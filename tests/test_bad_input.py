@@ -70,6 +70,7 @@ def test_impossible_image_size(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint(tmp_path, capsys):
     assert train(tmp_path) == 0
     os.remove(tmp_path / "run" / "summary.json")

@@ -61,6 +61,7 @@ def test_format_table():
     assert len(only_data) == 3 and "input pipeline, digits" in only_data[2]
 
 
+@pytest.mark.slow
 def test_arguments_and_unknown_benches():
     assert bench.parse_args(["--only", "rounding", "--round_to", "1,16"]).round_to == (1, 16)
     args = bench.parse_args(["--only", "tflite, data", "--model", "resnet8", "--latency_runs", "10"])
@@ -73,6 +74,7 @@ def test_arguments_and_unknown_benches():
     assert result.returncode == 2 and "unknown benchmark(s) ['magic']" in result.stderr
 
 
+@pytest.mark.slow
 def test_channel_and_rounding_benches_on_tiny_inputs(monkeypatch):
     """The channel-count benches behind --only channels,rounding: structure, ratios against their own
     reference, and their table rows, on steady (injected) timings: real ones are `tfprune bench`'s."""
@@ -99,6 +101,7 @@ def test_channel_and_rounding_benches_on_tiny_inputs(monkeypatch):
     assert cells["conv3x3 4x4, 8 channels (1 thread)"].endswith(" ms")
 
 
+@pytest.mark.slow
 def test_latency_bench_on_tiny_inputs(tmp_path, monkeypatch):
     """The bench behind --only latency: full, FLOPs- and latency-budget variants per rounding, measured and
     predicted latency at each thread count, the verdict row. The timings are steady (injected): with real

@@ -11,10 +11,12 @@ import os
 import shutil
 
 import gin
+import pytest
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "pre_split_checkpoint")
 
 
+@pytest.mark.slow
 def test_checkpoint_written_before_the_split_resumes(tmp_path, capsys):
     from tfprune.training import trainer
     from tfprune.cli.commands import parse_gin

@@ -72,6 +72,7 @@ def test_python_dash_m_tfprune_counts_as_a_command_line():
     assert not quiet.is_command_line(["-m"], orig_argv=["python", "-m", "pytest"])
 
 
+@pytest.mark.slow
 def test_python_dash_m_tfprune_from_another_directory(tmp_path):
     import subprocess
     import sys
@@ -85,6 +86,7 @@ def test_python_dash_m_tfprune_from_another_directory(tmp_path):
     assert train_command("w", ["a.gin"])[1:6] == ["-m", "tfprune", "train", "--workdir", "w"]
 
 
+@pytest.mark.slow
 def test_python_dash_m_from_a_directory_with_a_base_folder(tmp_path):
     # gin would take ./base for the package of `include 'base/train.gin'` if the working directory were
     # on the import path (a namespace package without a file: TypeError deep inside gin).

@@ -91,6 +91,7 @@ def test_a_table_mixing_environments_says_so():
     assert "environments" not in compare.markdown(rows, ["agent", "uniform", "l1"], [0, 1], ["a.gin"], command="x")
 
 
+@pytest.mark.slow
 def test_bad_method_is_a_usage_error():
     result = subprocess.run([sys.executable, COMPARE, "--config", os.path.join(ROOT, "configs", "smoke.gin"),
                              "--methods", "agent,magic"], capture_output=True, text=True, cwd=ROOT)

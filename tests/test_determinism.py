@@ -30,6 +30,7 @@ def run_once(workdir):
 # This process started TensorFlow long before, so `determinism.enable` cannot set one inter-op thread
 # and warns; the smoke model reproduces without it, which is what this test checks.
 @pytest.mark.filterwarnings("ignore::tfprune.infra.determinism.NotDeterministicWarning")
+@pytest.mark.slow
 def test_same_seed_same_masks_and_metrics(tmp_path):
     summary_a, masks_a = run_once(tmp_path / "a")
     summary_b, masks_b = run_once(tmp_path / "b")
@@ -46,6 +47,7 @@ def run_gradients_script(*flags):
     return result
 
 
+@pytest.mark.slow
 def test_enable_makes_repeated_mobilenet_gradients_identical():
     """Without `enable()` this script's 8 gradient computations gave 2-3 distinct results on the 2-core
     CPU (the concurrent-ops race of tfprune/infra/determinism.py); with it, one."""
@@ -54,6 +56,7 @@ def test_enable_makes_repeated_mobilenet_gradients_identical():
     assert "DISTINCT_GRADIENTS 1 OF 8" in result.stdout, result.stdout
 
 
+@pytest.mark.slow
 def test_enable_warns_with_the_fix_when_tensorflow_already_started():
     result = run_gradients_script("--deterministic", "--late")
     assert "DETERMINISM_ENABLED False" in result.stdout

@@ -76,6 +76,7 @@ def _tiny_pruner(**kwargs):
     return JointPruner(model, held_out, **{**defaults, **kwargs})
 
 
+@pytest.mark.slow
 def test_agent_step_episodes_land_on_the_budget_without_projection():
     pruner = _tiny_pruner()
     stats = pruner.agent_step(0)
@@ -118,6 +119,7 @@ class SeparableCost:
         return np.asarray(kept, float).sum(1) / self.full
 
 
+@pytest.mark.slow
 def test_episodic_agent_learns_to_prune_late_layers_and_uniform_does_not():
     """A reward that prefers pruning the later half of the network: the agent's greedy episode moves its
     pruning there within 25 PPO updates, while uniform pruning (the same ratio everywhere) scores 0."""

@@ -5,6 +5,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -16,6 +17,7 @@ def _load(name):
     return module
 
 
+@pytest.mark.slow
 def test_keras_pipeline_example(tmp_path):
     """auto_gate + JointPruner callback in the user's own fit, compact, fine-tune, FLOPs, TFLite export."""
     from tfprune.cost.flops import CostModel

@@ -267,6 +267,7 @@ def _cli(*args):
     )
 
 
+@pytest.mark.slow
 def test_cli_help():
     result = _cli("--help")
     assert result.returncode == 0, result.stderr
@@ -275,12 +276,14 @@ def test_cli_help():
         assert option in result.stdout, option
 
 
+@pytest.mark.slow
 def test_cli_missing_model_file(tmp_path):
     result = _cli("--model_file", str(tmp_path / "nope.keras"), "--output_dir", str(tmp_path / "o"))
     assert result.returncode == 2
     assert "nope.keras" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_missing_masks_file(tmp_path):
     result = _cli("--model", "resnet20", "--masks", str(tmp_path / "masks.json"),
                   "--output_dir", str(tmp_path / "o"))
@@ -307,6 +310,7 @@ def _gated_model(num_classes=NUM_CLASSES):
     return keras.Model(inp, layers.Dense(num_classes)(x))
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(tmp_path):
     """Gated model trained on digits (.keras) + mask file -> compact model, exports, report, table."""
     from tfprune.data import build_datasets
@@ -343,6 +347,7 @@ def test_cli_end_to_end(tmp_path):
     assert summary["verification_failures"] == []
 
 
+@pytest.mark.slow
 def test_cli_zoo_model_and_bad_masks(tmp_path):
     from tfprune.structure.gates import gates_of
     from tfprune.structure.masks import save_masks
@@ -438,6 +443,7 @@ def test_export_study_usage_errors(tmp_path):
     assert np.allclose(calib[..., 0], calib[..., 2])
 
 
+@pytest.mark.slow
 def test_measured_latency_reads_a_path_and_times_both_models_together(tmp_path, monkeypatch):
     """deploy.latency_report: the full Keras model is converted, the compact TFLite read from bytes or a
     path, both timed in one interleaved call (recorded here, so the ratio is the logic's, not the machine's)."""

@@ -59,6 +59,7 @@ def test_cross_fitting_does_not_score_what_it_memorised():
     assert cross_fitted < 0.65
 
 
+@pytest.mark.slow
 def test_batched_refit_scores_equal_one_at_a_time(tmp_path):
     from tfprune.models import build_model
 

@@ -154,6 +154,7 @@ def test_pruner_with_global_magnitude_meets_the_budget():
 # --- end to end (tiny runs of tests/test_trainer.py) ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_global_magnitude_run_with_bn_scale_lands_on_the_budget(tmp_path, clean_gin):
     from test_trainer import configure
     from tfprune.training import trainer
@@ -164,6 +165,7 @@ def test_global_magnitude_run_with_bn_scale_lands_on_the_budget(tmp_path, clean_
     assert summary["params_pruned"] < summary["params_full"]
 
 
+@pytest.mark.slow
 def test_unpruned_method_runs_the_schedule_without_pruning(tmp_path, clean_gin):
     from test_trainer import configure
     from tfprune.training import trainer

@@ -134,6 +134,7 @@ def resnet8_latency(tmp_path_factory):
     return graph, cost, latency, cache
 
 
+@pytest.mark.slow
 def test_latency_table_is_measured_once_and_reused_from_its_cache(resnet8_latency):
     graph, cost, first, cache = resnet8_latency
     assert first.table.measured == len(first.table.entries) > 10  # every layer point + the empty model
@@ -161,6 +162,7 @@ def test_latency_budget_lands_on_its_predicted_target(resnet8_latency):
         assert abs(latency.ratio(landed) - 0.7) <= 0.02 + 1e-9 and achieved == pytest.approx(latency.ratio(landed))
 
 
+@pytest.mark.slow
 def test_joint_pruner_latency_budget(resnet8_latency, monkeypatch, capsys):
     cache = resnet8_latency[3]
     monkeypatch.setenv("TFPRUNE_CACHE_DIR", str(cache))

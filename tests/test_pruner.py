@@ -21,6 +21,7 @@ def make_pruner(**kwargs):
     return pruner
 
 
+@pytest.mark.slow
 def test_agent_step_meets_budget_and_sets_alignment_target():
     pruner = make_pruner()
     stats = pruner.agent_step(0)
@@ -33,6 +34,7 @@ def test_agent_step_meets_budget_and_sets_alignment_target():
     assert all(m.all() for m in read_masks(pruner.model).values())
 
 
+@pytest.mark.slow
 def test_nan_rewards_never_reach_the_agent(monkeypatch):
     pruner = make_pruner()
     scores = itertools.chain([np.nan, 0.5, 0.25, np.nan], itertools.repeat(0.5))  # then the greedy episode
@@ -49,6 +51,7 @@ def test_nan_rewards_never_reach_the_agent(monkeypatch):
     np.testing.assert_array_equal(seen["r"], [0.5, 0.25])
 
 
+@pytest.mark.slow
 def test_target_only_switches_for_a_clearly_better_sub_network(monkeypatch):
     pruner = make_pruner(target_switch_margin=0.05, target_rule="best_episode")
     pruner.agent_step(0)
@@ -64,6 +67,7 @@ def test_target_only_switches_for_a_clearly_better_sub_network(monkeypatch):
     assert stats.target_switched and pruner.alignment_target.best.reward == pytest.approx(0.9)
 
 
+@pytest.mark.slow
 def test_state_round_trip_restores_history_and_target():
     pruner = make_pruner()
     pruner.agent_step(0)
@@ -108,6 +112,7 @@ def test_model_without_gates_is_rejected():
         JointPruner(model, (np.zeros((2, 8, 8, 3), "float32"), np.zeros(2)))
 
 
+@pytest.mark.slow
 def test_policy_target_rule_aligns_to_the_greedy_episode_and_rescores_no_incumbent(monkeypatch):
     # target_rule="policy" is the default; episodes on a 16-image subset, so full-set scores stand out
     pruner = make_pruner(target_switch_margin=0.5, episode_images=16)
@@ -132,6 +137,7 @@ def test_policy_target_rule_aligns_to_the_greedy_episode_and_rescores_no_incumbe
     assert pruner.alignment_target.best.reward == pytest.approx(pruner.scorer.score(pruner.alignment_target.best.masks))
 
 
+@pytest.mark.slow
 def test_best_episode_rule_rescores_the_incumbent_and_unknown_rules_are_refused():
     pruner = make_pruner(target_rule="best_episode")
     assert pruner.alignment_target.to_rescore(pruner.policy) is None  # nothing to rescore before the first step

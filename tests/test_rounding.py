@@ -118,6 +118,7 @@ def test_rounded_masks_compact_equals_masked_and_cost_model(name, shape, width):
     assert CostModel(compact).full == cost.cost(masks)
 
 
+@pytest.mark.slow
 def test_joint_pruner_rounds_episodes_and_refuses_an_unreachable_rounded_budget():
     from tfprune.models import build_model
     from tfprune.pruning.pruner import JointPruner

@@ -68,6 +68,7 @@ def test_lock_written_on_another_host_is_not_taken_over(tmp_path):
     assert json.loads(path.read_text())["host"] == "some-other-host"  # left as it was
 
 
+@pytest.mark.slow
 def test_a_job_in_another_process_holds_the_lock_until_it_is_killed(tmp_path, capsys, monkeypatch):
     from tfprune.training import trainer
 

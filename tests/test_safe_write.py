@@ -137,6 +137,7 @@ def test_resume_with_no_usable_checkpoint_is_an_error_naming_each(tmp_path):
         _resume(run, checkpoint)
 
 
+@pytest.mark.slow
 def test_training_stops_on_a_failed_model_write_and_the_rerun_resumes(tmp_path, monkeypatch, capsys):
     workdir = tmp_path / "run"
     args = ["--config", SMOKE, "--workdir", str(workdir)] + [a for b in FAST for a in ("--gin_bindings", b)]
@@ -172,6 +173,7 @@ def test_the_lock_holder_removes_what_a_killed_writer_left(tmp_path):
     assert not (tmp_path / files.JOINT_CHECKPOINTS / "ckpt-3_temp").exists()
 
 
+@pytest.mark.slow
 def test_export_command_reports_a_failed_write_as_one_line(tmp_path, monkeypatch, capsys):
     from tfprune.studies.export_study import main as export_main
     from tfprune.models import build_model

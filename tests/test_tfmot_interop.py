@@ -54,6 +54,7 @@ def test_tfmot_rejects_keras3_models():
         tfmot.quantization.keras.quantize_model(model)
 
 
+@pytest.mark.slow
 def test_compact_keras_applications_model_rebuilds_as_tf_keras():
     """MobileNetV2 (ZeroPadding2D, DepthwiseConv2D, ReLU(6), Add) pruned, then copied to tf_keras."""
     model = keras.applications.MobileNetV2(
@@ -66,6 +67,7 @@ def test_compact_keras_applications_model_rebuilds_as_tf_keras():
     np.testing.assert_allclose(to_tf_keras(compact)(x).numpy(), np.asarray(compact(x)), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_qat_of_a_compact_model_through_a_tf_keras_copy():
     import tensorflow as tf
     import tf_keras

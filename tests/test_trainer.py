@@ -33,6 +33,7 @@ def configure(*bindings):
     parse_gin([SMOKE], TINY + list(bindings))
 
 
+@pytest.mark.slow
 def test_run_writes_summary_models_and_lands_on_the_flops_budget(tmp_path):
     from tfprune.training import trainer
 
@@ -72,6 +73,7 @@ def crash_at(monkeypatch, crash_epoch):
     return lambda: monkeypatch.setattr(pruner.JointPruner, "agent_step", original)
 
 
+@pytest.mark.slow
 def test_crash_mid_training_resumes_from_last_checkpoint(tmp_path, monkeypatch, capsys):
     from tfprune.training import trainer
 
@@ -94,6 +96,7 @@ def test_crash_mid_training_resumes_from_last_checkpoint(tmp_path, monkeypatch, 
     assert abs(summary["flops_ratio"] - 0.5) <= 0.02
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_model_is_a_clear_error(tmp_path, monkeypatch):
     from tfprune.training import trainer
 
@@ -107,6 +110,7 @@ def test_checkpoint_of_another_model_is_a_clear_error(tmp_path, monkeypatch):
         trainer.run(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_step_and_checkpoint_hint(tmp_path):
     from tfprune.training import trainer
 
@@ -115,6 +119,7 @@ def test_non_finite_loss_stops_with_step_and_checkpoint_hint(tmp_path):
         trainer.run(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_two_replicas_match_one_replica():
     result = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "scripts", "replica_equivalence.py")],
                             capture_output=True, text=True, timeout=300)
@@ -204,6 +209,7 @@ def test_nan_policy_skip_drops_only_the_bad_step():
         trainer("stop").train_epoch(dataset)
 
 
+@pytest.mark.slow
 def test_mid_epoch_checkpoint_resumes_inside_the_epoch(tmp_path, monkeypatch, capsys):
     from tfprune.training import trainer
     from tfprune.training import weight_trainer
