@@ -13,7 +13,7 @@ import tensorflow as tf
 from tfprune.infra import quiet
 from tfprune.infra import safe_write, workdir
 from tfprune.cli.commands import parse_gin
-from tfprune.cli.run_header import header_lines
+from tfprune.cli.run_header import header_lines, policy_setting
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = os.path.join(ROOT, "configs", "smoke.gin")
@@ -91,6 +91,24 @@ def test_header_names_model_data_budget_devices_and_resume_state(tmp_path):
     text = "\n".join(lines)
     assert [line.split(":")[0] for line in lines] == ["model", "data", "budget", "devices", "workdir"]
     assert "resnet8" in text and "digits" in text and "keep 30% of the FLOPs" in text and "fresh run" in text
+
+
+@pytest.mark.parametrize("binding, shown, learned", [
+    (None, "agent (episodic)", True),
+    ("JointPruner.policy = @EpisodicPolicy", "EpisodicPolicy", True),
+    ("JointPruner.policy = @BanditPolicy", "BanditPolicy", True),
+    ("JointPruner.policy = 'uniform'", "uniform", False),
+    ("JointPruner.policy = @GlobalMagnitudePolicy", "GlobalMagnitudePolicy", False),
+])
+def test_header_names_the_policy_and_knows_when_it_needs_tf_agents(binding, shown, learned):
+    """A policy bound as a class (gin ``@EpisodicPolicy``) is an agent too: the command line checks
+    TF-Agents before the run starts for it as for the name "agent"."""
+    gin.clear_config()
+    try:
+        parse_gin([SMOKE], [binding] if binding else [])
+        assert policy_setting() == (shown, learned)
+    finally:
+        gin.clear_config()
 
 
 def test_progress_says_fresh_resumed_or_complete(tmp_path):

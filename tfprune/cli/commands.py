@@ -141,10 +141,10 @@ def _run(workdir, strategy):
     from tfprune.infra.distribute import make_strategy
     from tfprune.errors import TfpruneError
     from tfprune.infra import agent_stack
-    from tfprune.cli.run_header import header_lines, setting
+    from tfprune.cli.run_header import header_lines, policy_setting
 
     try:
-        if setting("JointPruner", "policy") == "agent":
+        if policy_setting()[1]:
             agent_stack.require()  # now, not after the warm-up epochs
         strategy = strategy or make_strategy()
         print("\n".join(header_lines(workdir, strategy)), flush=True)

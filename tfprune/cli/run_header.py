@@ -28,12 +28,24 @@ def setting(name, parameter):
         return None if default is inspect.Parameter.empty else default
 
 
+def policy_setting():
+    """`JointPruner.policy` as the header shows it, and whether it is a learned agent (which needs
+    TF-Agents): the name "agent", or a gin reference to a policy class (``@EpisodicPolicy``)."""
+    from tfprune.search.policy import AgentPolicy
+
+    policy = setting("JointPruner", "policy")
+    if policy == "agent":
+        return f"agent ({setting('JointPruner', 'agent_mode')})", True
+    policy = getattr(getattr(policy, "configurable", None), "wrapped", policy)  # a gin reference: its class
+    learned = isinstance(policy, AgentPolicy) or (isinstance(policy, type) and issubclass(policy, AgentPolicy))
+    name = policy if isinstance(policy, str) else getattr(policy, "__name__", type(policy).__name__)
+    return name, learned
+
+
 def header_lines(workdir, strategy):
     """The run's description, one `label: value` line per fact (gin must already be parsed)."""
     width, size = setting("run", "width_multiplier"), setting("build_datasets", "image_size")
-    policy = setting("JointPruner", "policy")
-    if policy == "agent":
-        policy += f" ({setting('JointPruner', 'agent_mode')})"
+    policy, _ = policy_setting()
     return [
         f"model:   {setting('run', 'model_name')}" + (f" (width x{width})" if width != 1.0 else ""),
         f"data:    {setting('build_datasets', 'source')}, " + (f"{size}px images, " if size else "")
