@@ -195,3 +195,13 @@ def test_export_of_masks_from_another_model(tmp_path, capsys):
     assert not out.exists()
     with open(tmp_path / "shorter.json") as f:
         assert len(json.load(f)[first]) == len(masks[first]) - 1
+
+
+def test_held_out_without_labels_names_the_fix():
+    import tfprune
+    from model_fixtures import mixed_model
+
+    images = np.zeros((8, 16, 16, 3), np.float32)
+    for bad in (images, tf.data.Dataset.from_tensor_slices(images).batch(4)):
+        with pytest.raises(tfprune.TfpruneError, match=r"held_out must be \(images, labels\).*split_held_out"):
+            tfprune.JointPruner(mixed_model(), held_out=bad, num_samples=2)

@@ -99,3 +99,13 @@ def test_python_dash_m_from_a_directory_with_a_base_folder(tmp_path):
                             timeout=300, cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=ROOT))
     assert "bad gin configuration" in result.stderr and "no_such_configurable" in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+def test_list_configs_prints_whole_first_sentences():
+    text = " ".join(line.strip() for line in config_files.describe())
+    # the smoke config's first sentence spans three comment lines: all of it, up to its full stop
+    assert "a tiny ResNet-8, 4 epochs (1 warm-up, 3 with an agent step), 2 fine-tuning epochs, SavedModel + " \
+           "TFLite export." in text
+    assert "360 validation), a half-width ResNet-20, 30% of the FLOPs kept." in text
+    assert "The alignment is strong" not in text  # the second sentence is left to the file
+    assert config_files.first_sentence("One. Two.") == "One." and config_files.first_sentence("No stop") == "No stop"

@@ -97,3 +97,10 @@ def test_keras_applications_builder_gets_no_weights_and_no_barriers(capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["unpruned"] == [] and len(data["groups"]) > 0
     assert abs(data["flops"] - 300.8e6) < 0.1e6  # the published MobileNetV2 MACs at 224x224
+
+
+def test_str_of_the_plan_is_the_table_the_command_prints(capsys):
+    plan = tfprune.inspect(plain_model())
+    assert str(plan) == "\n".join(plan.lines())
+    assert not str(plan).startswith("PruningPlan(") and "prunable channel groups" in str(plan)
+    assert repr(plan).startswith("PruningPlan(")  # the dataclass repr stays for debugging

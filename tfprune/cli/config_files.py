@@ -8,6 +8,8 @@ A file path always wins: a user's own `smoke.gin` is never shadowed.
 """
 
 import os
+import re
+import textwrap
 
 from tfprune.errors import TfpruneError
 
@@ -41,11 +43,31 @@ def shipped():
 
 
 def describe():
-    """One `name  first comment line` row per shipped config, for --list-configs."""
-    rows = []
-    for name in shipped():
-        with open(os.path.join(SHIPPED_DIR, name)) as f:
-            first = f.readline().strip()
-        rows.append((name, first.lstrip("# ") if first.startswith("#") else ""))
+    """One row per shipped config: its name and the first sentence of its leading comment block (whole,
+    however many lines it spans), for --list-configs. Long sentences wrap under the description column."""
+    rows = [(name, first_sentence(_leading_comment(os.path.join(SHIPPED_DIR, name)))) for name in shipped()]
     width = max((len(n) for n, _ in rows), default=0)
-    return [f"{n.ljust(width)}  {d}" for n, d in rows]
+    lines = []
+    for name, text in rows:
+        wrapped = textwrap.wrap(text, width=max(40, 110 - width), break_on_hyphens=False) or [""]
+        lines.append(f"{name.ljust(width)}  {wrapped[0]}".rstrip())
+        lines += [" " * (width + 2) + more for more in wrapped[1:]]
+    return lines
+
+
+def _leading_comment(path):
+    """The prose of a config's leading `#` lines, joined (indented command lines, `#   python ...`, end it)."""
+    words = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("#") or line.startswith("#   "):
+                break
+            words.append(line.lstrip("#").strip())
+    return " ".join(w for w in words if w)
+
+
+def first_sentence(text):
+    """`text` up to and including its first full stop followed by a space (or all of it)."""
+    match = re.search(r"(?<=[.!?])\s", text)
+    return text[:match.start()] if match else text

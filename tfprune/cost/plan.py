@@ -74,6 +74,10 @@ class PruningPlan:
     def to_json(self):
         return json.dumps(self.to_dict(), indent=1)
 
+    def __str__(self):
+        """The readable table `tfprune inspect` prints (the repr stays the dataclass one)."""
+        return "\n".join(self.lines())
+
 
 def inspect(model, max_ratio=0.9):
     """The `PruningPlan` of a Keras model: a gated one (zoo model, `auto_gate` output) as it is, a plain

@@ -18,6 +18,7 @@ from tfprune.structure import masks as mask_lib
 from tfprune.search.batched_scoring import BatchedCounter, batching_problem
 from tfprune.infra.distribute import Collective
 from tfprune.search.head_refit import REWARD_HEADS, HeadRefit, classifier_layer
+from tfprune.errors import TfpruneError
 from tfprune.metrics import count_correct
 
 REWARD_BN_MODES = ("batch", "moving")
@@ -173,6 +174,8 @@ def _score_shares(scorer, mask_sets, subset, collective):
 def as_arrays(held_out):
     """The held-out data as two host arrays: small, scored many times, fed in bounded chunks."""
     if isinstance(held_out, tf.data.Dataset):
+        if not (isinstance(held_out.element_spec, tuple) and len(held_out.element_spec) == 2):
+            _pair(f"a tf.data.Dataset of {held_out.element_spec}")
         images, labels = [], []
         for x, y in held_out:
             images.append(np.asarray(x))
@@ -180,7 +183,22 @@ def as_arrays(held_out):
         if not images:
             raise ValueError("The held-out dataset is empty: the reward needs at least one batch of examples.")
         held_out = (np.concatenate(images), np.concatenate(labels))
-    images, labels = held_out
+    images, labels = _pair(held_out)
     if len(images) != len(labels) or len(labels) == 0:
         raise ValueError(f"held_out needs as many labels as images (got {len(images)} and {len(labels)}), at least one.")
     return np.asarray(images, np.float32), np.asarray(labels).reshape(-1).astype(np.int32)
+
+
+class HeldOutError(TfpruneError, ValueError):
+    """`held_out` is not (images, labels) nor a dataset of (images, labels) batches."""
+
+
+def _pair(held_out):
+    """`held_out` as (images, labels), or a `HeldOutError` naming the two forms it may take."""
+    if isinstance(held_out, (tuple, list)) and len(held_out) == 2:
+        return held_out
+    what = (held_out if isinstance(held_out, str) else f"an array of shape {tuple(np.shape(held_out))}"
+            if hasattr(held_out, "shape") else type(held_out).__name__)
+    raise HeldOutError(f"held_out must be (images, labels): a pair of arrays, or a tf.data.Dataset of "
+                       f"(images, labels) batches; got {what}. Pass the labels too, e.g. held_out=(x_held, y_held), "
+                       "or split them off your training data with tfprune.data.split_held_out.")
