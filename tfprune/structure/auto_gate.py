@@ -154,6 +154,8 @@ def _out_flags(info, in_flags):
         return flags if registry.preserves_zero(layer) else (layer.name,) * n_out
     if rule.kind == "merge":
         out = []
+        # A one-channel input broadcast over the channels (see ChannelGraph._merge) counts for each of them.
+        in_flags = [f * n_out if len(f) == 1 else f for f in in_flags]
         for column in zip(*in_flags):
             ok = rule.merge_zero([f is None for f in column])
             out.append(None if ok else next(f for f in column if f is not None))

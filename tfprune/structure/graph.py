@@ -132,6 +132,11 @@ class _ChannelSpaces:
         return groups, group_of_root
 
 
+def _broadcasts(layout, node):
+    """True for a one-channel input of an element-wise merge whose output has more channels."""
+    return sum(n for _, n in layout) == 1 and node.outputs[0].shape[-1] not in (1, None)
+
+
 class ChannelGraph:
     """Prunable channel groups of a functional model and the channel layout of every node."""
 
@@ -216,10 +221,14 @@ class ChannelGraph:
         return ((self._spaces.new(size, f"output of {layer.name}"), size),)
 
     def _merge(self, layer, node, in_layouts, rule):
-        first = in_layouts[0]
         if rule.kind == "concat":
             return tuple(seg for layout in in_layouts for seg in layout)
-        for other in in_layouts[1:]:
+        # A one-channel input (e.g. a spatial attention map) broadcasts over the channels: not tied to them.
+        wide = [layout for layout in in_layouts if not _broadcasts(layout, node)]
+        if not wide:
+            return self._barrier(layer, node, in_layouts)
+        first = wide[0]
+        for other in wide[1:]:
             if [n for _, n in other] != [n for _, n in first]:
                 return self._barrier(layer, node, in_layouts)
             for (a, _), (b, _) in zip(first, other):

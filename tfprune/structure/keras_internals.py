@@ -156,3 +156,46 @@ def call_node(node, values):
     args, kwargs = node.arguments.fill_in(values)
     return node.operation(*args, **kwargs)
 
+
+
+def constant_arguments(node):
+    """The call arguments of ``node`` that are not graph tensors (e.g. the ``3.0`` of ``x + 3.0``), flat.
+
+    Read from ``node.arguments`` (a private ``SymbolicArguments``, see `call_node`): its ``args`` and
+    ``kwargs`` hold the call as it was written, tensors and constants together.
+    """
+    leaves = keras.tree.flatten((list(node.arguments.args), dict(node.arguments.kwargs)))
+    return [leaf for leaf in leaves if not isinstance(leaf, keras.KerasTensor)]
+
+
+# --- classes Keras does not export ------------------------------------------------------------------
+
+
+def ops_classes(names):
+    """The ``keras.ops`` operation classes with these names (``{name: class}``, missing ones left out).
+
+    A functional model written with operators or ``keras.ops`` (``x + 3.0``, ``ops.relu6(x)``) holds nodes
+    whose operation is an instance of e.g. ``keras.src.ops.numpy.Add``; Keras exports the functions, not
+    these classes, which tfprune needs to give such nodes a channel rule.
+    """
+    import keras.src.ops.nn as nn_ops  # noqa: PLC0415 - private module, imported where it is used
+    import keras.src.ops.numpy as numpy_ops  # noqa: PLC0415
+
+    found = {}
+    for name in names:
+        cls = getattr(numpy_ops, name, None) or getattr(nn_ops, name, None)
+        if isinstance(cls, type) and issubclass(cls, keras.Operation):
+            found[name] = cls
+    return found
+
+
+def application_layer_class(module, name):
+    """A layer class defined inside a ``keras.applications`` model's module (e.g. ConvNeXt's
+    ``LayerScale`` in ``keras.src.applications.convnext``), or None; Keras does not export them."""
+    import importlib  # noqa: PLC0415
+
+    try:
+        cls = getattr(importlib.import_module(f"keras.src.applications.{module}"), name, None)
+    except ImportError:
+        return None
+    return cls if isinstance(cls, type) and issubclass(cls, keras.layers.Layer) else None

@@ -71,22 +71,28 @@ _RULES = {}
 
 
 def register(layer_class, rule):
-    _RULES[layer_class] = rule
+    """Adds a rule for a layer (or keras.ops operation) class. A class may hold several rules, each with
+    its own `applies` condition (e.g. Conv2D: a plain conv, or a grouped conv used as depthwise); the
+    first that applies to a layer is its rule."""
+    _RULES.setdefault(layer_class, []).append(rule)
 
 
 def lookup(layer):
-    """The rule registered for the layer's class or its nearest base class, whether or not it applies
-    to this layer; None if tfprune knows nothing about the class. Every question about a layer starts
-    here."""
+    """The rule registered for the layer's class or its nearest base class: the first of that class's
+    rules that applies to this layer, else its first rule (which then does not apply); None if tfprune
+    knows nothing about the class. Every question about a layer starts here."""
     for cls in type(layer).__mro__:
-        rule = _RULES.get(cls)
-        if rule is not None:
-            return rule
+        rules = _RULES.get(cls)
+        if rules:
+            return next((r for r in rules if _applies(r, layer)), rules[0])
     return None
 
 
 def _applies(rule, layer):
-    return rule.applies is None or rule.applies(layer)
+    try:
+        return rule.applies is None or bool(rule.applies(layer))
+    except Exception:  # noqa: BLE001 - a condition that cannot be checked makes a barrier, never a crash
+        return False
 
 
 def rule_for(layer):
@@ -488,3 +494,7 @@ register(
         prunable_config=_reshape_prunable_config,
     ),
 )
+
+
+# Rules for keras.ops operation nodes and for layers of keras.applications (registered on import).
+from tfprune.structure import op_rules  # noqa: E402,F401  (imports this module: registers at its end)

@@ -85,7 +85,7 @@ def _shrunk_layer(layer, info, indices, folds):
         return layer  # e.g. an InputLayer or a non-layer op: reused as is
     config = layer.get_config()
     rule = info.rule
-    if rule is not None and rule.kind == "produce":
+    if rule is not None:  # Conv/Dense: fewer filters; a grouped depthwise conv: fewer groups too
         config = rule.shrink_config(config, len(indices(info.out_layout)))
     return type(layer).from_config(config)
 
