@@ -38,6 +38,7 @@ from tfprune.structure.masks import MaskError, apply_masks, load_masks, read_mas
 from tfprune.models import MODEL_NAMES, build_model  # noqa: E402
 from tfprune.cost.plan import PruningPlan, inspect  # noqa: E402
 from tfprune.pruning.pruner import JointPruner  # noqa: E402
+from tfprune.pruning.prune import PruneResult, prune  # noqa: E402  (the one call)
 from tfprune.search.policy import Policy  # noqa: E402  (TF-Agents itself loads on the agent's first use)
 from tfprune.structure.surgery import compact_model  # noqa: E402
 
@@ -59,6 +60,7 @@ __all__ = [
     "MODEL_NAMES",
     "MaskError",
     "Policy",
+    "PruneResult",
     "PruningPlan",
     "PruningCallback",
     "apply_masks",
@@ -68,6 +70,7 @@ __all__ = [
     "inspect",
     "load_masks",
     "project_to_budget",
+    "prune",
     "read_masks",
     "save_masks",
     "TfpruneError",

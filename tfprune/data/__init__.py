@@ -7,6 +7,7 @@ folders, TFRecords, synthetic.
 
 from tfprune.data.base import DataError, DatasetInfo, Datasets
 from tfprune.data.pipeline import SOURCES, build_datasets
+from tfprune.data.split import split_held_out
 from tfprune.data.sources import (
     digits_source,
     fashion_mnist_source,
@@ -25,6 +26,7 @@ __all__ = [
     "digits_source",
     "fashion_mnist_source",
     "folder_source",
+    "split_held_out",
     "synthetic_source",
     "tfds_source",
     "tfrecord_source",
