@@ -204,7 +204,8 @@ register(
         shrink_config=_filters,
         latency_op="conv",
         applies=lambda layer: layer.groups == 1 and layer.data_format == "channels_last",
-        why_not="grouped or channels_first Conv2D couples channels in ways tfprune does not slice",
+        why_not="a grouped Conv2D (other than a depthwise one: groups == filters == input channels) or a "
+        "channels_first one couples channels in ways tfprune does not slice",
     ),
 )
 

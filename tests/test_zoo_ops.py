@@ -1,0 +1,212 @@
+"""Issue 33: keras.ops / operator nodes and the layers of MobileNetV3 and ConvNeXt get channel rules.
+
+Op nodes (``x + 3.0``, ``x * y``, ``ops.relu6``) are pruned through like layers; an op tfprune does not
+know is a barrier with a warning, never an exception, in auto_gate, ChannelGraph, CostModel, inspect,
+compact_model and TFLite export. Every exact rule is checked the same way: masked == compact.
+"""
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from tfprune.cost import budget
+from tfprune.cost.flops import CostModel
+from tfprune.cost.plan import inspect
+from tfprune.deploy.export import convert_tflite, verify_tflite
+from tfprune.structure import keras_internals
+from tfprune.structure import masks as mask_lib
+from tfprune.structure.auto_gate import auto_gate
+from tfprune.structure.graph import ChannelGraph
+from tfprune.structure.surgery import compact_model
+
+from model_fixtures import random_masks, randomize_bn
+
+SHAPE = (12, 12, 3)
+
+
+def _x(shape, n=2, seed=1):
+    return np.random.default_rng(seed).normal(size=(n, *shape)).astype("float32")
+
+
+def _conv(x, filters, name, **kwargs):
+    return keras.layers.Conv2D(filters, 3, padding="same", name=name, **kwargs)(x)
+
+
+def _head(x):
+    return keras.layers.Dense(5, name="fc")(keras.layers.GlobalAveragePooling2D()(_conv(x, 8, "last")))
+
+
+def _gate_and_compact(model, shape=SHAPE):
+    """auto_gate -> random masks -> compact: (gated, graph, compact, relative error, warnings)."""
+    randomize_bn(model)
+    x = _x(shape)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gated = auto_gate(model)
+        graph = ChannelGraph(gated)
+    np.testing.assert_allclose(gated(x, training=False), model(x, training=False), atol=1e-5)
+    compact, error = _compact(gated, graph, random_masks(graph, seed=3, keep=0.5), shape)
+    return gated, graph, compact, error, [str(w.message) for w in caught]
+
+
+def _compact(gated, graph, masks, shape):
+    """The compact model and its largest difference to the masked one, relative to the output's scale."""
+    x = _x(shape)
+    mask_lib.apply_masks(gated, masks)
+    compact = compact_model(gated, graph=graph)
+    masked = np.asarray(gated(x, training=False))
+    error = float(np.abs(np.asarray(compact(x, training=False)) - masked).max() / max(1e-12, np.abs(masked).max()))
+    assert CostModel(compact, ChannelGraph(compact, warn=False)).full == CostModel(gated, graph).cost(masks)
+    return compact, error
+
+
+def _group_with(graph, producer):
+    return next(g for g in graph.gated_groups if producer in g.producers)
+
+
+def _hard_swish_model():
+    inp = keras.Input(SHAPE)
+    x = _conv(inp, 8, "stem")
+    x = x * (keras.ops.relu6(x + 3.0) * (1.0 / 6.0))  # MobileNetV3's hard-swish, written with operators
+    y = _conv(x, 8, "branch")
+    x = keras.ops.maximum(x + y, 0.0)  # a residual add between tensors ties 'stem' and 'branch'
+    x = keras.layers.BatchNormalization()(_conv(x, 6, "mid"))
+    x = keras.ops.silu(x) - 0.5
+    return keras.Model(inp, _head(x))
+
+
+def test_operator_nodes_pass_and_tie_channels():
+    gated, graph, compact, error, caught = _gate_and_compact(_hard_swish_model())
+    assert not caught, caught
+    assert set(_group_with(graph, "stem").producers) == {"stem", "branch"}
+    assert _group_with(graph, "mid") is not _group_with(graph, "stem")
+    assert len(graph.gated_groups) == 3
+    assert error < 1e-5
+    assert compact.get_layer("last").kernel.shape[2] < 6  # 'mid' was pruned through silu(x) - 0.5
+
+
+def test_per_channel_constant_and_unknown_op_are_barriers_with_a_warning():
+    inp = keras.Input(SHAPE)
+    a = _conv(inp, 8, "a") * np.linspace(0.5, 1.5, 8).astype("float32")  # one value per channel
+    b = keras.ops.cumsum(_conv(inp, 8, "b"), axis=-1)  # an op tfprune has no rule for
+    c = keras.layers.ReLU()(_conv(inp, 8, "c"))
+    x = keras.layers.Concatenate()([a, b, c])
+    model = keras.Model(inp, _head(x))
+    gated, graph, compact, error, caught = _gate_and_compact(model)
+    assert any("'multiply" in m and "not a scalar" in m for m in caught), caught
+    assert any("Cumsum" in m for m in caught), caught
+    assert {p for g in graph.gated_groups for p in g.producers} == {"c", "last"}
+    assert error < 1e-5
+    plan = inspect(model)
+    assert len(plan.unpruned) == 2 and {g.producers[0] for g in plan.groups} == {"c", "last"}
+
+
+def test_one_channel_map_broadcasts_over_the_channels():
+    inp = keras.Input(SHAPE)
+    x = keras.layers.ReLU()(_conv(inp, 8, "features"))
+    attention = keras.ops.sigmoid(_conv(x, 1, "attention"))  # [N, H, W, 1]
+    x = keras.layers.Multiply()([x, attention]) + x * attention
+    gated, graph, compact, error, caught = _gate_and_compact(keras.Model(inp, _head(x)))
+    assert not caught, caught
+    assert _group_with(graph, "features").size == 8  # the map does not tie the 8 channels to its one
+    assert error < 1e-5
+
+
+def test_grouped_conv_used_as_depthwise_is_pruned_with_its_input():
+    inp = keras.Input(SHAPE)
+    x = keras.layers.BatchNormalization()(_conv(inp, 8, "expand"))
+    x = _conv(x, 8, "grouped_dw", groups=8, activation="relu")  # ConvNeXt's depthwise conv
+    x = _conv(x, 8, "grouped_dw_nobias", groups=8, use_bias=False)
+    y = _conv(_conv(inp, 12, "pre"), 12, "grouped_4", groups=3)  # 4 channels per group: a barrier
+    model = keras.Model(inp, _head(keras.layers.Concatenate()([x, y])))
+    gated, graph, compact, error, caught = _gate_and_compact(model)
+    assert _group_with(graph, "expand").producers == ["expand"]
+    dw = compact.get_layer("grouped_dw")
+    assert dw.groups == dw.filters == dw.kernel.shape[3] < 8
+    assert len(set(caught)) == 1 and "'grouped_4'" in caught[0] and "a grouped Conv2D" in caught[0]
+    assert error < 1e-5
+
+
+def test_layer_scale_and_custom_scale_layer():
+    layer_scale = keras_internals.application_layer_class("convnext", "LayerScale")
+    custom_scale = keras_internals.application_layer_class("inception_resnet_v2", "CustomScaleLayer")
+    inp = keras.Input(SHAPE)
+    x = keras.layers.ReLU()(_conv(inp, 8, "stem"))
+    r = layer_scale(init_values=0.5, projection_dim=8, name="layer_scale")(_conv(x, 8, "residual"))
+    x = custom_scale(scale=0.17, name="custom_scale")([x, r])
+    model = keras.Model(inp, _head(x))
+    model.get_layer("layer_scale").set_weights([np.linspace(-1, 2, 8).astype("float32")])
+    gated, graph, compact, error, caught = _gate_and_compact(model)
+    assert not caught, caught
+    assert set(_group_with(graph, "stem").producers) == {"stem", "residual"}
+    kept = compact.get_layer("layer_scale").get_weights()[0]
+    assert kept.shape[0] < 8 and set(kept.tolist()) <= set(np.linspace(-1, 2, 8).astype("float32").tolist())
+    assert error < 1e-5
+
+
+@pytest.mark.slow
+def test_op_nodes_and_barriers_export_to_tflite():
+    inp = keras.Input(SHAPE)
+    x = _hard_swish_model()(inp)
+    model = keras.Model(inp, x + keras.ops.cumsum(x, axis=-1))  # nested model inlined; an unknown op at the end
+    gated, graph, compact, error, caught = _gate_and_compact(model)
+    assert error < 1e-5
+    x = _x(SHAPE, n=4)
+    report = verify_tflite(convert_tflite(compact, "float"), compact, x, "float")
+    assert report["passed"] and report["max_abs_diff"] <= 1e-4 * report["output_scale"]
+
+
+# --- the zoo: MobileNetV3 and ConvNeXt at 50% FLOPs --------------------------------------------------
+
+
+def _randomize_layer_scale(model):
+    """ConvNeXt's LayerScale starts at 1e-6, which hides its residual branches: give it real values."""
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if type(layer).__name__ == "LayerScale":
+            layer.set_weights([rng.normal(1.0, 0.3, w.shape).astype("float32") for w in layer.get_weights()])
+
+
+def prune_application(name, shape):
+    """keras.applications model -> auto_gate -> CostModel -> 50% FLOPs masks -> compact.
+
+    Returns (groups, share of FLOPs in prunable groups, achieved FLOPs ratio, relative error, warnings)."""
+    model = getattr(keras.applications, name)(
+        weights=None, input_shape=shape, classes=10, classifier_activation=None
+    )
+    _randomize_layer_scale(model)
+    randomize_bn(model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gated = auto_gate(model)
+        graph = ChannelGraph(gated)
+    cost = CostModel(gated, graph)
+    kept, achieved = budget.project_to_budget(np.zeros(len(cost.group_names)), cost, 0.5)
+    masks = mask_lib.masks_from_kept(kept, cost.group_names, mask_lib.channel_importance(graph))
+    compact, error = _compact(gated, graph, masks, shape)
+    pruned = CostModel(compact, ChannelGraph(compact, warn=False)).full.flops
+    assert pruned == pytest.approx(cost.cost(masks).flops) and pruned / cost.full.flops == pytest.approx(achieved)
+    fixed = cost.cost_of_kept(np.zeros(len(cost.group_names))).flops  # FLOPs no group's pruning removes
+    return len(cost.group_names), 1.0 - fixed / cost.full.flops, achieved, error, [str(w.message) for w in caught]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["MobileNetV3Small", "MobileNetV3Large"])
+def test_mobilenet_v3_prunes_at_half_flops(name):
+    groups, share, achieved, error, caught = prune_application(name, (96, 96, 3))
+    print(f"{name}: {groups} groups, {share:.1%} of FLOPs prunable, {achieved:.3f} FLOPs kept, error {error:.1e}")
+    assert not caught, caught  # hard-swish's x + 3.0 and * (1 / 6) are understood: no barrier
+    assert groups >= 25 and share > 0.99
+    assert abs(achieved - 0.5) <= 0.02 and error <= 1e-4
+
+
+@pytest.mark.slow
+def test_convnext_prunes_its_mlp_at_half_flops():
+    groups, share, achieved, error, caught = prune_application("ConvNeXtTiny", (64, 64, 3))
+    print(f"ConvNeXtTiny: {groups} groups, {share:.1%} of FLOPs prunable, {achieved:.3f} FLOPs kept, error {error:.1e}")
+    # Each block's MLP hidden width (4 x dim) is a group; the residual stream is normalised by LayerNorm.
+    assert groups == 18 and share > 0.9
+    assert caught and all("LayerNormalization" in m for m in caught), caught
+    assert abs(achieved - 0.5) <= 0.02 and error <= 1e-4
