@@ -41,7 +41,7 @@ class PruneResult:
     """What `prune` returns: the compact model and what it cost and scored before and after.
 
     `accuracy_before` is the gated model's after joint training (every channel), `accuracy_after` the
-    fine-tuned compact model's, both on `val_data` (on the held-out set when there is none:
+    fine-tuned compact model's (BatchNorm statistics re-estimated on training batches for both), both on `val_data` (on the held-out set when there is none:
     `accuracy_on` says which). `cost_before` / `cost_after` are `tfprune.cost.flops.Cost` (MACs, params).
     """
 
@@ -123,6 +123,7 @@ def prune(model, train_data, val_data=None, *, target_flops_ratio=0.5, epochs=10
                         callbacks=[pruner.callback(print if verbose else None)])
     masks = pruner.select().masks
     evaluation = val if val is not None else _as_dataset(held, batch_size)
+    _recalibrate_batchnorm(gated, train)  # short runs leave BN's moving averages behind the weights
     accuracy_before = _accuracy(gated, evaluation)
     compact = pruner.compact_model(masks)
     _recalibrate_batchnorm(compact, train)
@@ -130,6 +131,7 @@ def prune(model, train_data, val_data=None, *, target_flops_ratio=0.5, epochs=10
     finetune = max(1, round(0.2 * epochs)) if finetune_epochs is None else int(finetune_epochs)
     if finetune:
         compact.fit(train, validation_data=val, epochs=finetune, verbose=verbose, shuffle=False)
+        _recalibrate_batchnorm(compact, train)
     result = PruneResult(compact, gated, masks, CostModel(gated).full, CostModel(compact).full, accuracy_before,
                          _accuracy(compact, evaluation), "val_data" if val is not None else "held_out", pruner,
                          dict(history.history))
