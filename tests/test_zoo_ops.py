@@ -136,10 +136,12 @@ def test_layer_scale_and_custom_scale_layer():
     x = keras.layers.ReLU()(_conv(inp, 8, "stem"))
     r = layer_scale(init_values=0.5, projection_dim=8, name="layer_scale")(_conv(x, 8, "residual"))
     x = custom_scale(scale=0.17, name="custom_scale")([x, r])
+    y = keras.layers.Concatenate()([_conv(x, 4, "left"), _conv(x, 4, "right")])
+    x = custom_scale(scale=0.5, name="split_scale")([y, _conv(x, 8, "whole")])  # 4 + 4 channels vs 8
     model = keras.Model(inp, _head(x))
     model.get_layer("layer_scale").set_weights([np.linspace(-1, 2, 8).astype("float32")])
     gated, graph, compact, error, caught = _gate_and_compact(model)
-    assert not caught, caught
+    assert caught and all("'split_scale'" in m and "differently split" in m for m in caught), caught
     assert set(_group_with(graph, "stem").producers) == {"stem", "residual"}
     kept = compact.get_layer("layer_scale").get_weights()[0]
     assert kept.shape[0] < 8 and set(kept.tolist()) <= set(np.linspace(-1, 2, 8).astype("float32").tolist())
@@ -210,3 +212,33 @@ def test_convnext_prunes_its_mlp_at_half_flops():
     assert groups == 18 and share > 0.9
     assert caught and all("LayerNormalization" in m for m in caught), caught
     assert abs(achieved - 0.5) <= 0.02 and error <= 1e-4
+
+
+def _odd_graph(kind):
+    inp = keras.Input(SHAPE)
+    x = _conv(inp, 8, "a")
+    if kind == "Mean":  # a scalar, broadcast into a product
+        return keras.Model(inp, _head(x * keras.ops.mean(x)))
+    if kind == "Transpose":
+        return keras.Model(inp, _head(keras.ops.transpose(x, (0, 2, 1, 3))))
+    if kind == "Split":  # several outputs
+        a, b = keras.ops.split(x, 2, axis=-1)
+        return keras.Model(inp, _head(a + b))
+    if kind == "Sum":  # a scalar (rank 0) output, broadcast over the classes
+        return keras.Model(inp, _head(x) + keras.ops.sum(x))
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["Mean", "Transpose", "Split", "Sum"])
+def test_unknown_op_is_a_warned_barrier_everywhere(kind):
+    model = _odd_graph(kind)
+    gated, graph, compact, error, caught = _gate_and_compact(model)
+    assert caught and all(f"({kind})" in m for m in caught), caught
+    assert error < 1e-5 and str(inspect(model))
+
+
+def test_unknown_spatial_size_is_one_clear_error():
+    inp = keras.Input((None, None, 3))
+    model = keras.Model(inp, _conv(keras.ops.relu(_conv(inp, 8, "a")) + 1.0, 4, "b"))
+    with pytest.raises(ValueError, match="unknown spatial size"):
+        CostModel(auto_gate(model))

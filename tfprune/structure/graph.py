@@ -132,6 +132,12 @@ class _ChannelSpaces:
         return groups, group_of_root
 
 
+def _channels(tensor):
+    """The channel count of a tensor: its last dim; 1 for a scalar, 0 where unknown (never pruned)."""
+    shape = tuple(tensor.shape)
+    return 1 if not shape else (shape[-1] or 0)
+
+
 def _broadcasts(layout, node):
     """True for a one-channel input of an element-wise merge whose output has more channels."""
     return sum(n for _, n in layout) == 1 and node.outputs[0].shape[-1] not in (1, None)
@@ -163,7 +169,7 @@ class ChannelGraph:
         for node in topological_nodes(model):
             if is_input_node(node):
                 for t in node.outputs:
-                    self._layouts[id(t)] = ((self._spaces.new(t.shape[-1], "model input"), t.shape[-1]),)
+                    self._layouts[id(t)] = ((self._spaces.new(_channels(t), "model input"), _channels(t)),)
                 continue
             layer = node.operation
             inputs = node.input_tensors
@@ -210,14 +216,14 @@ class ChannelGraph:
             return layout * int(np.prod(in_shape[1:-1])), rule
         raise AssertionError(rule.kind)
 
-    def _barrier(self, layer, node, in_layouts):
-        reason = registry.barrier_reason(layer)
+    def _barrier(self, layer, node, in_layouts, reason=None):
+        reason = reason or registry.barrier_reason(layer)
         if len(node.outputs) != 1:
             reason = f"{type(layer).__name__} has several outputs"
         for layout in in_layouts:
             self._spaces.block(layout, f"{layer.name}: {reason}")
         self._barriers.append((layer, reason, [s for layout in in_layouts for s, _ in layout]))
-        size = node.outputs[0].shape[-1]
+        size = _channels(node.outputs[0])
         return ((self._spaces.new(size, f"output of {layer.name}"), size),)
 
     def _merge(self, layer, node, in_layouts, rule):
@@ -230,7 +236,11 @@ class ChannelGraph:
         first = wide[0]
         for other in wide[1:]:
             if [n for _, n in other] != [n for _, n in first]:
-                return self._barrier(layer, node, in_layouts)
+                reason = (
+                    "its inputs are made of differently split channel groups (e.g. a Concatenate merged "
+                    f"with one layer's output: {[n for _, n in first]} vs {[n for _, n in other]} channels)"
+                )
+                return self._barrier(layer, node, in_layouts, reason)
             for (a, _), (b, _) in zip(first, other):
                 self._spaces.union(a, b)
         return first

@@ -132,6 +132,11 @@ def prunable_config(layer):
 
 def _spatial(shape):
     """Number of output positions per example: product of all dims except batch and channels."""
+    if any(d is None for d in shape[1:-1]):
+        raise ValueError(
+            f"A layer's output has an unknown spatial size {tuple(shape)}: tfprune counts FLOPs on a fixed "
+            "input shape; build the model with one, e.g. keras.Input((224, 224, 3))."
+        )
     return float(np.prod([d for d in shape[1:-1]])) if len(shape) > 2 else 1.0
 
 
