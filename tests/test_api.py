@@ -118,3 +118,9 @@ def test_keras_pipeline_doc_snippets_run(tmp_path, monkeypatch):
     assert namespace["report"]["tflite"]["int8"]["verification"]["passed"]
     assert 0.47 <= namespace["achieved"] <= 0.5
     assert namespace["l1_compact"].count_params() < namespace["model"].count_params()
+
+
+def test_prune_refuses_images_of_the_wrong_size():
+    x = np.zeros((64, 16, 16, 1), "float32")
+    with pytest.raises(tfprune.TfpruneError, match=r"shape \(16, 16, 1\) but the model takes \(8, 8, 1\)"):
+        tfprune.prune(small_cnn(), (x, np.zeros(64, "int32")), epochs=2, held_out=8)

@@ -115,6 +115,7 @@ def prune(model, train_data, val_data=None, *, target_flops_ratio=0.5, epochs=10
     gated = model if ChannelGraph(model, warn=False).gated_groups else auto_gate(model)
     train, held = _held_out(train_data, held_out, seed)
     train, val = _as_dataset(train, batch_size, seed), _as_dataset(val_data, batch_size)
+    _check_images(model, train, "train_data")
     pruner = JointPruner(gated, held, target_flops_ratio=target_flops_ratio, max_epochs=epochs,
                          warmup_epochs=warmup, num_samples=num_samples, seed=seed, **pruner_kwargs)
     loss = loss or _default_loss(model)
@@ -167,6 +168,15 @@ def _as_dataset(data, batch_size, seed=None):
     if seed is not None:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _check_images(model, dataset, what):
+    """A `PruneError` when the data's image shape cannot feed the model's input (None matches anything)."""
+    expected = tuple(model.inputs[0].shape[1:])
+    got = tuple(dataset.element_spec[0].shape[1:])
+    if len(expected) != len(got) or any(e is not None and g is not None and e != g for e, g in zip(expected, got)):
+        raise PruneError(f"prune: {what} has images of shape {got} but the model takes {expected}; resize the "
+                         "images (or build the model for their size).")
 
 
 def _default_loss(model):
