@@ -42,3 +42,11 @@ def test_readme_and_docs_relative_links_resolve():
                for target in relative_links(page)
                if not os.path.exists(os.path.join(ROOT, os.path.dirname(page), target))]
     assert not missing, missing
+
+
+def test_readme_prune_snippet_is_the_tested_one():
+    """The README's one-call snippet is the first block of docs/keras_pipeline.md, which
+    tests/test_api.py::test_keras_pipeline_doc_snippets_run executes: the front door cannot rot apart."""
+    readme = python_block_after("README.md", "## Prune your own Keras model")
+    assert readme == python_block_after("docs/keras_pipeline.md", "## Prune your own Keras CNN in one call")
+    assert "tfprune.prune(" in readme
