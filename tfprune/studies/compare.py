@@ -27,13 +27,13 @@ import sys
 import time
 from typing import NamedTuple
 
-from tfprune.infra import workdir as wd
+from tfprune.infra import workdir as files
 from tfprune.infra.environment import environment_id
 from tfprune.errors import TfpruneError
 from tfprune.studies.runs import train_command
 
 DESCRIPTION = "Compare the joint agent-guided pruning with baselines at the same training budget and FLOPs target."
-SECONDS = "seconds.txt"  # a run's wall time, written beside its files (wd.LOG is the comparison's too)
+SECONDS = "seconds.txt"  # a run's wall time, written beside its files (files.LOG is the comparison's too)
 
 # Every method keeps the schedule (epochs, warm-up, fine-tuning, budget projection, channel importance)
 # of the config: only what the bindings name differs.
@@ -133,13 +133,13 @@ def run_one(method, seed, config_files, workdir, bindings=()):
     The subprocess gives every run fresh gin and TensorFlow state; its output goes to the run's log.txt.
     """
     run_dir = os.path.join(workdir, method, f"seed{seed}")
-    summary_path = os.path.join(run_dir, wd.SUMMARY)
+    summary_path = os.path.join(run_dir, files.SUMMARY)
     if os.path.exists(summary_path):
         print(f"[{method} seed {seed}] done already ({summary_path}): skipped", flush=True)
         return _load(summary_path), _load_seconds(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     cmd = run_command(method, seed, config_files, run_dir, bindings)
-    log_path = os.path.join(run_dir, wd.LOG)
+    log_path = os.path.join(run_dir, files.LOG)
     print(f"[{method} seed {seed}] running ({DESCRIPTIONS[method]}); log: {log_path}", flush=True)
     start = time.time()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -164,7 +164,7 @@ def run_one(method, seed, config_files, workdir, bindings=()):
 
 def row_of(method, seed, summary, seconds, workdir):
     """The table row (keys `COLUMNS`) of one finished run, from its summary.json and history.json."""
-    history_path = os.path.join(workdir, method, f"seed{seed}", wd.HISTORY)
+    history_path = os.path.join(workdir, method, f"seed{seed}", files.HISTORY)
     final_reward = float("nan")
     if os.path.exists(history_path):
         history = _load(history_path)
