@@ -47,3 +47,37 @@ def test_library_and_command_line_without_tf_agents(tmp_path):
         "from tfprune.cli.commands import main\nsys.exit(main())\n", cwd=str(tmp_path))
     assert command.returncode != 0 and "Traceback" not in command.stderr
     assert f"\n    {agent_stack.INSTALL_LINE}\n" in command.stderr, command.stderr[-2000:]
+
+
+def test_a_wrong_import_order_is_one_error_naming_the_fix(monkeypatch):
+    """Recorded by `import tfprune` (TensorFlow already loaded, TF_USE_LEGACY_KERAS unset): using the agent
+    raises ImportOrderError with both fixes; the right order raises nothing."""
+    monkeypatch.setitem(agent_stack._import_order, "tensorflow_came_first", True)
+    with pytest.raises(agent_stack.ImportOrderError, match="Put `import tfprune` before `import keras`"):
+        agent_stack.check_import_order()
+    with pytest.raises(agent_stack.ImportOrderError, match="TF_USE_LEGACY_KERAS=1"):
+        agent_stack.require()
+    monkeypatch.setitem(agent_stack._import_order, "tensorflow_came_first", False)
+    agent_stack.check_import_order()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("first, fixed_by_env", [("keras", False), ("tensorflow", False), ("keras", True)])
+def test_keras_imported_before_tfprune(first, fixed_by_env):
+    """In a fresh process: with Keras or TensorFlow imported first the agent is ImportOrderError (not a
+    TF-Agents failure inside network building) while gating still works; TF_USE_LEGACY_KERAS=1 in the
+    environment makes that order work."""
+    code = (f"import {first}\nimport tfprune\n"
+            "tfprune.build_model('resnet8', num_classes=10, input_shape=(16, 16, 3))\n"
+            "from tfprune.search.agent.episodic import EpisodicAgent\n"
+            "EpisodicAgent(observation_dim=8, max_ratio=0.9, seed=0)\nprint('AGENT BUILT')\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    if fixed_by_env:
+        env["TF_USE_LEGACY_KERAS"] = "1"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env,
+                            cwd=ROOT)
+    if fixed_by_env:
+        assert result.returncode == 0 and "AGENT BUILT" in result.stdout, result.stderr[-2000:]
+    else:
+        assert result.returncode != 0 and "ImportOrderError" in result.stderr, result.stderr[-2000:]
+        assert "import tfprune` before `import keras`" in result.stderr

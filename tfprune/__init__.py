@@ -1,14 +1,16 @@
 """tfprune: jointly train and prune CNNs with an RL agent (Keras 3 / TensorFlow)."""
 
 import os
+import sys
 
 # tf-agents builds its networks with `tf.keras`; with TF 2.21 that must be tf_keras (Keras 2). This has
 # to be set before TensorFlow is first imported. The CNNs themselves are Keras 3 (`import keras`).
+# Where TensorFlow came first (`import keras` before `import tfprune`), it is too late: the agent then
+# says so when it is used (`agent_stack.check_import_order`); everything else works either way.
+_TENSORFLOW_CAME_FIRST = "tensorflow" in sys.modules and "TF_USE_LEGACY_KERAS" not in os.environ
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 __version__ = "0.1.0"
-
-import sys  # noqa: E402
 
 from tfprune.infra import backend, quiet  # noqa: E402
 
@@ -23,7 +25,8 @@ quiet.startup()  # loads TensorFlow without its start-up noise (tfprune.infra.qu
 
 from tfprune.infra import agent_stack  # noqa: E402
 
-agent_stack.install_hook()  # a missing TF-Agents names its install line (it is installed apart, --no-deps)
+agent_stack.install_hook(tensorflow_came_first=_TENSORFLOW_CAME_FIRST)  # a missing TF-Agents names its
+# install line (it is installed apart, --no-deps), a wrong import order its fix
 
 from tfprune.structure.auto_gate import auto_gate  # noqa: E402
 from tfprune.cost.budget import BudgetCost, BudgetError, FlopsBudget, project_to_budget  # noqa: E402

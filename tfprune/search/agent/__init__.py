@@ -5,8 +5,12 @@ reward of an action drifts as the CNN trains; `PruningAgent` (TF-Agents PPO, tf_
 per-group pruning ratios from that representation. They exchange numpy arrays only.
 """
 
-from tfprune.search.agent.dynamics import DynamicsModel
-from tfprune.search.agent.episodic import EpisodicAgent
-from tfprune.search.agent.ppo import PruningAgent
+from tfprune.infra import agent_stack
+
+agent_stack.check_import_order()  # before TF-Agents builds anything with the wrong tf.keras
+
+from tfprune.search.agent.dynamics import DynamicsModel  # noqa: E402
+from tfprune.search.agent.episodic import EpisodicAgent  # noqa: E402
+from tfprune.search.agent.ppo import PruningAgent  # noqa: E402
 
 __all__ = ["DynamicsModel", "EpisodicAgent", "PruningAgent"]
