@@ -99,6 +99,17 @@ def test_keras_applications_builder_gets_no_weights_and_no_barriers(capsys):
     assert abs(data["flops"] - 300.8e6) < 0.1e6  # the published MobileNetV2 MACs at 224x224
 
 
+def test_keras_short_name_is_keras_applications_and_mobilenetv3_has_a_plan(capsys):
+    """`keras:NAME` is keras.applications.NAME (at 224x224); MobileNetV3 (operator nodes in its hard-swish)
+    is planned with no barrier but its softmax over the class logits, which are never pruned anyway."""
+    assert inspect_cli.main(["keras:MobileNetV3Small", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["groups"]) > 0 and abs(data["flops"] - 56.5e6) < 2e6  # ~56 M MACs published at 224x224
+    assert [line.split("'")[1] for line in data["unpruned"]] == ["predictions"], data["unpruned"]
+    assert inspect_cli.main(["keras:NoSuchNet"]) == 2
+    assert "cannot import" in capsys.readouterr().err
+
+
 def test_str_of_the_plan_is_the_table_the_command_prints(capsys):
     plan = tfprune.inspect(plain_model())
     assert str(plan) == "\n".join(plan.lines())

@@ -4,6 +4,7 @@
     tfprune inspect resnet56
     tfprune inspect my_model.keras --json
     tfprune inspect keras.applications:MobileNetV2 --png plan.png --max_ratio 0.8
+    tfprune inspect keras:MobileNetV3Small            (keras: is short for keras.applications:)
 
 A `module:function` is imported (the working directory is on the import path) and called with no
 arguments, except `weights=None` when it takes `weights` (keras.applications: the plan needs the
@@ -21,12 +22,17 @@ import sys
 from tfprune.errors import TfpruneError
 
 
+KERAS_SHORT, KERAS_APPLICATIONS = "keras:", "keras.applications:"
+
+
 class ModelSpecError(TfpruneError, ValueError):
     """MODEL is neither a zoo name, a .keras file, nor an importable module:function."""
 
 
 def load_model(spec, num_classes=10, input_size=None):
-    """The Keras model named by `spec` (zoo name, .keras path or module:function)."""
+    """The Keras model named by `spec` (zoo name, .keras path or module:function); `input_size` is the
+    input side of a zoo model, or of a builder that takes `input_shape` (keras.applications: 224 unless
+    given, since some of them otherwise build with an unknown spatial size, whose FLOPs are unknown)."""
     from tfprune.models import MODEL_NAMES, build_model
 
     if spec in MODEL_NAMES:
@@ -34,10 +40,14 @@ def load_model(spec, num_classes=10, input_size=None):
         return build_model(spec, num_classes=num_classes, input_shape=shape)
     if spec.endswith(".keras") or os.path.isfile(spec):
         return _load_file(spec)
+    if spec.startswith(KERAS_SHORT):
+        spec = KERAS_APPLICATIONS + spec[len(KERAS_SHORT):]
     if ":" in spec:
-        return _call_builder(spec)
+        if input_size is None and spec.startswith(KERAS_APPLICATIONS):
+            input_size = 224
+        return _call_builder(spec, input_size)
     raise ModelSpecError(f"{spec!r} is not a zoo model ({', '.join(MODEL_NAMES)}), an existing .keras file or a "
-                         "module:function such as keras.applications:MobileNetV2.")
+                         "module:function such as keras.applications:MobileNetV2 (or keras:MobileNetV2).")
 
 
 def _load_file(path):
@@ -51,7 +61,7 @@ def _load_file(path):
         raise ModelSpecError(f"cannot load {path!r} as a Keras model ({type(e).__name__}: {str(e)[:300]}).") from e
 
 
-def _call_builder(spec):
+def _call_builder(spec, input_size=None):
     module_name, _, attr = spec.partition(":")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -60,10 +70,13 @@ def _call_builder(spec):
     except (ImportError, AttributeError) as e:
         raise ModelSpecError(f"cannot import {spec!r}: {e}.") from e
     try:
-        takes_weights = "weights" in pyinspect.signature(builder).parameters
+        parameters = pyinspect.signature(builder).parameters
     except (TypeError, ValueError):
-        takes_weights = False
-    model = builder(weights=None) if takes_weights else builder()
+        parameters = {}
+    kwargs = {"weights": None} if "weights" in parameters else {}
+    if input_size is not None and "input_shape" in parameters:
+        kwargs["input_shape"] = (input_size, input_size, 3)
+    model = builder(**kwargs)
     if not hasattr(model, "layers"):
         raise ModelSpecError(f"{spec} returned {type(model).__name__}, not a Keras model.")
     return model
@@ -72,7 +85,8 @@ def _call_builder(spec):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="tfprune inspect", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="zoo model name, .keras file, or module:function building a Keras model")
+    p.add_argument("model", help="zoo model name, .keras file, module:function building a Keras model, or "
+                        "keras:NAME for keras.applications.NAME")
     p.add_argument("--max_ratio", type=float, default=0.9,
                    help="largest share of a group's channels that may be pruned (JointPruner.max_ratio)")
     p.add_argument("--num_classes", type=int, default=10, help="classes of a zoo model")

@@ -27,6 +27,7 @@ from typing import Callable, Optional
 import keras
 import numpy as np
 
+from tfprune.errors import TfpruneError
 from tfprune.structure import keras_internals
 from tfprune.structure.gates import ChannelGate
 
@@ -130,10 +131,14 @@ def prunable_config(layer):
     return config if rule is None else rule.prunable_config(layer, config)
 
 
+class UnknownSpatialSize(TfpruneError, ValueError):
+    """A model built without a fixed input size: its FLOPs cannot be counted."""
+
+
 def _spatial(shape):
     """Number of output positions per example: product of all dims except batch and channels."""
     if any(d is None for d in shape[1:-1]):
-        raise ValueError(
+        raise UnknownSpatialSize(
             f"A layer's output has an unknown spatial size {tuple(shape)}: tfprune counts FLOPs on a fixed "
             "input shape; build the model with one, e.g. keras.Input((224, 224, 3))."
         )
