@@ -21,6 +21,8 @@ process run.
 7. latency (on request; `tfprune.studies.latency_bench.bench_latency`): ResNet-56 (32x32), MobileNetV2 (32x32 and
    224x224) full vs sub-networks at ``target_flops`` of the FLOPs and of the predicted latency, at each
    ``round_to``: measured and predicted LiteRT latency at each thread count, FLOPs, params, file size.
+8. zoo (on request; `tfprune.studies.zoo.bench_zoo`): every keras.applications constructor gated, pruned to
+   ``target_flops`` and compacted (masked == compact), written as docs/zoo.md and docs/zoo.json.
 
 Each bench is a function with plain arguments that returns its results as a dict, so that a user can
 measure the overheads on their own machine and model size from Python (and assert on them);
@@ -41,8 +43,8 @@ from tfprune.studies import channel_bench
 from tfprune.studies import latency_bench
 from tfprune.errors import TfpruneError
 
-BENCHES = ("gating", "agent", "tflite", "data", "channels", "rounding", "latency")
-DEFAULT_BENCHES = ("gating", "agent", "tflite", "data")  # channels, rounding and latency on request
+BENCHES = ("gating", "agent", "tflite", "data", "channels", "rounding", "latency", "zoo")
+DEFAULT_BENCHES = ("gating", "agent", "tflite", "data")  # channels, rounding, latency and zoo on request
 CIFAR_TRAIN = 50_000
 
 
@@ -313,6 +315,10 @@ def format_table(results):
         rows += channel_bench.rounding_rows(results["rounding"])
     if "latency" in results:
         rows += latency_bench.latency_rows(results["latency"])
+    if "zoo" in results:
+        z = results["zoo"]
+        rows.append(("keras.applications zoo sweep", f"{z['passed']}/{z['models']} pass",
+                     f"{z['seconds']:.0f} s; failed: {', '.join(z['failed']) or 'none'}; wrote {z['markdown']}"))
     if "data" in results:
         d = results["data"]
         for source, v in d["sources"].items():
@@ -417,6 +423,10 @@ def _channel_benches(only, image_size, target_flops, threads, latency_runs, roun
     if "latency" in only:
         results["latency"] = latency_bench.bench_latency(
             target=target_flops, round_to=round_to, threads=thread_counts, runs=latency_runs, log=log)
+    if "zoo" in only:
+        from tfprune.studies import zoo
+
+        results["zoo"] = zoo.bench_zoo(target=target_flops, machine=machine_info(), log=log)
     return results
 
 
