@@ -282,11 +282,12 @@ def bench_zoo(markdown_path="docs/zoo.md", json_path="docs/zoo.json", names=None
 
     from tfprune.infra.safe_write import write_text
 
+    commit_id = commit()  # the code that runs, before anyone commits during the sweep
     start = time.perf_counter()
     rows = sweep(names, target=target, log=log)
     seconds = time.perf_counter() - start
     machine = {**(machine or {}), "keras": keras.__version__}
-    record = {"command": COMMAND, "commit": commit(), "machine": machine, "seconds": seconds, "target": target,
+    record = {"command": COMMAND, "commit": commit_id, "machine": machine, "seconds": seconds, "target": target,
               "rows": rows}
     for path, text in ((markdown_path, markdown_of(record)), (json_path, json.dumps(record, indent=1, default=str))):
         if path:
