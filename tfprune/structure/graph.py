@@ -8,6 +8,7 @@ that some Conv/Dense produces, that no barrier, model input or model output touc
 `tfprune.structure.keras_internals` (Keras has no public API for it).
 """
 
+import collections
 import dataclasses
 import warnings
 
@@ -166,7 +167,9 @@ class ChannelGraph:
 
     def _analyse(self):
         model = self.model
-        for node in topological_nodes(model):
+        nodes = topological_nodes(model)
+        calls = collections.Counter(id(node.operation) for node in nodes if not is_input_node(node))
+        for node in nodes:
             if is_input_node(node):
                 for t in node.outputs:
                     self._layouts[id(t)] = ((self._spaces.new(_channels(t), "model input"), _channels(t)),)
@@ -174,7 +177,12 @@ class ChannelGraph:
             layer = node.operation
             inputs = node.input_tensors
             in_layouts = [self.layout_of(t) for t in inputs]
-            out_layout, rule = self._propagate(layer, node, in_layouts)
+            if calls[id(layer)] > 1 and getattr(layer, "weights", None) and not registry.is_gate(layer):
+                # One set of weights for calls whose channels may be pruned differently: kept whole.
+                reason = f"its weights are shared by {calls[id(layer)]} calls in the model"
+                out_layout, rule = self._barrier(layer, node, in_layouts, reason), None
+            else:
+                out_layout, rule = self._propagate(layer, node, in_layouts)
             for t in node.outputs:
                 self._layouts[id(t)] = out_layout
             self.nodes.append(
@@ -257,12 +265,12 @@ class ChannelGraph:
     def _barrier_warnings(self):
         """One warning per barrier that keeps prunable channels (some Conv/Dense produces them) whole."""
         spaces = self._spaces
-        return [
+        return list(dict.fromkeys(  # once per layer and reason (a shared layer is a barrier at each call)
             f"Layer {layer.name!r} ({type(layer).__name__}): {reason}; the channels feeding it are left "
             "unpruned."
             for layer, reason, inputs in self._barriers
             if any(spaces.find(s) in spaces.producers for s in inputs)
-        ]
+        ))
 
     # --- queries -------------------------------------------------------------------------------
     @property
