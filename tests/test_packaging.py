@@ -44,7 +44,7 @@ def test_wheel_declares_what_pip_resolves_and_leaves_tf_agents_to_the_no_deps_li
             "tensorflow-datasets", "tensorboard", "scikit-learn", "matplotlib", "tqdm", "ai-edge-litert"} <= required
     # tf-agents 0.19 pins versions that conflict with TF 2.21: never declared, installed with --no-deps.
     assert "tf-agents" not in required and "tensorflow-cpu" not in required
-    assert _requirement_names(wheel["metadata"], extras=True) == {"pytest", "pytest-timeout"}
+    assert _requirement_names(wheel["metadata"], extras=True) == {"pytest", "pytest-timeout", "pytest-xdist"}
     assert "Requires-Python: <3.14,>=3.11" in wheel["metadata"]
     # Every declared requirement is installed here, at a version the lock file tested.
     lock = open(os.path.join(ROOT, "requirements", "lock.txt")).read().lower().replace("_", "-")
