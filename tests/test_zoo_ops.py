@@ -11,7 +11,6 @@ import keras
 import numpy as np
 import pytest
 
-from tfprune.cost import budget
 from tfprune.cost.flops import CostModel
 from tfprune.cost.plan import inspect
 from tfprune.deploy.export import convert_tflite, verify_tflite
@@ -20,6 +19,7 @@ from tfprune.structure import masks as mask_lib
 from tfprune.structure.auto_gate import auto_gate
 from tfprune.structure.graph import ChannelGraph
 from tfprune.structure.surgery import compact_model
+from tfprune.studies import zoo
 
 from model_fixtures import random_masks, randomize_bn
 
@@ -163,55 +163,32 @@ def test_op_nodes_and_barriers_export_to_tflite():
 # --- the zoo: MobileNetV3 and ConvNeXt at 50% FLOPs --------------------------------------------------
 
 
-def _randomize_layer_scale(model):
-    """ConvNeXt's LayerScale starts at 1e-6, which hides its residual branches: give it real values."""
-    rng = np.random.default_rng(0)
-    for layer in model.layers:
-        if type(layer).__name__ == "LayerScale":
-            layer.set_weights([rng.normal(1.0, 0.3, w.shape).astype("float32") for w in layer.get_weights()])
-
-
-def prune_application(name, shape):
-    """keras.applications model -> auto_gate -> CostModel -> 50% FLOPs masks -> compact.
-
-    Returns (groups, share of FLOPs in prunable groups, achieved FLOPs ratio, relative error, warnings)."""
-    model = getattr(keras.applications, name)(
-        weights=None, input_shape=shape, classes=10, classifier_activation=None
-    )
-    _randomize_layer_scale(model)
-    randomize_bn(model)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        gated = auto_gate(model)
-        graph = ChannelGraph(gated)
-    cost = CostModel(gated, graph)
-    kept, achieved = budget.project_to_budget(np.zeros(len(cost.group_names)), cost, 0.5)
-    masks = mask_lib.masks_from_kept(kept, cost.group_names, mask_lib.channel_importance(graph))
-    compact, error = _compact(gated, graph, masks, shape)
-    pruned = CostModel(compact, ChannelGraph(compact, warn=False)).full.flops
-    assert pruned == pytest.approx(cost.cost(masks).flops) and pruned / cost.full.flops == pytest.approx(achieved)
-    fixed = cost.cost_of_kept(np.zeros(len(cost.group_names))).flops  # FLOPs no group's pruning removes
-    return len(cost.group_names), 1.0 - fixed / cost.full.flops, achieved, error, [str(w.message) for w in caught]
+def _sweep(name, size):
+    """The zoo sweep's row (`tfprune.studies.zoo.sweep_one`: randomized BN and LayerScale, auto_gate ->
+    CostModel -> 50% FLOPs -> compact, masked == compact and the FLOPs prediction checked) at ``size``."""
+    row = zoo.sweep_one(name, input_size=size)
+    assert row["status"] == zoo.STATUS_PASS, f"{name}: {row['status']}: {row['error_message']}"
+    print(f"{name}: {row['groups']} groups, {row['prunable_share']:.1%} of FLOPs prunable, "
+          f"{row['flops_kept']:.3f} FLOPs kept, error {row['error']:.1e}")
+    return row
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["MobileNetV3Small", "MobileNetV3Large"])
 def test_mobilenet_v3_prunes_at_half_flops(name):
-    groups, share, achieved, error, caught = prune_application(name, (96, 96, 3))
-    print(f"{name}: {groups} groups, {share:.1%} of FLOPs prunable, {achieved:.3f} FLOPs kept, error {error:.1e}")
-    assert not caught, caught  # hard-swish's x + 3.0 and * (1 / 6) are understood: no barrier
-    assert groups >= 25 and share > 0.99
-    assert abs(achieved - 0.5) <= 0.02 and error <= 1e-4
+    row = _sweep(name, 96)
+    assert row["barriers"] == 0, row["barrier_reasons"]  # hard-swish's x + 3.0 and * (1 / 6) are understood
+    assert row["groups"] >= 25 and row["prunable_share"] > 0.99
+    assert row["target_reached"] and abs(row["flops_kept"] - 0.5) <= 0.02 and row["error"] <= 1e-4
 
 
 @pytest.mark.slow
 def test_convnext_prunes_its_mlp_at_half_flops():
-    groups, share, achieved, error, caught = prune_application("ConvNeXtTiny", (64, 64, 3))
-    print(f"ConvNeXtTiny: {groups} groups, {share:.1%} of FLOPs prunable, {achieved:.3f} FLOPs kept, error {error:.1e}")
+    row = _sweep("ConvNeXtTiny", 64)
     # Each block's MLP hidden width (4 x dim) is a group; the residual stream is normalised by LayerNorm.
-    assert groups == 18 and share > 0.9
-    assert caught and all("LayerNormalization" in m for m in caught), caught
-    assert abs(achieved - 0.5) <= 0.02 and error <= 1e-4
+    assert row["groups"] == 18 and row["prunable_share"] > 0.9
+    assert row["barriers"] and all("LayerNormalization" in reason for _, reason in row["barrier_reasons"])
+    assert row["target_reached"] and abs(row["flops_kept"] - 0.5) <= 0.02 and row["error"] <= 1e-4
 
 
 def _odd_graph(kind):

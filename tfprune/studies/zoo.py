@@ -43,15 +43,16 @@ def family(name):
     return getattr(keras.applications, name).__module__.rsplit(".", 1)[-1]
 
 
-def build(name, seed=0):
-    """(model, input size): ``keras.applications.<name>`` at the smallest size of `INPUT_SIZES` it builds at."""
+def build(name, seed=0, input_size=None):
+    """(model, input size): ``keras.applications.<name>`` at ``input_size``, or at the smallest size of
+    `INPUT_SIZES` it builds at."""
     import keras
 
     constructor = getattr(keras.applications, name)
     accepted = pyinspect.signature(constructor).parameters
     kwargs = {k: v for k, v in dict(weights=None, classes=10, classifier_activation=None).items() if k in accepted}
     last = None
-    for size in INPUT_SIZES:
+    for size in (input_size,) if input_size else INPUT_SIZES:
         try:
             model = constructor(input_shape=(size, size, 3), **kwargs)
         except ValueError as e:  # "Input size must be at least 75x75", a negative dimension, ...
@@ -150,9 +151,10 @@ def _prune(model, size, target, max_ratio, seed):
                 barrier_reasons=summarize_barriers(messages))
 
 
-def sweep_one(name, target=0.5, max_ratio=0.9, seed=0):
-    """One constructor's row; never raises (a failure is ``status`` "error" with the exception and its
-    last traceback lines in ``error_message``)."""
+def sweep_one(name, target=0.5, max_ratio=0.9, seed=0, input_size=None):
+    """One constructor's row, at ``input_size`` (default: the smallest of `INPUT_SIZES` it accepts); never
+    raises (a failure is ``status`` "error" with the exception and its last traceback lines in
+    ``error_message``)."""
     import keras
 
     start = time.perf_counter()
@@ -160,7 +162,7 @@ def sweep_one(name, target=0.5, max_ratio=0.9, seed=0):
     try:
         row["family"] = family(name)
         keras.utils.clear_session()
-        model, size = build(name, seed)
+        model, size = build(name, seed, input_size)
         row["input"] = size
         row.update(_prune(model, size, target, max_ratio, seed))
         problems = []
