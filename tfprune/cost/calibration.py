@@ -85,6 +85,11 @@ def calibrate(latency_model, target, tolerance=0.02, max_ratio=0.9, round_to=1, 
     every other worker adopts its points, so that the workers' budgets agree (and no worker's timings run
     beside the chief's). ``timer(kept) -> (full ms, sub-network ms)`` replaces the whole-model measurement
     (default: `_WholeModels`).
+
+    Args:
+        rounds: most whole-model measurements (0: no calibration, `latency_model` as it is).
+        runs: interleaved invokes per measurement.
+        log: where the progress lines go (a function taking a string).
     """
     if int(rounds) <= 0:
         return latency_model

@@ -15,7 +15,11 @@ import tensorflow as tf
 @gin.configurable
 def make_strategy(kind="auto"):
     """"auto": MultiWorkerMirrored when TF_CONFIG is set, Mirrored over several GPUs (or several
-    logical CPUs, as the tests configure), else OneDevice."""
+    logical CPUs, as the tests configure), else OneDevice.
+
+    Args:
+        kind: "auto", "multi_worker", "mirrored" or "one_device".
+    """
     if kind == "auto":
         gpus = tf.config.list_logical_devices("GPU")
         if os.environ.get("TF_CONFIG"):

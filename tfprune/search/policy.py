@@ -281,6 +281,12 @@ class FixedPolicy(Policy):
     that the budget projection shifts together onto the budget, e.g. ``[0, 0, 0.2, 0.2]`` prunes the last
     two groups 0.2 more than the first two. A hand-made structure, and the instrument for asking whether
     any structure beats uniform's at a budget (`docs/results.md`).
+
+    Args:
+        kind: "uniform" or "random": given by `JointPruner.policy`'s name, else this binding, else "uniform".
+        num_groups / max_ratio: the model's group count / the largest ratio (given by the pruner).
+        seed: seeds the "random" rule's ratios.
+        profile: the per-group ratio offsets above ("uniform" only; None: all zero).
     """
 
     def __init__(self, kind, num_groups, max_ratio, seed=0, profile=None):

@@ -29,7 +29,12 @@ from tfprune.structure.gates import ChannelGate, gates_of
 def score_penalty(model, strength=1e-4):
     """`strength` * sum of |score| over the model's scored gates (a shared gate counts once): the L1
     sparsity term of the training loss (Network Slimming's 1e-4 by default; 0 disables it). Zero for a
-    model without scores. Differentiable, and read per replica like the alignment term."""
+    model without scores. Differentiable, and read per replica like the alignment term.
+
+    Args:
+        model: the gated model (given by the trainer).
+        strength: weight of the L1 term (0: off).
+    """
     scores = [gate.score for gate in gates_of(model).values() if gate.has_score]
     if not scores or not strength:
         return tf.constant(0.0)

@@ -105,7 +105,12 @@ class ChannelGate(keras.layers.Layer):
 def new_gate(name, score=False):
     """A new `ChannelGate` for a model builder (zoo models, `tfprune.auto_gate`): the one switch for
     trainable gate scores, `new_gate.score = True` in gin. Loading a saved model never comes here, so
-    a saved gate keeps what it was written with whatever the binding."""
+    a saved gate keeps what it was written with whatever the binding.
+
+    Args:
+        name: the gate layer's name (given by the model builder).
+        score: True gives the gate a trainable per-channel score (`tfprune.structure.gate_scores`).
+    """
     return ChannelGate(name=name, score=score)
 
 

@@ -44,13 +44,22 @@ def run(workdir, model_name=gin.REQUIRED, epochs=10, warmup_epochs=2, finetune_e
     """Runs (or resumes) the whole joint train-and-prune job in `workdir` (a path); returns the summary dict.
 
     Args:
+        workdir: the run's directory: checkpoints, logs, the summary, the models and the export.
+        model_name: a zoo model (`tfprune.models.MODEL_NAMES`), built for the data's classes and image shape.
+        epochs: epochs of the joint phase (warm-up included): weight training, then one agent step each.
         warmup_epochs: epochs of weight training before the first agent step; handed to the pruner,
             which holds it for the alignment schedule and the joint phase alike.
+        finetune_epochs / finetune_learning_rate: fine-tuning of the compact model after the selection /
+            its peak learning rate (`make_optimizer`'s other bindings apply as well).
+        width_multiplier: scales every channel count of the zoo model (`build_model`).
+        export_quantizations: the TFLite files exported at the end, of "float", "dynamic", "int8".
+        seed: seeds the data splits, the weights, the agent and the baselines.
         deterministic: deterministic kernels and one inter-op thread (`tfprune.infra.determinism`), so the
             same seed and config give the same masks and metrics (slower on GPU).
         checkpoint_every_steps: also checkpoint every this many training steps inside an epoch of the
             joint phase (0: only at epoch ends), so a kill on a long ImageNet epoch loses at most that
             many steps. A resumed epoch skips the batches already trained on.
+        strategy: a `tf.distribute` strategy (None: `make_strategy()`).
     """
     done = files.completed_summary(workdir)
     if done is not None:

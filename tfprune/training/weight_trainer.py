@@ -17,7 +17,15 @@ from tfprune.training.progress_bar import progress_bar
 
 @gin.configurable
 def make_optimizer(total_steps, learning_rate=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True, warmup_steps=0):
-    """SGD with momentum and a cosine learning-rate schedule (the standard CIFAR/ImageNet recipe)."""
+    """SGD with momentum and a cosine learning-rate schedule (the standard CIFAR/ImageNet recipe).
+
+    Args:
+        total_steps: training steps of the phase (given by the trainer): the cosine schedule's length.
+        learning_rate: peak learning rate (reached after the warm-up).
+        momentum / nesterov: SGD momentum / Nesterov momentum on or off.
+        weight_decay: decoupled weight decay (0 or None: none).
+        warmup_steps: steps of linear warm-up from 0 to `learning_rate` (0: none).
+    """
     total_steps = max(1, int(total_steps))
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=learning_rate if not warmup_steps else 0.0,
@@ -33,6 +41,11 @@ class WeightTrainer:
     """Trains a model's weights for epochs under a `tf.distribute` strategy.
 
     Args:
+        strategy / model / optimizer: the `tf.distribute` strategy, the model it trains (built in the
+            strategy's scope) and its optimizer (`make_optimizer`); given by the trainer.
+        global_batch_size: the batch size over all replicas: per-replica losses are averaged over it.
+        regularizer: optional function of no argument whose value is added to the loss (the pruner's
+            alignment + gate-score penalty in the joint phase).
         nan_policy: "stop" raises on a non-finite loss or gradient, naming the step; "skip" drops the
             update (zero gradients) and counts it.
         label_smoothing: cross-entropy label smoothing.

@@ -16,6 +16,11 @@ def digits_source(*, image_size=None, data_dir=None, seed=0, held_out_examples=5
     The images ship inside the scikit-learn wheel, so quick starts and smoke runs train on real
     images with no download. `data_dir` is ignored. Augmentation is a random translation without
     flips (a mirrored digit is not the same digit).
+
+    Args:
+        image_size / data_dir / seed / held_out_examples: passed by `build_datasets`, which always
+            gives them: bind `build_datasets.image_size` etc., not this function's.
+        val_fraction: share of the 1,797 images, seeded, kept apart as the validation set.
     """
     del data_dir
     from sklearn.datasets import load_digits  # imported lazily: only this source needs sklearn

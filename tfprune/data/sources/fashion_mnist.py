@@ -161,6 +161,13 @@ def fashion_mnist_source(*, image_size=None, data_dir=None, seed=0, held_out_exa
     (unchanged by the subsets). Augmentation: a random translation of up to 3 pixels and a horizontal
     flip (a mirrored garment is still the same garment, unlike a mirrored digit). Labels index
     `FASHION_MNIST_CLASSES`.
+
+    Args:
+        image_size / data_dir / seed / held_out_examples: passed by `build_datasets`, which always
+            gives them: bind `build_datasets.image_size` etc., not this function's.
+        train_examples / val_examples: sizes of the seeded training / validation subsets (None: all the
+            training images left after the held-out ones / all 10,000 test images); bound through
+            `build_datasets.train_examples` / `build_datasets.val_examples`.
     """
     files = _find_fashion_mnist(data_dir)
     pool_images, pool_labels = _read_fashion_mnist_split(files, "train")

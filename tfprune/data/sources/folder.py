@@ -98,8 +98,19 @@ def folder_source(*, image_size=None, data_dir=None, seed=0, held_out_examples=5
 
     With `data_dir/train/` and `data_dir/val/` (or `validation/`) those are the splits; otherwise a
     seeded `val_fraction` of the files is the validation set. `image_size` is required because
-    folder images come in any size. Every file's header is checked up front (`verify_images`) so that
-    a corrupt file is named before training starts rather than failing an epoch anonymously.
+    folder images come in any size.
+
+    Args:
+        image_size / data_dir / seed / held_out_examples: passed by `build_datasets`, which always
+            gives them: bind `build_datasets.image_size` etc., not this function's.
+        val_fraction: share of the files, seeded, kept for validation when `data_dir` has no `train/` +
+            `val/` (or `validation/`) folders.
+        verify_images: check every file's header up front, so that a corrupt file is named before training
+            starts rather than failing an epoch anonymously.
+        crop_policy: "inception" (random resized crop; resize-shorter-side + center crop to evaluate),
+            "resize" (resize once at decode time, then CIFAR-style pad/crop/flip: for small images) or
+            "auto" (inception from a 128-pixel side on, else resize).
+        mean / std: per-channel normalisation of images on [0, 1] (default ImageNet's statistics).
     """
     if image_size is None:
         raise DataError("source='folder' needs image_size (e.g. image_size=224): folder images come in "
@@ -109,26 +120,7 @@ def folder_source(*, image_size=None, data_dir=None, seed=0, held_out_examples=5
     if not os.path.isdir(data_dir):
         raise DataError(f"Image folder {data_dir!r} does not exist or is not a directory. {_LAYOUT_HINT}")
 
-    train_dir, val_dir = _train_val_dirs(data_dir)
-    rng = np.random.default_rng(seed)
-    if train_dir:
-        classes = _class_names(train_dir)
-        extra = sorted(set(_class_names(val_dir)) - set(classes))
-        if extra:
-            raise DataError(f"Validation classes {extra} in {val_dir!r} have no folder in {train_dir!r}.")
-        pool_paths, pool_labels = _list_images(train_dir, classes, training=True)
-        val_paths, val_labels = _list_images(val_dir, classes)
-        check_held_out(held_out_examples, len(pool_paths), f"image folder {train_dir!r}")
-        perm = rng.permutation(len(pool_paths))
-        held_idx, train_idx = np.sort(perm[:held_out_examples]), np.sort(perm[held_out_examples:])
-        train = (pool_paths[train_idx], pool_labels[train_idx])
-        held = (pool_paths[held_idx], pool_labels[held_idx])
-        val = (val_paths, val_labels)
-    else:
-        classes = _class_names(data_dir)
-        paths, labels = _list_images(data_dir, classes, training=True)
-        train_idx, held_idx, val_idx = split_indices(len(paths), val_fraction, held_out_examples, seed)
-        train, held, val = [(paths[i], labels[i]) for i in (train_idx, held_idx, val_idx)]
+    classes, train, held, val = _folder_splits(data_dir, seed, held_out_examples, val_fraction)
 
     if verify_images:
         for part in (train, held, val):
@@ -151,6 +143,32 @@ def folder_source(*, image_size=None, data_dir=None, seed=0, held_out_examples=5
         cache=resized and cache_fits(len(train[0]), hw),
         shuffle_buffer=len(train[0]),  # file paths are tiny: shuffle the whole epoch
     )
+
+
+def _folder_splits(data_dir, seed, held_out_examples, val_fraction):
+    """(class names, train, held-out, val) of the folder, each split a (paths, labels) pair: its own
+    train/ and val/ folders when it has them, else a seeded split of all its files."""
+    train_dir, val_dir = _train_val_dirs(data_dir)
+    rng = np.random.default_rng(seed)
+    if train_dir:
+        classes = _class_names(train_dir)
+        extra = sorted(set(_class_names(val_dir)) - set(classes))
+        if extra:
+            raise DataError(f"Validation classes {extra} in {val_dir!r} have no folder in {train_dir!r}.")
+        pool_paths, pool_labels = _list_images(train_dir, classes, training=True)
+        val_paths, val_labels = _list_images(val_dir, classes)
+        check_held_out(held_out_examples, len(pool_paths), f"image folder {train_dir!r}")
+        perm = rng.permutation(len(pool_paths))
+        held_idx, train_idx = np.sort(perm[:held_out_examples]), np.sort(perm[held_out_examples:])
+        train = (pool_paths[train_idx], pool_labels[train_idx])
+        held = (pool_paths[held_idx], pool_labels[held_idx])
+        val = (val_paths, val_labels)
+    else:
+        classes = _class_names(data_dir)
+        paths, labels = _list_images(data_dir, classes, training=True)
+        train_idx, held_idx, val_idx = split_indices(len(paths), val_fraction, held_out_examples, seed)
+        train, held, val = [(paths[i], labels[i]) for i in (train_idx, held_idx, val_idx)]
+    return classes, train, held, val
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -17,6 +17,14 @@ def synthetic_source(*, image_size=None, data_dir=None, seed=0, held_out_example
     generated from their index with stateless ops, so any image size costs no memory up front and the
     splits are disjoint by construction: held-out indices [0, H), train [H, H + num_train), val from
     a separate seed stream. `num_train` excludes the held-out examples. No augmentation.
+
+    Args:
+        image_size / data_dir / seed / held_out_examples: passed by `build_datasets`, which always
+            gives them: bind `build_datasets.image_size` etc., not this function's.
+        num_classes: number of class templates (and labels).
+        num_train / num_val: training examples (held-out ones excluded) / validation examples generated.
+        noise: standard deviation of the Gaussian noise added to the class template.
+        channels: image channels.
     """
     del data_dir
     hw = image_hw(image_size, 32)

@@ -131,6 +131,14 @@ def tfds_source(name, *, image_size=None, data_dir=None, seed=0, held_out_exampl
     the training stream `train[held_out_examples:]` (TFDS slicing is exact, and shuffling files keeps
     the two disjoint). CIFAR: pad-4 random crop + flip, per-channel mean/std. ImageNet: random
     resized crop + flip; eval resize shorter side to 256 and center-crop 224.
+
+    Args:
+        name: the TFDS dataset ("cifar10", "cifar100", "imagenet2012"): set by `build_datasets.source`.
+        image_size / data_dir / seed / held_out_examples: passed by `build_datasets`, which always
+            gives them: bind `build_datasets.image_size` etc., not this function's.
+        download: let TFDS download and prepare the dataset when no prepared copy is found.
+        manual_dir: folder holding the manually downloaded archives (ImageNet's `ILSVRC2012_img_train.tar`
+            and `ILSVRC2012_img_val.tar`).
     """
     import tensorflow_datasets as tfds
 

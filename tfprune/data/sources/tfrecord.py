@@ -133,6 +133,19 @@ def tfrecord_source(*, image_size=None, data_dir=None, seed=0, held_out_examples
     validation files a seeded `val_fraction` of the records is used. Files are read sequentially in
     sorted order so the held-out records (the first `held_out_examples`) are the same every epoch and
     never reach `train`, whatever tf.data options the trainer sets; the shuffle buffer randomises.
+
+    Args:
+        image_size / data_dir / seed / held_out_examples: passed by `build_datasets`, which always
+            gives them: bind `build_datasets.image_size` etc., not this function's.
+        num_classes: number of classes (required: the records do not say).
+        file_pattern / val_file_pattern: glob of the training / validation record files (default
+            `data_dir/train-*` / `data_dir/validation-*`).
+        val_fraction: share of the training records, seeded, used for validation when there are no
+            validation files.
+        label_offset: subtracted from every stored label (1 for the tensorflow/models ImageNet layout).
+        num_train_examples / num_val_examples: record counts when known (None: counted by reading the files).
+        crop_policy: "inception", "resize" or "auto", as for `folder_source`.
+        mean / std: per-channel normalisation of images on [0, 1] (default ImageNet's statistics).
     """
     if num_classes is None:
         raise DataError("source='tfrecord' needs num_classes: the records do not say how many classes exist.")
