@@ -103,6 +103,23 @@ def test_per_channel_constant_and_unknown_op_are_barriers_with_a_warning():
     assert len(plan.unpruned) == 2 and {g.producers[0] for g in plan.groups} == {"c", "last"}
 
 
+def test_spatial_pad_passes_channels_and_channel_pad_is_a_barrier():
+    inp = keras.Input(SHAPE)
+    x = keras.layers.BatchNormalization()(_conv(inp, 8, "stem"))
+    x = keras.ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], constant_values=float("-inf"))  # KerasHub ResNet-vd
+    x = keras.layers.MaxPooling2D(3, strides=1)(x)
+    x = keras.ops.pad(x, [[0, 0], [2, 0], [0, 2], [0, 0]], mode="reflect")
+    y = keras.ops.pad(_conv(inp, 6, "padded_channels"), [[0, 0], [1, 1], [1, 1], [1, 1]])  # 6 -> 8 channels
+    gated, graph, compact, error, caught = _gate_and_compact(keras.Model(inp, _head(keras.layers.Add()([x, y]))))
+    assert len(set(caught)) == 1 and "(Pad): a pad of the channel axis" in caught[0], caught
+    assert {g.producers[0] for g in graph.gated_groups} == {"last"}  # the Add ties 'stem' to the barrier
+    x = keras.ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, 0]])
+    gated, graph, compact, error, caught = _gate_and_compact(keras.Model(inp, _head(keras.layers.Concatenate()([x, y]))))
+    assert {g.producers[0] for g in graph.gated_groups} == {"stem", "last"}
+    assert compact.get_layer("last").kernel.shape[2] < 16
+    assert error < 1e-5
+
+
 def test_one_channel_map_broadcasts_over_the_channels():
     inp = keras.Input(SHAPE)
     x = keras.layers.ReLU()(_conv(inp, 8, "features"))

@@ -6,6 +6,7 @@ Registered into `tfprune.structure.registry` when it is imported (one `LayerRule
     an element-wise op on one tensor, whose other arguments are scalars, passes channels through
     (MobileNetV3's hard-sigmoid ``relu6(x + 3) * (1 / 6)``); an element-wise op between tensors ties their
     channels like `keras.layers.Add` / `Multiply` (a tensor with one channel broadcasts over the others).
+    ``keras.ops.pad`` of the spatial axes passes channels through as well.
     A constant with one value per channel, or any other op, is a barrier (warned about, never an error).
   * ``Conv2D(groups=C)`` with C input and C output channels: a depthwise conv (ConvNeXt), sliced as one.
   * ConvNeXt's ``LayerScale`` (``x * gamma``, gamma per channel: sliced) and InceptionResNetV2's
@@ -110,6 +111,25 @@ for _name, _cls in keras_internals.ops_classes(list(_BINARY)).items():
             applies=_elementwise_between,
             merge_zero=_BINARY[_name],
             latency_op="add" if _name == "Add" else None,
+        ),
+    )
+
+
+def _pads_space_only(op):
+    """``keras.ops.pad`` that leaves the channel axis alone (its pad width is (0, 0)), with a scalar fill:
+    ResNet-vd's -inf padding before a max-pool (KerasHub). Padding is per channel, so channels pass."""
+    width = np.asarray(getattr(op, "pad_width", None))
+    return width.ndim == 2 and width.shape[0] > 1 and not width[-1].any() and _elementwise_on_one(op)
+
+
+for _cls in keras_internals.ops_classes(["Pad"]).values():
+    register(
+        _cls,
+        LayerRule(
+            "passthrough",
+            applies=_pads_space_only,
+            why_not="a pad of the channel axis, or with a fill that is not a scalar",
+            zero_preserving=_zero_in_zero_out,
         ),
     )
 
