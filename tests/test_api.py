@@ -92,34 +92,6 @@ def test_prune_digits_end_to_end(tmp_path, capsys):
         "loss" in line and "agent reward" in line for line in out.replace("\r", "\n").splitlines())
 
 
-def doc_blocks(path):
-    """The ```python blocks of a Markdown file (indented ones in lists too), dedented, in order."""
-    import re
-    import textwrap
-
-    with open(path) as f:
-        text = f.read()
-    return [textwrap.dedent(m.group(2)) for m in re.finditer(r"^( *)```python\n(.*?)^\1```", text, re.M | re.S)]
-
-
-@pytest.mark.slow
-def test_keras_pipeline_doc_snippets_run(tmp_path, monkeypatch):
-    """docs/keras_pipeline.md's snippets, in order in one namespace, at tiny sizes (fewer epochs and
-    episodes); the QAT recipe is tests/test_tfmot_interop.py's."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    blocks = [b for b in doc_blocks(os.path.join(root, "docs", "keras_pipeline.md")) if "tfmot" not in b]
-    assert len(blocks) == 3
-    monkeypatch.chdir(tmp_path)
-    namespace = {}
-    for block in blocks:
-        tiny = block.replace("epochs=10,", "epochs=3,").replace("epochs = 6", "epochs = 2")
-        exec(compile(tiny.replace("num_samples=16", "num_samples=4"), "keras_pipeline.md", "exec"), namespace)
-    assert namespace["result"].flops_ratio <= 0.52 and os.path.exists("pruned/model_float.tflite")
-    assert namespace["report"]["tflite"]["int8"]["verification"]["passed"]
-    assert 0.47 <= namespace["achieved"] <= 0.5
-    assert namespace["l1_compact"].count_params() < namespace["model"].count_params()
-
-
 def test_prune_refuses_images_of_the_wrong_size():
     x = np.zeros((64, 16, 16, 1), "float32")
     with pytest.raises(tfprune.TfpruneError, match=r"shape \(16, 16, 1\) but the model takes \(8, 8, 1\)"):
