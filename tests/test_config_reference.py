@@ -76,3 +76,24 @@ def test_args_section_reads_shared_entries_and_stops_at_the_next_heading():
         "a": ("meaning of a / meaning of b, continued.", ("a", "b")),
         "b": ("meaning of a / meaning of b, continued.", ("a", "b")),
         "c": ("plain.", ("c",))}
+
+
+def test_docs_name_only_existing_gin_parameters():
+    """Every `Configurable.name` the README and docs mention, as a binding or in backticks, is one of its
+    parameters (or, for a class, one of its attributes: `SubnetScorer.score_many` is a method)."""
+    items = {item.name: item for item in config_reference.configurables()}
+    pages = [ROOT / "README.md"] + sorted(p for p in (ROOT / "docs").rglob("*.md") if p != PAGE)
+    wrong, seen = [], 0
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for name, attribute in re.findall(r"\b(\w+)\.(\w+)\s*=", text) + re.findall(r"`(\w+)\.(\w+)`", text):
+            item = items.get(name)
+            if item is None:
+                continue
+            seen += 1
+            known = {p.name for p in item.parameters} | ({attribute} if item.extra_keywords else set())
+            owner = getattr(importlib.import_module(item.module), name)
+            if attribute not in known and not (isinstance(owner, type) and hasattr(owner, attribute)):
+                wrong.append(f"{page.relative_to(ROOT)}: {name}.{attribute}")
+    assert seen > 100, seen
+    assert not wrong, f"no such gin parameter (docs/config_reference.md lists them): {wrong}"
