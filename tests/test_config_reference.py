@@ -24,7 +24,7 @@ def test_committed_page_is_the_generated_one():
 def test_every_parameter_has_a_meaning():
     items = config_reference.configurables()
     missing = [f"{item.name}.{p.name}" for item in items for p in item.parameters
-               if p.meaning == config_reference.MISSING]
+               if p.meaning in (config_reference.MISSING, "")]
     missing += [f"{item.name}(**kwargs)" for item in items
                 if item.extra_keywords == config_reference.MISSING]
     assert not missing, f"write their meaning into the docstring's Args section: {missing}"

@@ -54,8 +54,8 @@ class EpisodicAgent:
     Args:
         observation_dim: per-step state length (group features + representation).
         max_ratio: largest ratio the policy outputs (the episode clips further to the feasible range).
-        actor_layers / value_layers, learning_rate, num_epochs, importance_ratio_clipping,
-        entropy_regularization, reward_normalization, normalize_observations: as
+        actor_layers / value_layers / learning_rate / num_epochs / importance_ratio_clipping /
+            entropy_regularization / reward_normalization / normalize_observations: as for
             `tfprune.search.agent.ppo.PruningAgent`.
         init_std: the exploration std at the start, as a fraction of max_ratio. 0.1: episodes are
             perturbations of the aligned target that stay informative (Fashion comparison: mean
