@@ -28,6 +28,8 @@ def test_every_parameter_has_a_meaning():
     missing += [f"{item.name}(**kwargs)" for item in items
                 if item.extra_keywords == config_reference.MISSING]
     assert not missing, f"write their meaning into the docstring's Args section: {missing}"
+    stale = {item.name: item.stale for item in items if item.stale}
+    assert not stale, f"the docstrings explain parameters their signatures do not have: {stale}"
 
 
 def test_gin_binds_every_listed_parameter():
@@ -66,15 +68,15 @@ def test_args_section_reads_shared_entries_and_stops_at_the_next_heading():
 
     Args:
         a / b (gin): meaning of a / meaning of b,
-            continued.
+        continued at the entry's indent (no colon: not an entry).
         c: plain.
 
     Returns:
         d: not a parameter.
     """
     assert config_reference.args_section(doc) == {
-        "a": ("meaning of a / meaning of b, continued.", ("a", "b")),
-        "b": ("meaning of a / meaning of b, continued.", ("a", "b")),
+        "a": ("meaning of a / meaning of b, continued at the entry's indent (no colon: not an entry).", ("a", "b")),
+        "b": ("meaning of a / meaning of b, continued at the entry's indent (no colon: not an entry).", ("a", "b")),
         "c": ("plain.", ("c",))}
 
 

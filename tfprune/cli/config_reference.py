@@ -35,6 +35,7 @@ class Configurable:
     summary: str  # the docstring's first paragraph
     parameters: list
     extra_keywords: str = ""  # meaning of **kwargs, when the configurable takes any keyword
+    stale: tuple = ()  # names the docstring explains that the signature no longer has
 
 
 def configurables(package=PACKAGE):
@@ -74,7 +75,8 @@ def _configurable(node, decorator, module, classes):
     kwargs = function.args.kwarg.arg if function and function.args.kwarg else None
     summary = " ".join(docstrings[0].split("\n\n")[0].split())
     extra = meanings.get(kwargs, (MISSING,))[0] if kwargs else ""
-    return Configurable(node.name, module, summary, parameters, extra)
+    stale = tuple(sorted(set(meanings) - {name for name, _ in _signature(function)} - {kwargs}))
+    return Configurable(node.name, module, summary, parameters, extra, stale)
 
 
 def _init_of(cls, classes):
@@ -126,7 +128,8 @@ def args_section(docstring):
             indent = depth
         if line.strip() and depth < indent:
             break  # the section ended: the next heading ("Returns:") or prose
-        if line.strip() and depth == indent:
+        # an entry opens with its name(s), "a:", "a / b", "a, b", "a (gin):"; any other line continues one
+        if line.strip() and depth == indent and re.match(r"\*{0,2}\w+(:|\s*/|,|\s*\()", line.strip()):
             entries.append(line.strip())
         elif line.strip() and entries:
             entries[-1] += " " + line.strip()
