@@ -137,8 +137,8 @@ def args_section(docstring):
 
 
 def prose_entries(docstring):
-    """{parameter: meaning} from paragraphs that open with the parameter, e.g. ````center`` (gin): the rule ...``:
-    the form of a docstring whose parameters need a paragraph each."""
+    """{parameter: (meaning, (parameter,))} from paragraphs that open with the parameter, as in
+    "``center`` (gin): the rule ...": the form of a docstring whose parameters need a paragraph each."""
     found = {}
     for paragraph in docstring.split("\n\n"):
         match = re.match(r"``(\w+)``(?:\s*\([^)]*\))?:\s*(.*)", " ".join(paragraph.split()))
