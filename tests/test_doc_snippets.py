@@ -19,8 +19,9 @@ Conventions (a page's author reads these):
   `CHECKS` adds assertions on the namespace after a page's blocks.
 - ``bash`` blocks are not run; each ``tfprune COMMAND``, ``python tools/X.py`` and ``python -m tfprune``
   line must name an existing command or tool, every ``--flag`` must be in its ``--help``, every
-  ``--config`` must resolve and every ``--gin_bindings 'name.parameter = ...'`` must name a parameter of
-  the configuration reference (`tfprune.cli.config_reference`).
+  ``--config`` must resolve, every ``--gin_bindings 'name.parameter = ...'`` must name a parameter of
+  the configuration reference (`tfprune.cli.config_reference`), and the ``--methods`` of compare and the
+  ``--only`` of bench must be theirs (`CHOICES`).
 """
 
 import contextlib
@@ -40,11 +41,14 @@ import textwrap
 import pytest
 
 from tfprune.cli import commands, config_files, config_reference
+from tfprune.studies import bench, compare
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PAGES = sorted(["README.md"] + [str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md")])
 LANGUAGES = {"python", "bash", "text", "bibtex"}
 MARKER = re.compile(r"<!-- snippet: (.*?) -->")
+# Comma-separated values checked against the study's own list; an all-capitals value is a placeholder.
+CHOICES = {("compare", "--methods"): compare.METHODS, ("bench", "--only"): bench.BENCHES}
 SHRINK = {"docs/keras_pipeline.md": [("epochs=10,", "epochs=3,"), ("epochs = 6", "epochs = 2"),
                                      ("num_samples=16", "num_samples=4"), ("epochs=2)", "epochs=1)")]}
 CHECKS = {
@@ -233,6 +237,9 @@ def _command_problems(command, parameters):
                 config_files.resolve(value)
             except config_files.ConfigNotFound as e:
                 problems.append(str(e))
+        choices = CHOICES.get((os.path.basename(name).removesuffix(".py"), token))
+        if choices is not None and not re.fullmatch(r"[A-Z]+", value):
+            problems += [f"{token} {v}: not one of {', '.join(choices)}" for v in value.split(",") if v not in choices]
         if token == "--gin_bindings" and value:
             binding = re.match(r"\s*(\w+)\.(\w+)\s*=", value)
             if binding and binding.groups() not in parameters and (binding.group(1), "**") not in parameters:
@@ -262,7 +269,9 @@ def test_the_bash_check_catches_a_wrong_flag_a_missing_tool_and_an_unknown_param
     parameters = _gin_parameters()
     code = ("tfprune train --config smoke.gin --no_such_flag 1\n"
             "TF_CONFIG='{}' python tools/nothing.py --help\n"
-            "nice -n 10 python tools/train.py --config smoke.gin --gin_bindings 'run.no_such = 1' && tfprune nope\n")
+            "nice -n 10 python tools/train.py --config smoke.gin --gin_bindings 'run.no_such = 1' && tfprune nope\n"
+            "tfprune compare --config smoke.gin --methods agent,no_such --seeds S\n")
     problems = [p for command in shell_commands(code) for p in _command_problems(command, parameters)]
     assert problems == ["--no_such_flag is not in `train --help`", "no file tools/nothing.py",
-                        "no gin parameter run.no_such", "no subcommand 'nope'"]
+                        "no gin parameter run.no_such", "no subcommand 'nope'",
+                        f"--methods no_such: not one of {', '.join(compare.METHODS)}"]
