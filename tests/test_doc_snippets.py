@@ -123,6 +123,17 @@ def test_every_fence_is_declared_and_every_python_block_runs_or_is_exempted():
     assert not problems, problems
 
 
+def test_markers_mean_what_the_conventions_say():
+    def kind(marker):
+        return _kind(Block("page.md", 1, "python", "pass\n", marker))
+
+    assert [kind(m) for m in ("", "slow", "skip (needs the ImageNet tars)", "copy of docs/x.md")] == [
+        "run", "slow", "skip", "copy"]
+    for meaningless in ("skip", "skip ( )", "slwo", "skip: needs a GPU"):
+        with pytest.raises(ValueError, match="unknown snippet marker"):
+            kind(meaningless)
+
+
 def test_a_copied_block_equals_a_block_that_runs_there():
     copies = [b for page in PAGES for b in blocks(page) if b.language == "python" and b.marker.startswith("copy of")]
     assert copies, "README.md's one-call snippet is marked as a copy of docs/keras_pipeline.md's"
