@@ -110,6 +110,9 @@ def _kind(block):
 def test_every_fence_is_declared_and_every_python_block_runs_or_is_exempted():
     problems = []
     for page in PAGES:
+        fences = re.findall(r"^ *```", (ROOT / page).read_text(encoding="utf-8"), re.M)
+        if len(fences) != 2 * len(blocks(page)):  # an unclosed or misindented fence hides blocks
+            problems.append(f"{page}: {len(fences)} fence lines for {len(blocks(page))} blocks")
         for block in blocks(page):
             if block.language not in LANGUAGES:
                 problems.append(f"{block.where}: fence language {block.language!r}, not one of {sorted(LANGUAGES)}")
