@@ -49,3 +49,15 @@ def test_wheel_declares_what_pip_resolves_and_leaves_tf_agents_to_the_no_deps_li
     # Every declared requirement is installed here, at a version the lock file tested.
     lock = open(os.path.join(ROOT, "requirements", "lock.txt")).read().lower().replace("_", "-")
     assert all(f"\n{name}==" in lock for name in required), required
+
+
+def test_keras_hub_is_a_test_dependency_installed_without_its_pins(wheel):
+    """keras-hub (the zoo sweep's KerasHub backbones) declares tensorflow-text, which would install `tensorflow`
+    over tensorflow-cpu: tools/install.sh installs it --no-deps from nodeps.txt, and the wheel never declares it."""
+    declared = _requirement_names(wheel["metadata"]) | _requirement_names(wheel["metadata"], extras=True)
+    assert not declared & {"keras-hub", "tokenizers", "tensorflow-text"}
+    nodeps = open(os.path.join(ROOT, "requirements", "nodeps.txt")).read()
+    lock = open(os.path.join(ROOT, "requirements", "lock.txt")).read().lower().replace("_", "-")
+    assert "\nkeras-hub==" in nodeps and "\ntokenizers==" in nodeps
+    assert all(f"\n{line}\n" in lock for line in nodeps.splitlines() if line and not line.startswith("#"))
+    assert "--no-deps -r requirements/nodeps.txt" in open(os.path.join(ROOT, "tools", "install.sh")).read()

@@ -1,10 +1,12 @@
-"""Issue 33: every keras.applications constructor through auto_gate -> CostModel -> 50% FLOPs ->
-compact_model, masked == compact (`tfprune.studies.zoo`, the same code `tfprune bench --only zoo` writes
-docs/zoo.md with).
+"""Issue 33: every keras.applications constructor and KerasHub CNN backbone through auto_gate -> inspect ->
+CostModel -> 50% FLOPs -> compact_model -> TFLite float, masked == compact (`tfprune.studies.zoo`, the same
+code `tfprune bench --only zoo` writes docs/zoo.md with).
 
-Quick suite: the enumeration finds every family, one model (MobileNetV3Small, the issue's crash) is
-swept, a failure is a row and never an exception, and docs/zoo.md is the rendering of docs/zoo.json.
-`pytest -m slow` (CI): the whole sweep, one test per constructor, so a failing model names itself.
+Quick suite: the enumeration finds every family, one keras.applications model (MobileNetV3Small, the issue's
+crash) and one KerasHub backbone (VGG) are swept, a failure is a row and never an exception, and docs/zoo.md
+is the rendering of docs/zoo.json. `pytest -m slow` (CI): the whole sweep, one test per model, so a failing
+model names itself. keras-hub is a test dependency (installed --no-deps by tools/install.sh); its tests skip
+where it is missing.
 """
 
 import json
@@ -15,6 +17,7 @@ import keras
 import pytest
 
 from tfprune.studies import zoo
+from tfprune.studies import zoo_kerashub
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS_JSON = os.path.join(ROOT, "docs", "zoo.json")
@@ -27,6 +30,22 @@ FAMILIES = {"convnext", "densenet", "efficientnet", "efficientnet_v2", "inceptio
 
 # Known failures inside tfprune, each with its reason: name -> reason (xfail, strict).
 KNOWN_FAILURES = {}
+
+# KerasHub backbones that pass but keep channels whole, each with the barrier reason that says why (a
+# substring of every one of its row's barrier reasons). Every other KerasHub backbone reaches 50% FLOPs
+# with at least 99% of its FLOPs in prunable groups.
+KERASHUB_BARRIERS = {
+    # concat -> BN -> ReLU -> conv: a removed channel is BN's shift after the concat, not zero.
+    "DenseNet": "(BatchNormalization) gives removed channels",
+    # Custom layers (keras.layers.Layer subclasses calling Conv2D inside): tfprune cannot see into them.
+    "EfficientNetV2": "MBConvBlock)",
+    "MobileNetV3": "Block)",
+    "HGNetV2": "(HGNetV2E",
+}
+# CSPNet's cross stages split the channels in two halves with keras.ops.split: a multi-output op, a barrier
+# that leaves the split tensor whole (the rest of the network prunes).
+KERASHUB_SPLIT = {"CSPResNet"}
+needs_kerashub = pytest.mark.skipif(not zoo_kerashub.names(), reason="keras-hub is not installed")
 
 
 def _explain(row):
@@ -42,16 +61,29 @@ def test_enumeration_finds_every_family():
 
 
 def test_mobilenet_v3_small_row():
-    row = zoo.sweep_one("MobileNetV3Small")
-    assert row["status"] == zoo.STATUS_PASS, _explain(row)
+    row = zoo.sweep_one("MobileNetV3Small", tflite=False)  # its TFLite conversion takes 25 s: slow suite
+    assert row["status"] == zoo.STATUS_PASS and "tflite_error" not in row, _explain(row)
     assert row["input"] == 32 and row["groups"] >= 25 and row["prunable_share"] > 0.99 and row["barriers"] == 0
     assert abs(row["flops_kept"] - 0.5) <= 0.02 and row["error"] <= zoo.TOLERANCE
+
+
+@needs_kerashub
+def test_kerashub_backbones_are_enumerated_and_one_prunes():
+    names = zoo_kerashub.names()
+    assert len({zoo.family(n) for n in names}) >= 6 and zoo.models() == zoo.constructors() + names
+    assert zoo.models("kerashub") == names and zoo.source(names[0]) == "kerashub"
+    row = zoo.sweep_one("kerashub:VGG")
+    assert row["status"] == zoo.STATUS_PASS and row["family"] == "kerashub.vgg", _explain(row)
+    assert row["input"] == zoo_kerashub.INPUT_SIZE and row["groups"] == row["plan_groups"] == 5
+    assert row["barriers"] == 0 and abs(row["flops_kept"] - 0.5) <= 0.02 and row["tflite_error"] <= zoo.TOLERANCE
 
 
 def test_a_failure_is_a_row_not_an_exception():
     row = zoo.sweep_one("NoSuchNet")
     assert row["status"] == zoo.STATUS_ERROR and row["error_message"].startswith("AttributeError")
     assert "error" in zoo.markdown([row], {}, 1.0, commit_id="x")
+    row = zoo.sweep_one("kerashub:NoSuchNet")
+    assert row["status"] == zoo.STATUS_ERROR and row["error_message"].startswith("KeyError")
 
 
 def test_barrier_reasons_are_grouped_without_layer_names():
@@ -68,8 +100,11 @@ def test_the_committed_table_is_the_rendering_of_its_rows():
     with open(DOCS_MD) as f:
         assert f.read() == zoo.markdown_of(record) + "\n", "docs/zoo.md was edited by hand: run tfprune bench --only zoo"
     assert record["command"] == zoo.COMMAND
+    models = [r["model"] for r in record["rows"]]
     if record["machine"].get("keras") == keras.__version__:  # same Keras: the table covers every constructor
-        assert [r["model"] for r in record["rows"]] == zoo.constructors()
+        assert [n for n in models if zoo.source(n) == "keras.applications"] == zoo.constructors()
+    if zoo_kerashub.names():
+        assert [n for n in models if zoo.source(n) == "kerashub"] == zoo_kerashub.names()
 
 
 def _params():
@@ -85,6 +120,21 @@ def test_every_keras_application_prunes_exactly(name):
     assert row["flops_kept"] <= 0.52 or not row["target_reached"], _explain(row)
 
 
+@pytest.mark.slow
+@needs_kerashub
+@pytest.mark.parametrize("name", zoo_kerashub.names())
+def test_every_kerashub_backbone_prunes_exactly(name):
+    row = zoo.sweep_one(name)
+    assert row["status"] == zoo.STATUS_PASS and row["tflite_passed"], _explain(row)
+    config = name[len(zoo_kerashub.PREFIX):]
+    if config in KERASHUB_BARRIERS:
+        assert row["barriers"] and all(KERASHUB_BARRIERS[config] in why for _, why in row["barrier_reasons"]), row
+        assert row["prunable_share"] < 0.8 and not row["target_reached"], _explain(row)
+        return
+    assert row["prunable_share"] >= 0.99 and row["target_reached"] and row["flops_kept"] <= 0.52, _explain(row)
+    assert bool(row["barriers"]) == (config in KERASHUB_SPLIT), row["barrier_reasons"]
+
+
 def test_bench_only_zoo_writes_the_table_and_its_rows(tmp_path):
     from tfprune.studies import bench
 
@@ -97,4 +147,23 @@ def test_bench_only_zoo_writes_the_table_and_its_rows(tmp_path):
     with open(md) as f:
         text = f.read()
     assert text == zoo.markdown_of(record) + "\n" and zoo.COMMAND in text and record["commit"] in text
-    assert "keras.applications zoo sweep" in bench.format_table({"zoo": result})
+    assert "keras.applications + KerasHub zoo sweep" in bench.format_table({"zoo": result})
+
+
+def test_bench_zoo_of_one_source_keeps_the_other_sources_rows(tmp_path):
+    from tfprune.studies import bench
+
+    md, js = str(tmp_path / "zoo.md"), str(tmp_path / "zoo.json")
+    old = {"command": zoo.COMMAND, "commit": "old", "machine": {"cpu": "then"}, "seconds": 60.0, "target": 0.5,
+           "rows": [zoo.sweep_one("NoSuchNet"), zoo.sweep_one("kerashub:Gone")]}  # no "runs": an older record
+    with open(js, "w") as f:
+        json.dump(old, f)
+    zoo.bench_zoo(md, js, names=["kerashub:NoSuchNet"], machine={"cpu": "now"}, of="kerashub")
+    with open(js) as f:
+        record = json.load(f)
+    assert [r["model"] for r in record["rows"]] == ["NoSuchNet", "kerashub:NoSuchNet"]
+    assert record["runs"]["keras.applications"]["commit"] == "old" and record["runs"]["kerashub"]["machine"]["cpu"] == "now"
+    with open(md) as f:
+        text = f.read()
+    assert text == zoo.markdown_of(record) + "\n" and "commit `old`" in text and record["commit"] in text
+    assert bench.parse_args(["--only", "zoo", "--zoo_models", "kerashub"]).zoo_models == "kerashub"

@@ -21,8 +21,9 @@ process run.
 7. latency (on request; `tfprune.studies.latency_bench.bench_latency`): ResNet-56 (32x32), MobileNetV2 (32x32 and
    224x224) full vs sub-networks at ``target_flops`` of the FLOPs and of the predicted latency, at each
    ``round_to``: measured and predicted LiteRT latency at each thread count, FLOPs, params, file size.
-8. zoo (on request; `tfprune.studies.zoo.bench_zoo`): every keras.applications constructor gated, pruned to
-   ``target_flops`` and compacted (masked == compact), written as docs/zoo.md and docs/zoo.json.
+8. zoo (on request; `tfprune.studies.zoo.bench_zoo`): every keras.applications constructor and KerasHub CNN
+   backbone gated, pruned to ``target_flops``, compacted (masked == compact) and exported to TFLite, written
+   as docs/zoo.md and docs/zoo.json (``--zoo_models kerashub``: KerasHub's rows alone, the others kept).
 
 Each bench is a function with plain arguments that returns its results as a dict, so that a user can
 measure the overheads on their own machine and model size from Python (and assert on them);
@@ -317,7 +318,7 @@ def format_table(results):
         rows += latency_bench.latency_rows(results["latency"])
     if "zoo" in results:
         z = results["zoo"]
-        rows.append(("keras.applications zoo sweep", f"{z['passed']}/{z['models']} pass",
+        rows.append(("keras.applications + KerasHub zoo sweep", f"{z['passed']}/{z['models']} pass",
                      f"{z['seconds']:.0f} s; failed: {', '.join(z['failed']) or 'none'}; wrote {z['markdown']}"))
     if "data" in results:
         d = results["data"]
@@ -373,7 +374,7 @@ def machine_info():
 def run_benchmarks(only=DEFAULT_BENCHES, *, model="resnet56", width_multiplier=1.0, image_size=32, batch_size=128,
                    steps=5, rounds=3, held_out=512, num_samples=None, dynamics_steps=None, agent_steps=2,
                    target_flops=0.5, threads=1, latency_runs=100, data_epochs=3, episode_images=None,
-                   round_to=(1, 8, 16), thread_counts=(1, 4), log=print):
+                   round_to=(1, 8, 16), thread_counts=(1, 4), zoo_models="all", log=print):
     """Runs the benches named in ``only`` (see `BENCHES`) as ``tools/bench.py`` does; returns
     {"machine", "args", and one entry per bench run}. gating also runs when agent or data is asked
     for: they compare against its training-step time. ``log(line)`` receives progress lines.
@@ -386,7 +387,7 @@ def run_benchmarks(only=DEFAULT_BENCHES, *, model="resnet56", width_multiplier=1
         only=list(only), **arch, batch_size=batch_size, steps=steps, rounds=rounds, held_out=held_out,
         num_samples=num_samples, dynamics_steps=dynamics_steps, agent_steps=agent_steps, episode_images=episode_images,
         target_flops=target_flops, threads=threads, latency_runs=latency_runs, data_epochs=data_epochs,
-        round_to=list(round_to), thread_counts=list(thread_counts))}
+        round_to=list(round_to), thread_counts=list(thread_counts), zoo_models=zoo_models)}
     step = None
     if "gating" in only or "agent" in only or "data" in only:
         log("timing training steps (plain / gated / gated+alignment)...")
@@ -406,6 +407,10 @@ def run_benchmarks(only=DEFAULT_BENCHES, *, model="resnet56", width_multiplier=1
         log("timing input pipelines...")
         results["data"] = bench_data(step, image_size=image_size, batch_size=batch_size, data_epochs=data_epochs)
     results.update(_channel_benches(only, image_size, target_flops, threads, latency_runs, round_to, thread_counts, log))
+    if "zoo" in only:
+        from tfprune.studies import zoo
+
+        results["zoo"] = zoo.bench_zoo(target=target_flops, machine=machine_info(), log=log, of=zoo_models)
     return results
 
 
@@ -423,10 +428,6 @@ def _channel_benches(only, image_size, target_flops, threads, latency_runs, roun
     if "latency" in only:
         results["latency"] = latency_bench.bench_latency(
             target=target_flops, round_to=round_to, threads=thread_counts, runs=latency_runs, log=log)
-    if "zoo" in only:
-        from tfprune.studies import zoo
-
-        results["zoo"] = zoo.bench_zoo(target=target_flops, machine=machine_info(), log=log)
     return results
 
 
@@ -457,6 +458,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads")
     p.add_argument("--latency_runs", type=int, default=100)
     p.add_argument("--data_epochs", type=int, default=3)
+    p.add_argument("--zoo_models", default="all", choices=("all", "keras.applications", "kerashub"),
+                   help="zoo bench: sweep these models only and keep the other source's rows of docs/zoo.json")
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
     args.only = [b.strip() for b in args.only.split(",") if b.strip()]

@@ -1,20 +1,24 @@
-"""The keras.applications zoo sweep (issue 33): every constructor `keras.applications` exports, gated,
-costed, masked to 50% FLOPs and compacted, masked == compact checked on each.
+"""The zoo sweep (issue 33): every constructor `keras.applications` exports and KerasHub's CNN backbones
+(`tfprune.studies.zoo_kerashub`), gated, inspected, costed, masked to 50% FLOPs, compacted and exported to
+TFLite, masked == compact checked on each.
 
-`constructors()` enumerates the models from the module itself (a name starting with a capital letter
-that is callable), so a new Keras version's models join the sweep by themselves; `family(name)` is the
-name of the module that defines the constructor (``convnext``, ``mobilenet_v3``, ...).
+`constructors()` enumerates the keras.applications models from the module itself (a name starting with a
+capital letter that is callable), so a new Keras version's models join the sweep by themselves; `models()`
+adds the KerasHub names (``kerashub:<config>``; none without keras-hub); `family(name)` is the name of the
+module that defines the model (``convnext``, ``mobilenet_v3``, ``kerashub.resnet``, ...).
 `sweep_one(name)` runs one model and returns its row (a dict); no exception escapes it, a failure is
 the row's ``status`` and ``error``. `sweep(names=None)` returns the rows of all (or of ``names``).
 `tests/test_zoo_sweep.py` asserts on these rows and `tfprune bench --only zoo` writes them as
-`docs/zoo.md` (+ `docs/zoo.json`) with `write_table`, so the table and the test cannot disagree.
+`docs/zoo.md` (+ `docs/zoo.json`) with `bench_zoo`, so the table and the test cannot disagree.
 
 Per model: built with ``weights=None``, 10 classes, no classifier activation, at the smallest of
-`INPUT_SIZES` its constructor accepts; BatchNormalization statistics and ConvNeXt's LayerScale set from
-a seeded random draw (a fresh model's identity BN / 1e-6 LayerScale would hide slicing mistakes);
-`auto_gate` -> `ChannelGraph` -> `CostModel` -> kept counts projected onto ``target`` FLOPs (uniform
-start, L1 importance; where the target is out of reach every group loses ``max_ratio``) -> masks ->
-`compact_model`; the compact model's counted FLOPs must equal the cost model's prediction for the masks.
+`INPUT_SIZES` its constructor accepts (a KerasHub backbone as `zoo_kerashub.build` wraps it); BatchNormalization
+statistics and ConvNeXt's LayerScale set from a seeded random draw (a fresh model's identity BN / 1e-6
+LayerScale would hide slicing mistakes); `auto_gate` -> `ChannelGraph` -> `inspect` -> `CostModel` -> kept
+counts projected onto ``target`` FLOPs (uniform start, L1 importance; where the target is out of reach every
+group loses ``max_ratio``) -> masks -> `compact_model` -> TFLite float (`verify_tflite`); the compact model's
+counted FLOPs must equal the cost model's prediction for the masks. A layer with weights that tfprune has
+no rule for and that no barrier warning names (a custom layer it cannot see into) is listed with the barriers.
 """
 
 import collections
@@ -23,6 +27,8 @@ import re
 import time
 import traceback
 import warnings
+
+from tfprune.studies import zoo_kerashub
 
 INPUT_SIZES = (32, 75, 96, 224)  # tried in order: the first the constructor accepts is used
 TOLERANCE = 1e-4  # masked vs compact, largest difference relative to the masked output's largest value
@@ -36,18 +42,39 @@ def constructors():
     return sorted(n for n in dir(keras.applications) if n[:1].isupper() and callable(getattr(keras.applications, n)))
 
 
+SOURCES = ("keras.applications", "kerashub")
+
+
+def source(name):
+    """Where model ``name`` comes from: one of `SOURCES`."""
+    return "kerashub" if zoo_kerashub.is_kerashub(name) else "keras.applications"
+
+
+def models(of="all"):
+    """The sweep's models, every keras.applications constructor then every `zoo_kerashub` backbone, or
+    those of one of `SOURCES`."""
+    return [n for n in constructors() + zoo_kerashub.names() if of in ("all", source(n))]
+
+
 def family(name):
-    """The keras.applications module defining constructor ``name`` (e.g. ``efficientnet_v2``)."""
+    """The keras.applications module defining constructor ``name`` (e.g. ``efficientnet_v2``), or
+    ``kerashub.<module>`` for a KerasHub backbone (`zoo_kerashub`)."""
     import keras
 
+    if zoo_kerashub.is_kerashub(name):
+        return zoo_kerashub.family(name)
     return getattr(keras.applications, name).__module__.rsplit(".", 1)[-1]
 
 
 def build(name, seed=0, input_size=None):
     """(model, input size): ``keras.applications.<name>`` at ``input_size``, or at the smallest size of
-    `INPUT_SIZES` it builds at."""
+    `INPUT_SIZES` it builds at; a KerasHub name (``kerashub:...``) is `zoo_kerashub.build`'s model."""
     import keras
 
+    if zoo_kerashub.is_kerashub(name):
+        model, size = zoo_kerashub.build(name, input_size)
+        _randomize(model, seed)
+        return model, size
     constructor = getattr(keras.applications, name)
     accepted = pyinspect.signature(constructor).parameters
     kwargs = {k: v for k, v in dict(weights=None, classes=10, classifier_activation=None).items() if k in accepted}
@@ -69,7 +96,7 @@ def _randomize(model, seed):
     import keras
 
     rng = np.random.default_rng(seed)
-    for layer in model.layers:
+    for layer in _layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             shapes = [w.shape for w in layer.get_weights()]
             weights = []
@@ -84,6 +111,14 @@ def _randomize(model, seed):
             layer.set_weights([w.astype("float32") for w in weights])
         elif type(layer).__name__ == "LayerScale":  # ConvNeXt's starts at 1e-6
             layer.set_weights([rng.normal(1.0, 0.3, w.shape).astype("float32") for w in layer.get_weights()])
+
+
+def _layers(model):
+    """The layers of ``model`` and of the models nested in it (a KerasHub backbone), depth first."""
+    import keras
+
+    for layer in model.layers:
+        yield from _layers(layer) if isinstance(layer, keras.Model) else (layer,)
 
 
 def summarize_barriers(messages):
@@ -119,11 +154,12 @@ def _masks_at(cost, graph, target, max_ratio):
     return mask_lib.masks_from_kept(kept, cost.group_names, channel_importance(graph)), reached
 
 
-def _prune(model, size, target, max_ratio, seed):
-    """auto_gate -> cost -> masks -> compact on one built model; the measured part of its row."""
+def _prune(model, size, target, max_ratio, seed, tflite=True):
+    """auto_gate -> inspect -> cost -> masks -> compact on one built model; the measured part of its row."""
     import numpy as np
 
     from tfprune.cost.flops import CostModel
+    from tfprune.cost.plan import inspect
     from tfprune.structure import masks as mask_lib
     from tfprune.structure.auto_gate import auto_gate
     from tfprune.structure.graph import ChannelGraph
@@ -135,6 +171,7 @@ def _prune(model, size, target, max_ratio, seed):
         gated = auto_gate(model)
         graph = ChannelGraph(gated)
     gate_error = _relative_error(gated(x, training=False), model(x, training=False))
+    plan_groups = len(inspect(gated).groups)  # what `tfprune inspect` prints of the model
     cost = CostModel(gated, graph)
     full = cost.full.flops
     fixed = cost.cost_of_kept(np.zeros(len(cost.group_names))).flops if cost.group_names else full
@@ -144,17 +181,56 @@ def _prune(model, size, target, max_ratio, seed):
     error = _relative_error(compact(x, training=False), gated(x, training=False))
     predicted = cost.cost(masks).flops
     counted = CostModel(compact, ChannelGraph(compact, warn=False)).full.flops
-    messages = [str(w.message) for w in caught]
-    return dict(groups=len(cost.group_names), mflops=full / 1e6, prunable_share=1.0 - fixed / full,
-                flops_kept=predicted / full, target_reached=reached, gate_error=gate_error, error=error,
-                flops_match=bool(np.isclose(counted, predicted, rtol=1e-9)), barriers=len(messages),
-                barrier_reasons=summarize_barriers(messages))
+    messages = [str(w.message) for w in caught] + _unseen(graph, [str(w.message) for w in caught])
+    return dict(groups=len(cost.group_names), plan_groups=plan_groups, mflops=full / 1e6,
+                prunable_share=1.0 - fixed / full, flops_kept=predicted / full, target_reached=reached,
+                gate_error=gate_error, error=error, flops_match=bool(np.isclose(counted, predicted, rtol=1e-9)),
+                barriers=len(messages), barrier_reasons=summarize_barriers(messages), **(_tflite_parity(compact, x) if tflite else {}))
 
 
-def sweep_one(name, target=0.5, max_ratio=0.9, seed=0, input_size=None):
-    """One constructor's row, at ``input_size`` (default: the smallest of `INPUT_SIZES` it accepts); never
-    raises (a failure is ``status`` "error" with the exception and its last traceback lines in
-    ``error_message``)."""
+def _unseen(graph, messages):
+    """One message per layer that holds weights, has no channel rule and that no barrier warning names
+    (nothing prunable feeds it): a custom layer (KerasHub's MobileNet blocks) whose inside tfprune cannot
+    see, so its channels are not pruned and its FLOPs are not counted -- the row must say so."""
+    named = " ".join(messages)
+    return [f"Layer '{n.layer.name}' ({type(n.layer).__name__}): a layer with weights and no channel rule; "
+            "its inside is neither pruned nor counted in the FLOPs." for n in graph.nodes
+            if n.rule is None and getattr(n.layer, "weights", None) and f"'{n.layer.name}'" not in named]
+
+
+def _tflite_parity(compact, x):
+    """The compact model as a float TFLite flatbuffer, checked against Keras by `verify_tflite`: whether it
+    passed and the largest difference relative to the output scale (NaN where conversion failed)."""
+    from tfprune.deploy.export import ExportVerificationError, convert_tflite, verify_tflite
+
+    try:
+        report = verify_tflite(convert_tflite(compact, "float"), compact, x, "float")
+    except ExportVerificationError as e:
+        report = e.report
+    return dict(tflite_passed=bool(report["passed"]), tflite_error=report["max_abs_diff"] / report["output_scale"])
+
+
+def _problems(row):
+    """Why a measured row fails (empty: it passes)."""
+    problems = []
+    if not row["error"] <= TOLERANCE:
+        problems.append(f"masked vs compact relative error {row['error']:.2e} > {TOLERANCE:g}")
+    if not row["gate_error"] <= TOLERANCE:
+        problems.append(f"auto_gate changed the outputs (relative {row['gate_error']:.2e})")
+    if not row["flops_match"]:
+        problems.append("the compact model's FLOPs differ from the cost model's prediction")
+    if row["plan_groups"] != row["groups"]:
+        problems.append(f"inspect shows {row['plan_groups']} groups, the cost model {row['groups']}")
+    if not row.get("tflite_passed", True):
+        problems.append(f"TFLite float differs from Keras (relative {row['tflite_error']:.2e})")
+    return problems
+
+
+def sweep_one(name, target=0.5, max_ratio=0.9, seed=0, input_size=None, tflite=True):
+    """One model's row (a keras.applications constructor or a `zoo_kerashub` name), at ``input_size``
+    (default: the smallest of `INPUT_SIZES` it accepts); never raises (a failure is ``status`` "error"
+    with the exception and its last traceback lines in ``error_message``). ``tflite=False`` skips the
+    TFLite export (its conversion is most of a small model's time: 25 of MobileNetV3Small's 32 s)."""
     import keras
 
     start = time.perf_counter()
@@ -164,14 +240,8 @@ def sweep_one(name, target=0.5, max_ratio=0.9, seed=0, input_size=None):
         keras.utils.clear_session()
         model, size = build(name, seed, input_size)
         row["input"] = size
-        row.update(_prune(model, size, target, max_ratio, seed))
-        problems = []
-        if not row["error"] <= TOLERANCE:
-            problems.append(f"masked vs compact relative error {row['error']:.2e} > {TOLERANCE:g}")
-        if not row["gate_error"] <= TOLERANCE:
-            problems.append(f"auto_gate changed the outputs (relative {row['gate_error']:.2e})")
-        if not row["flops_match"]:
-            problems.append("the compact model's FLOPs differ from the cost model's prediction")
+        row.update(_prune(model, size, target, max_ratio, seed, tflite))
+        problems = _problems(row)
         row["status"] = STATUS_FAIL if problems else STATUS_PASS
         row["error_message"] = "; ".join(problems)
     except Exception as e:  # noqa: BLE001 -- the sweep reports every failure as a row
@@ -181,9 +251,9 @@ def sweep_one(name, target=0.5, max_ratio=0.9, seed=0, input_size=None):
 
 
 def sweep(names=None, target=0.5, log=None):
-    """Rows of `sweep_one` for ``names`` (default: every constructor of `constructors()`)."""
+    """Rows of `sweep_one` for ``names`` (default: every model of `models()`)."""
     rows = []
-    for name in names if names is not None else constructors():
+    for name in names if names is not None else models():
         rows.append(sweep_one(name, target=target))
         if log:
             r = rows[-1]
@@ -222,48 +292,70 @@ def _reasons_cell(row):
 def _row_line(r):
     if r["status"] == STATUS_ERROR:
         message = r["error_message"].splitlines()[0].replace("|", "\\|")
-        return f"| {r['model']} | {r['input'] or '-'} | - | - | - | - | - | **error**: {message} |"
+        return f"| {r['model']} | {r['input'] or '-'} | - | - | - | - | - | - | **error**: {message} |"
     kept = f"{r['flops_kept']:.1%}" + ("" if r["target_reached"] else " (target out of reach)")
     status = "pass" if r["status"] == STATUS_PASS else f"**fail**: {r['error_message']}"
+    tflite = f"{r['tflite_error']:.1e}" if "tflite_error" in r else "-"
     return (f"| {r['model']} | {r['input']} | {r['groups']} | {r['prunable_share']:.1%} | {kept} | "
-            f"{r['error']:.1e} | {_reasons_cell(r)} | {status} |")
+            f"{r['error']:.1e} | {tflite} | {_reasons_cell(r)} | {status} |")
 
 
-def markdown(rows, machine, seconds, target=0.5, commit_id=None):
-    """The coverage table (docs/zoo.md) of ``rows``, stating the command, commit (default: the checked-out
-    one) and machine."""
+def _run_line(of, run):
+    machine = run.get("machine", {})
+    return (f"- {of} rows: commit `{run.get('commit', '?')}`; {machine.get('cpu', '?')}, "
+            f"{machine.get('cpu_count', '?')} CPUs, {machine.get('gpus', 0)} GPUs, TensorFlow "
+            f"{machine.get('tensorflow', '?')}, Keras {machine.get('keras', '?')}; the sweep took "
+            f"{run.get('seconds', 0) / 60:.1f} min.")
+
+
+def _header(rows, runs, target):
     passed = sum(r["status"] == STATUS_PASS for r in rows)
-    families = collections.OrderedDict()
-    for r in sorted(rows, key=lambda r: (r["family"] or "", r["model"])):
-        families.setdefault(r["family"] or "?", []).append(r)
-    lines = [
-        "# keras.applications coverage",
+    reached = sum(bool(r.get("target_reached")) for r in rows)
+    return [
+        "# keras.applications and KerasHub coverage",
         "",
-        f"Generated by `{COMMAND}` (also writes `docs/zoo.json`, the rows); do not edit by hand. "
-        f"Commit `{commit_id or commit()}`; {machine.get('cpu', '?')}, {machine.get('cpu_count', '?')} CPUs, "
-        f"{machine.get('gpus', 0)} GPUs, TensorFlow {machine.get('tensorflow', '?')}, "
-        f"Keras {machine.get('keras', '?')}; the sweep took {seconds / 60:.1f} min.",
+        f"Generated by `{COMMAND}` (also writes `docs/zoo.json`, the rows; `{COMMAND} --zoo_models kerashub` "
+        "re-runs one source's rows and keeps the other's); do not edit by hand.",
         "",
-        f"Every constructor `keras.applications` exports ({len(rows)}; enumerated from the module, so a new "
-        "Keras version's models join by themselves), built with `weights=None`, 10 classes, at the smallest "
-        f"of {', '.join(map(str, INPUT_SIZES))} pixels square it accepts, BatchNormalization statistics and "
-        f"LayerScale drawn at random: `auto_gate` -> `CostModel` -> {target:.0%} FLOPs (uniform ratios "
-        "projected onto the budget, L1 importance) -> `compact_model`. "
-        f"**{passed} of {len(rows)} pass**: masked == compact within {TOLERANCE:g} relative, the gated model "
-        "equal to the original, and the compact model's counted FLOPs equal to the cost model's prediction. "
+        *[_run_line(of, run) for of, run in runs.items()],
+        "",
+        "Every constructor `keras.applications` exports (enumerated from the module, so a new Keras version's "
+        f"models join by themselves), built with `weights=None`, 10 classes, at the smallest of "
+        f"{', '.join(map(str, INPUT_SIZES))} pixels square it accepts; and KerasHub's CNN backbones "
+        f"(`tfprune.studies.zoo_kerashub`: small configurations from explicit constructor arguments, no preset "
+        f"download, {zoo_kerashub.INPUT_SIZE} pixels, wrapped as backbone -> pooling -> Dense(10)). "
+        "BatchNormalization statistics and LayerScale drawn at random: `auto_gate` -> `inspect` -> `CostModel` "
+        f"-> {target:.0%} FLOPs (uniform ratios projected onto the budget, L1 importance) -> `compact_model` -> "
+        f"TFLite float. **{passed} of {len(rows)} pass**: masked == compact within {TOLERANCE:g} relative, the "
+        "gated model equal to the original, `inspect` showing the cost model's groups, the compact model's "
+        "counted FLOPs equal to the cost model's prediction, and its TFLite float model verified against it; "
+        f"**{reached} reach the {target:.0%} target**, the barriers column says why the others do not. "
         "`tests/test_zoo_sweep.py` runs the same `tfprune.studies.zoo.sweep` (`pytest -m slow`).",
         "",
         "Columns: *input* the square input size; *groups* the prunable channel groups; *prunable* the share "
-        "of FLOPs that scales with some group's channels (1 - FLOPs left when every group is emptied); "
+        "of counted FLOPs that scales with some group's channels (1 - FLOPs left when every group is emptied); "
         f"*FLOPs kept* after pruning to the {target:.0%} target; *error* the largest |compact - masked| over "
-        "the largest |masked|; *barriers* the warnings of `auto_gate` / `ChannelGraph` (layers left whole), "
-        "grouped by reason with layer names elided. TFLite parity and latency are not measured here.",
+        "the largest |masked|; *TFLite* the largest |TFLite - Keras| of the compact model over its output scale "
+        "(- : a row from before the sweep exported); *barriers* the warnings of `auto_gate` / `ChannelGraph` "
+        "(layers left whole) and the layers with weights tfprune has no rule for, grouped by reason with layer "
+        "names elided. Latency is not measured here.",
         "",
     ]
+
+
+def markdown(rows, machine, seconds, target=0.5, commit_id=None, runs=None):
+    """The coverage table (docs/zoo.md) of ``rows``, stating the command and, for each source's rows
+    (``runs``: source -> {commit, machine, seconds}; default one run of ``machine``, ``seconds`` and
+    ``commit_id``, the checked-out commit unless given), the commit and machine that made them."""
+    runs = runs or {"all": dict(commit=commit_id or commit(), machine=machine, seconds=seconds)}
+    families = collections.OrderedDict()
+    for r in sorted(rows, key=lambda r: (source(r["model"]), r["family"] or "", r["model"])):
+        families.setdefault(r["family"] or "?", []).append(r)
+    lines = _header(rows, runs, target)
     for fam, members in families.items():
         lines += [f"## {fam}", "",
-                  "| model | input | groups | prunable | FLOPs kept | error | barriers (why) | result |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| model | input | groups | prunable | FLOPs kept | error | TFLite | barriers (why) | result |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         lines += [_row_line(r) for r in members] + [""]
     return "\n".join(lines)
 
@@ -271,12 +363,27 @@ def markdown(rows, machine, seconds, target=0.5, commit_id=None):
 def markdown_of(record):
     """docs/zoo.md from the record docs/zoo.json holds (the same text `bench_zoo` writes beside it)."""
     return markdown(record["rows"], record["machine"], record["seconds"], record.get("target", 0.5),
-                    record["commit"])
+                    record["commit"], record.get("runs"))
+
+
+def _merged(record, previous, of):
+    """``record`` (the rows of source ``of``) with the rows and runs of the other sources kept from
+    ``previous`` (an earlier docs/zoo.json; one written before runs were per source holds keras.applications)."""
+    old_runs = previous.get("runs") or {"keras.applications": {k: previous.get(k) for k in ("commit", "machine",
+                                                                                            "seconds")}}
+    runs = {s: record["runs"][s] if s == of else old_runs[s] for s in SOURCES if s == of or s in old_runs}
+    rows = [r for r in previous["rows"] if source(r["model"]) != of] + record["rows"]
+    order = {n: i for i, n in enumerate(models())}
+    return {**record, "runs": runs, "rows": sorted(rows, key=lambda r: order.get(r["model"], len(order)))}
 
 
 def bench_zoo(markdown_path="docs/zoo.md", json_path="docs/zoo.json", names=None, target=0.5, machine=None,
-              log=print):
-    """`tfprune bench --only zoo`: the sweep, written as the Markdown table and the JSON of its rows."""
+              log=print, of="all"):
+    """`tfprune bench --only zoo`: the sweep, written as the Markdown table and the JSON of its rows.
+
+    ``of`` one of `SOURCES` sweeps that source's models alone and keeps the other's rows (and the commit and
+    machine that made them) from the existing ``json_path``: KerasHub's dozen rows take two minutes,
+    keras.applications' forty twenty."""
     import json
     import os
 
@@ -286,11 +393,14 @@ def bench_zoo(markdown_path="docs/zoo.md", json_path="docs/zoo.json", names=None
 
     commit_id = commit()  # the code that runs, before anyone commits during the sweep
     start = time.perf_counter()
-    rows = sweep(names, target=target, log=log)
+    rows = sweep(models(of) if names is None else names, target=target, log=log)
     seconds = time.perf_counter() - start
-    machine = {**(machine or {}), "keras": keras.__version__}
-    record = {"command": COMMAND, "commit": commit_id, "machine": machine, "seconds": seconds, "target": target,
-              "rows": rows}
+    run = {"commit": commit_id, "machine": {**(machine or {}), "keras": keras.__version__}, "seconds": seconds}
+    record = {"command": COMMAND, **run, "target": target, "rows": rows,
+              "runs": {s: run for s in SOURCES if of in ("all", s)}}
+    if of != "all" and json_path and os.path.exists(json_path):
+        with open(json_path) as f:
+            record = _merged(record, json.load(f), of)
     for path, text in ((markdown_path, markdown_of(record)), (json_path, json.dumps(record, indent=1, default=str))):
         if path:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
