@@ -167,7 +167,8 @@ def _page_program(page):
 @pytest.mark.parametrize("page", list(_runnable_pages()))
 def test_page_snippets_run(page, tmp_path):
     (tmp_path / "program.json").write_text(json.dumps(_page_program(page)))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=path)
     done = subprocess.run([sys.executable, "-c", DRIVER, "program.json"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"{page}'s snippets failed:\n{done.stderr[-4000:]}"

@@ -38,7 +38,8 @@ def parse_gin(config_files_or_names, bindings):
         if missing_agent is not None:  # the configuration names the agent's settings: say what is missing
             raise SystemExit(f"error: {missing_agent}\n(gin: {message})") from None
         raise SystemExit(f"error: bad gin configuration: {message}\n"
-                         "Check the parameter names against the configurables listed in the README.") from None
+                         "Check the parameter names against the configuration reference: docs/config_reference.md, "
+                         "or `python -m tfprune.cli.config_reference`.") from None
 
 
 def _config_paths(config_files_or_names):
