@@ -164,3 +164,20 @@ def test_a_methods_own_bindings_win_over_the_extra_ones(clean_gin):
     cmd = run_command("uniform", 0, ["a.gin"], "w", extra)
     gin.parse_config([cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--gin_bindings"])
     assert gin.query_parameter("JointPruner.target_flops_ratio") == 0.3  # the user's budget for a pruning method
+
+
+def test_paired_interval_and_the_share_of_a_known_gap():
+    """Issue 36's positive control: the paired 95% t interval, and each method's share of the gap the
+    hand-made "profile" structure opens over uniform (mean gain / the profile's mean gain)."""
+    from tfprune.studies import compare
+
+    rows = []
+    for method, accs in (("uniform", (0.80, 0.82, 0.81)), ("profile", (0.86, 0.87, 0.87)),
+                         ("agent", (0.84, 0.86, 0.84))):
+        for seed, acc in enumerate(accs):
+            rows.append(dict(_fake_rows()[0], method=method, seed=seed, val_acc_pruned=acc))
+    text = compare.markdown(rows, ["uniform", "profile", "agent"], [0, 1, 2], ["a.gin"], command="x")
+    # profile - uniform: +6, +5, +6 (mean 5.67, sd 0.577, t(0.975, 2) = 4.303: half-width 1.43)
+    assert "| profile | +6.00 | +5.00 | +6.00 | +5.67 | +4.23 .. +7.10 |" in text
+    assert "gap over `uniform` (+5.67 pp)" in text
+    assert "| agent | +3.67 | 0.65 |" in text  # (4 + 4 + 3) / 3 = 3.67 pp of 5.67

@@ -202,6 +202,20 @@ def test_uniform_profile_of_the_wrong_length_names_the_setting(clean_gin):
         make_policy("uniform", 4, 5, 0.9)
 
 
+
+def test_the_profile_method_is_the_bound_profile_and_refuses_to_run_without_one(clean_gin):
+    """compare's "profile" method (`JointPruner.policy = @FixedPolicy`, kind "profile") is the config's
+    hand-made structure; with no profile bound it would silently be uniform, so it fails instead."""
+    from tfprune.search.policy import FixedPolicy, PolicyContext, resolve_policy
+
+    context = PolicyContext(None, 4, 5, 0.9, True, 10, 0)
+    gin.bind_parameter("FixedPolicy.kind", "profile")
+    with pytest.raises(PolicyError, match="needs one: bind FixedPolicy.profile"):
+        resolve_policy(FixedPolicy, context)
+    gin.bind_parameter("FixedPolicy.profile", [0.5, 0.5, 0.5, 0.0])
+    assert resolve_policy(FixedPolicy, context).select(0).tolist() == [0.5, 0.5, 0.5, 0.0]
+    assert resolve_policy("uniform", context).select(0).tolist() == [0.5, 0.5, 0.5, 0.0]  # older commands
+
 # --- strategies as objects (issue 35) -------------------------------------------------------------
 
 

@@ -277,25 +277,30 @@ class FixedPolicy(Policy):
     ratio per group once, from `seed`. With no search to stabilise, the alignment target simply
     follows today's masks.
 
-    ``profile`` (gin, "uniform" only): per-group ratio offsets, in the groups' order (`tfprune inspect`),
-    that the budget projection shifts together onto the budget, e.g. ``[0, 0, 0.2, 0.2]`` prunes the last
+    ``profile``: per-group ratio offsets, in the groups' order (`tfprune inspect`), that the budget
+    projection shifts together onto the budget, e.g. ``[0, 0, 0.2, 0.2]`` prunes the last
     two groups 0.2 more than the first two. A hand-made structure, and the instrument for asking whether
     any structure beats uniform's at a budget (`docs/results.md`).
 
     Args:
-        kind: "uniform" or "random": given by `JointPruner.policy`'s name, else this binding, else "uniform".
+        kind: "uniform", "profile" (uniform shifted by a required ``profile``: the comparison's "profile"
+            method, `JointPruner.policy = @FixedPolicy`) or "random": given by `JointPruner.policy`'s name,
+            else this binding, else "uniform".
         num_groups / max_ratio: the model's group count / the largest ratio (given by the pruner).
         seed: seeds the "random" rule's ratios.
-        profile: the per-group ratio offsets above ("uniform" only; None: all zero).
+        profile: the per-group ratio offsets above ("uniform" and "profile"; None: all zero).
     """
 
     def __init__(self, kind, num_groups, max_ratio, seed=0, profile=None):
-        if kind == "uniform":
+        if kind == "profile" and profile is None:
+            raise PolicyError("FixedPolicy kind 'profile' is a hand-made structure and needs one: bind "
+                              "FixedPolicy.profile to one ratio offset per group (the order `tfprune inspect` lists).")
+        if kind in ("uniform", "profile"):
             self.ratios = _profile(profile, num_groups, max_ratio)
         elif kind == "random":
             self.ratios = np.random.default_rng(seed).uniform(0.0, max_ratio, num_groups)
         else:
-            raise ValueError(f"FixedPolicy kind must be 'uniform' or 'random', got {kind!r}.")
+            raise ValueError(f"FixedPolicy kind must be 'uniform', 'profile' or 'random', got {kind!r}.")
 
     @classmethod
     def from_context(cls, context, kind=None):

@@ -39,19 +39,22 @@ SECONDS = "seconds.txt"  # a run's wall time, written beside its files (files.LO
 # of the config: only what the bindings name differs.
 METHODS = {
     "agent": [],
-    "uniform": ['JointPruner.policy = "uniform"'],
-    "l1": ['JointPruner.policy = "uniform"', "JointPruner.alignment_strength = 0.0"],
+    "uniform": ['JointPruner.policy = "uniform"', "FixedPolicy.profile = None"],
+    "profile": ["JointPruner.policy = @FixedPolicy", 'FixedPolicy.kind = "profile"'],
+    "l1": ['JointPruner.policy = "uniform"', "FixedPolicy.profile = None", "JointPruner.alignment_strength = 0.0"],
     "random": ['JointPruner.policy = "random"'],
     "no_dynamics": ["JointPruner.use_dynamics = False"],
     "no_alignment": ["JointPruner.alignment_strength = 0.0"],
     "global_magnitude": ['JointPruner.policy = "global_magnitude"'],
-    "unpruned": ['JointPruner.policy = "uniform"', "JointPruner.target_flops_ratio = 1.0",
+    "unpruned": ['JointPruner.policy = "uniform"', "FixedPolicy.profile = None", "JointPruner.target_flops_ratio = 1.0",
                  "JointPruner.alignment_strength = 0.0"],
     "bandit": ['JointPruner.agent_mode = "bandit"', 'JointPruner.target_rule = "best_episode"'],
 }
 DESCRIPTIONS = {
     "agent": "the method: layer-wise (episodic) PPO agent + dynamics model + alignment",
     "uniform": "same ratio in every group, L1-importance channels, alignment toward that mask",
+    "profile": "the config's hand-made structure (its FixedPolicy.profile ratio offsets, shifted onto the budget), "
+               "held fixed like uniform's",
     "l1": "L1-norm filter pruning of the trained model with uniform ratios + fine-tuning (Li et al. 2017)",
     "random": "one random ratio per group (drawn once), L1-importance channels, alignment",
     "no_dynamics": "agent without the dynamics model's epoch representation",
@@ -289,26 +292,56 @@ def _mean_std_section(rows, methods, seeds):
 
 
 def _paired_section(rows, methods, seeds):
-    """Same seed = same data split, so the per-seed difference to `uniform` removes the split's noise."""
+    """Same seed = same data split, so the per-seed difference to `uniform` removes the split's noise;
+    the interval is the paired t interval of the mean difference (95%)."""
     lines = ["", "## Paired difference to `uniform` (same seed = same data split), val acc after fine-tune, "
              "percentage points", ""]
-    lines.append("| method | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |")
-    lines.append("|" + "---|" * (len(seeds) + 2))
-    base = {r["seed"]: r["val_acc_pruned"] for r in rows if r["method"] == "uniform"}
+    lines.append("| method | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | 95% interval |")
+    lines.append("|" + "---|" * (len(seeds) + 3))
     for m in methods:
         if m == "uniform":
             continue
-        diffs = []
-        cells = [m]
-        for s in seeds:
-            mine = [r for r in rows if r["method"] == m and r["seed"] == s]
-            if mine and s in base:
-                diffs.append(100 * (mine[0]["val_acc_pruned"] - base[s]))
-                cells.append(f"{diffs[-1]:+.2f}")
-            else:
-                cells.append("-")
-        cells.append(f"{sum(diffs) / len(diffs):+.2f}" if diffs else "-")
+        diffs = paired_differences(rows, m, "uniform", seeds)
+        cells = [m] + [f"{d:+.2f}" if d is not None else "-" for d in diffs]
+        mean, low, high = mean_interval([d for d in diffs if d is not None])
+        cells.append(f"{mean:+.2f}" if not math.isnan(mean) else "-")
+        cells.append(f"{low:+.2f} .. {high:+.2f}" if not math.isnan(low) else "-")
         lines.append("| " + " | ".join(cells) + " |")
+    if "profile" in methods:
+        lines += _recovery_section(rows, methods, seeds)
+    return lines
+
+
+def paired_differences(rows, method, baseline, seeds, key="val_acc_pruned"):
+    """Per seed, ``method`` minus ``baseline`` in percentage points (None where either run is missing)."""
+    value = {(r["method"], r["seed"]): r[key] for r in rows}
+    return [100 * (value[(method, s)] - value[(baseline, s)]) if (method, s) in value and (baseline, s) in value
+            else None for s in seeds]
+
+
+def mean_interval(values, confidence=0.95):
+    """Mean and Student-t interval of the mean (nan bounds for fewer than two values)."""
+    from scipy import stats
+
+    mean, std = mean_std(values)
+    if math.isnan(std):
+        return mean, float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * std / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def _recovery_section(rows, methods, seeds):
+    """With a known better structure ("profile", issue 36's positive control), each method's share of
+    the profile's gap over uniform: mean paired gain over the profile's mean paired gain."""
+    gap = mean_std([d for d in paired_differences(rows, "profile", "uniform", seeds) if d is not None])[0]
+    lines = ["", f"## Share of the profile's gap over `uniform` ({gap:+.2f} pp) each method recovers", "",
+             "| method | mean gain over uniform (pp) | share of the gap |", "|---|---|---|"]
+    for m in methods:
+        if m in ("uniform", "profile"):
+            continue
+        gain = mean_std([d for d in paired_differences(rows, m, "uniform", seeds) if d is not None])[0]
+        share = gain / gap if gap and not math.isnan(gap) and not math.isnan(gain) else float("nan")
+        lines.append(f"| {m} | {gain:+.2f} | " + ("-" if math.isnan(share) else f"{share:.2f}") + " |")
     return lines
 
 
