@@ -120,6 +120,79 @@ def test_spatial_pad_passes_channels_and_channel_pad_is_a_barrier():
     assert error < 1e-5
 
 
+class SqueezeExcite(keras.layers.Layer):
+    """KerasHub's squeeze-and-excite: layers held as attributes, ``ops.mean`` over the spatial axes."""
+
+    def __init__(self, filters, **kwargs):
+        super().__init__(**kwargs)
+        self.reduce = keras.layers.Conv2D(4, 1, activation="relu")
+        self.expand = keras.layers.Conv2D(filters, 1, activation="sigmoid")
+
+    def call(self, x):
+        return x * self.expand(self.reduce(keras.ops.mean(x, axis=(1, 2), keepdims=True)))
+
+
+class InvertedBlock(keras.layers.Layer):
+    """A KerasHub-style inverted residual block (a custom layer calling other layers, one of them custom);
+    ``spatial_dims`` is not in its config, so it cannot be re-created from it (as KerasHub's)."""
+
+    def __init__(self, filters, spatial_dims=(1, 2), prefix=None, **kwargs):
+        super().__init__(**kwargs)
+        prefix = prefix or self.name
+        self.expand = keras.layers.Conv2D(2 * filters, 1, name=f"{prefix}_expand")
+        self.bn = keras.layers.BatchNormalization(name=f"{prefix}_bn")
+        self.se = SqueezeExcite(2 * filters, name=f"{prefix}_se")
+        self.project = keras.layers.Conv2D(filters, 3, padding="same", name=f"{prefix}_project")
+
+    def call(self, x, training=None):
+        return x + self.project(self.se(keras.ops.relu(self.bn(self.expand(x), training=training))))
+
+
+class OpaqueBlock(keras.layers.Layer):
+    """A custom layer whose call needs concrete values (it cannot be traced) and whose argument is a
+    function (it cannot be re-created from its config)."""
+
+    def __init__(self, fn, **kwargs):
+        super().__init__(**kwargs)
+        self.fn, self.conv = fn, keras.layers.Conv2D(8, 1)
+
+    def compute_output_shape(self, input_shape):  # without it Keras itself cannot build the model
+        return (*input_shape[:-1], 8)
+
+    def call(self, x):
+        if isinstance(x, keras.KerasTensor):  # e.g. a Python branch on a value
+            raise TypeError("OpaqueBlock needs concrete values")
+        return self.fn(self.conv(x))
+
+
+def test_custom_layers_made_of_layers_are_traced_and_pruned():
+    inp = keras.Input(SHAPE)
+    x = keras.layers.BatchNormalization()(_conv(inp, 8, "stem"))
+    model = keras.Model(inp, _head(InvertedBlock(8, name="block2")(InvertedBlock(8, name="block1")(x))))
+    randomize_bn(model)
+    gated, graph, compact, error, caught = _gate_and_compact(model)
+    assert not caught, caught
+    assert not {id(v) for v in gated.weights} & {id(v) for v in model.weights}  # an independent copy
+    assert len(graph.gated_groups) == 6  # stem + both projects (residual), 2 x (expand, SE reduce), last
+    assert {type(layer).__name__ for layer in compact.layers} >= {"Conv2D", "BatchNormalization"}
+    assert not any(isinstance(layer, (InvertedBlock, SqueezeExcite)) for layer in compact.layers)
+    assert error < 1e-5
+    inp = keras.Input(SHAPE)  # sublayers named alike in two blocks: traced, the graph's names would clash
+    x = InvertedBlock(8, prefix="block", name="a")(_conv(inp, 8, "stem"))
+    model = keras.Model(inp, _head(InvertedBlock(8, prefix="block", name="b")(x)))
+    with pytest.warns(UserWarning, match="could not trace"):
+        assert auto_gate(model).get_layer("b").weights  # one opaque node each, as before tracing
+
+
+def test_a_custom_layer_that_cannot_be_traced_or_copied_is_a_warned_barrier():
+    inp = keras.Input(SHAPE)
+    x = OpaqueBlock(lambda t: keras.ops.relu(t), name="opaque")(_conv(inp, 8, "stem"))
+    gated, graph, compact, error, caught = _gate_and_compact(keras.Model(inp, _head(x)))
+    assert any("could not trace" in m and "'opaque' (OpaqueBlock: TypeError: OpaqueBlock needs" in m for m in caught)
+    assert any("could not re-create" in m and "'opaque' (OpaqueBlock" in m for m in caught), caught
+    assert {g.producers[0] for g in graph.gated_groups} == {"last"} and error < 1e-5
+
+
 def test_one_channel_map_broadcasts_over_the_channels():
     inp = keras.Input(SHAPE)
     x = keras.layers.ReLU()(_conv(inp, 8, "features"))

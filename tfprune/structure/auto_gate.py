@@ -24,7 +24,10 @@ the user's weights, so training the gated model does not change the user's model
 be re-created from their config -- custom layers without `get_config` -- are reused as they are, with a
 warning: their weights are then shared.) Nested functional/Sequential models used as layers (e.g. a
 `keras.applications` backbone inside a transfer-learning model) are inlined so their channels can be
-pruned too. Sequential models come back as functional models.
+pruned too, and so are custom layers made of other layers that tfprune has no rule for (KerasHub's
+MobileNet, EfficientNetV2 and HGNetV2 blocks): their ``call`` is traced on symbolic tensors, which records
+the layers inside as nodes of the gated model; a call that cannot be traced stays one node (a barrier),
+with a warning. Sequential models come back as functional models.
 """
 
 import warnings
@@ -58,7 +61,7 @@ def auto_gate(model, name=None):
             f"Model {model.name!r} already has ChannelGate layers: auto_gate expects a plain model "
             "(zoo models from tfprune.models are gated already)."
         )
-    plain = _clone(functional)
+    plain = _inlined(functional)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         graph = ChannelGraph(plain, warn=True)
@@ -87,13 +90,60 @@ def auto_gate(model, name=None):
     return _build_gated(plain, gate_at, name or f"{model.name}_gated")
 
 
-# --- step 1: an independent copy, nested models inlined, squeeze-excite reshapes made prunable ------
+# --- step 1: an independent copy, nested models and custom layers inlined, squeeze-excite reshapes made
+# prunable ----------------------------------------------------------------------------------------------
 
 
-def _clone(functional):
-    clones = {}
+def _inlined(functional):
+    """`_clone`, repeated while it traces custom layers: a pass inlines one level of nesting (the
+    squeeze-and-excite layer inside a KerasHub MobileNet block is a layer of the block's traced call), and
+    the pass after the last trace re-creates the layers the traces exposed."""
+    try:
+        plain, traced = _clone(functional)
+        while traced:
+            plain, traced = _clone(plain)
+    except ValueError as exc:  # e.g. two traced blocks whose inner layers have the same names
+        warnings.warn(f"auto_gate could not trace the custom layers of {functional.name!r} ({_first_line(exc)}); "
+                      "each stays one node.", stacklevel=3)
+        plain, _ = _clone(functional, trace=False)
+    return plain
+
+
+def _traceable(layer):
+    """A custom layer made of other layers (KerasHub's MobileNet and EfficientNetV2 blocks) that tfprune
+    has no rule for: its ``call`` is traced into the graph (`keras_internals.trace_call`) so that the
+    layers inside are pruned like any others."""
+    return (registry.lookup(layer) is None and not type(layer).__module__.startswith("keras.")
+            and bool(internals.sublayers(layer)))
+
+
+def _tracer(layer, fallback, traced, untraced):
+    """The callable that replaces a traceable layer: ``layer.call`` traced, the layers it calls recorded
+    as nodes (the next `_clone` pass re-creates them, so the copy shares no weights with ``layer``); where
+    the trace fails (a call that needs concrete values), its copy ``fallback()`` is one opaque node, as an
+    unknown layer is."""
+
+    def trace(*args, **kwargs):
+        try:
+            outputs = internals.trace_call(layer, args, kwargs)
+        except Exception as exc:  # noqa: BLE001 - any custom call may fail on symbolic tensors
+            untraced.append(f"{layer.name!r} ({type(layer).__name__}: {type(exc).__name__}: {_first_line(exc)})")
+            return fallback()(*args, **kwargs)
+        traced.append(layer.name)
+        return outputs
+
+    return trace
+
+
+def _first_line(exc):
+    """An exception's first non-empty line (Keras' config errors run to twenty lines of example code)."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+
+
+def _clone(functional, trace=True):
+    clones, tracers = {}, {}
     names = {internals.input_layer_name(t) for t in functional.inputs}
-    failed = []
+    failed, traced, untraced = [], [], []
 
     def unique(name):
         base, i = name, 1
@@ -101,6 +151,19 @@ def _clone(functional):
             name, i = f"{base}_{i}", i + 1
         names.add(name)
         return name
+
+    def copy_of(op):
+        if id(op) not in clones:
+            try:
+                config = registry.prunable_config(op)
+                config["name"] = unique(op.name)
+                clones[id(op)] = (op, type(op).from_config(config))
+            except Exception as exc:  # noqa: BLE001 - any custom layer may fail here
+                if op.weights:  # a weightless layer (HGNetV2's Identity) shares nothing when reused
+                    failed.append(f"{op.name!r} ({type(op).__name__}: {_first_line(exc)})")
+                names.add(op.name)
+                clones[id(op)] = (op, op)
+        return clones[id(op)][1]
 
     def clone_fn(op):
         if isinstance(op, keras.Model) and (isinstance(op, keras.Sequential) or internals.has_layer_graph(op)):
@@ -113,16 +176,9 @@ def _clone(functional):
             return inline
         if not isinstance(op, keras.layers.Layer):
             return op  # a keras.ops operation: stateless, reused
-        if id(op) not in clones:
-            try:
-                config = registry.prunable_config(op)
-                config["name"] = unique(op.name)
-                clones[id(op)] = (op, type(op).from_config(config))
-            except Exception as exc:  # noqa: BLE001 - any custom layer may fail here
-                failed.append(f"{op.name!r} ({type(op).__name__}: {exc})")
-                names.add(op.name)
-                clones[id(op)] = (op, op)
-        return clones[id(op)][1]
+        if trace and _traceable(op):
+            return tracers.setdefault(id(op), _tracer(op, lambda: copy_of(op), traced, untraced))
+        return copy_of(op)
 
     plain = internals.clone_graph(functional, clone_fn, name=functional.name)
     for old, new in clones.values():
@@ -136,7 +192,10 @@ def _clone(functional):
             f"are shared with the original model): {', '.join(failed)}.",
             stacklevel=3,
         )
-    return plain
+    if untraced:
+        warnings.warn(f"auto_gate could not trace these custom layers' call; each stays one node: "
+                      f"{', '.join(untraced)}.", stacklevel=3)
+    return plain, len(traced)
 
 
 # --- step 2: where the gates go ----------------------------------------------------------------------

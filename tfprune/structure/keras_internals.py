@@ -158,6 +158,26 @@ def call_node(node, values):
 
 
 
+def sublayers(layer):
+    """The layers a layer holds as attributes (a custom block's Conv2D, BatchNormalization, ...), not
+    recursively. Read from the private ``layer._layers``, the list Keras' tracker fills; Keras 3 has no
+    public accessor for a plain Layer (``Model.layers`` exists for models only)."""
+    return list(getattr(layer, "_layers", []))
+
+
+def trace_call(layer, args, kwargs):
+    """Runs ``layer.call`` (not ``layer(...)``) on symbolic inputs, so that every layer and op it calls
+    records its own node in the graph being built: the custom layer's inside becomes part of the
+    functional model instead of one opaque node. ``training`` is dropped where ``call`` does not take it
+    (``Layer.__call__`` would drop it the same way)."""
+    import inspect  # noqa: PLC0415
+
+    accepted = inspect.signature(layer.call).parameters
+    if "training" not in accepted and not any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k != "training"}
+    return layer.call(*args, **kwargs)
+
+
 def constant_arguments(node):
     """The call arguments of ``node`` that are not graph tensors (e.g. the ``3.0`` of ``x + 3.0``), flat.
 

@@ -6,7 +6,8 @@ Registered into `tfprune.structure.registry` when it is imported (one `LayerRule
     an element-wise op on one tensor, whose other arguments are scalars, passes channels through
     (MobileNetV3's hard-sigmoid ``relu6(x + 3) * (1 / 6)``); an element-wise op between tensors ties their
     channels like `keras.layers.Add` / `Multiply` (a tensor with one channel broadcasts over the others).
-    ``keras.ops.pad`` of the spatial axes passes channels through as well.
+    ``keras.ops.pad`` of the spatial axes, and ``keras.ops.mean`` / ``max`` over them, pass channels through
+    as well.
     A constant with one value per channel, or any other op, is a barrier (warned about, never an error).
   * ``Conv2D(groups=C)`` with C input and C output channels: a depthwise conv (ConvNeXt), sliced as one.
   * ConvNeXt's ``LayerScale`` (``x * gamma``, gamma per channel: sliced) and InceptionResNetV2's
@@ -129,6 +130,33 @@ for _cls in keras_internals.ops_classes(["Pad"]).values():
             "passthrough",
             applies=_pads_space_only,
             why_not="a pad of the channel axis, or with a fill that is not a scalar",
+            zero_preserving=_zero_in_zero_out,
+        ),
+    )
+
+
+def _reduces_space_only(op):
+    """``keras.ops.mean`` / ``max`` over axes that are neither the batch nor the channel axis (a
+    squeeze-and-excite written with ``ops.mean(x, axis=(1, 2), keepdims=True)``): channel by channel."""
+    nodes = _nodes(op)
+    if not nodes or op.axis is None:
+        return False
+    for node in nodes:
+        rank = len(node.input_tensors[0].shape)
+        axes = {a % rank for a in np.atleast_1d(op.axis)}
+        if len(node.input_tensors) != 1 or axes & {0, rank - 1} or len(node.outputs) != 1 or \
+                node.outputs[0].shape[-1] != node.input_tensors[0].shape[-1]:
+            return False
+    return True
+
+
+for _cls in keras_internals.ops_classes(["Mean", "Max"]).values():
+    register(
+        _cls,
+        LayerRule(
+            "passthrough",
+            applies=_reduces_space_only,
+            why_not="a reduction over the batch or channel axis, or over every axis",
             zero_preserving=_zero_in_zero_out,
         ),
     )

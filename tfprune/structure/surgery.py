@@ -83,11 +83,16 @@ def _shrunk_layer(layer, info, indices, folds):
         return folds.replacement(layer)
     if info is None or not isinstance(layer, keras.layers.Layer):
         return layer  # e.g. an InputLayer or a non-layer op: reused as is
-    config = layer.get_config()
     rule = info.rule
-    if rule is not None:  # Conv/Dense: fewer filters; a grouped depthwise conv: fewer groups too
-        config = rule.shrink_config(config, len(indices(info.out_layout)))
-    return type(layer).from_config(config)
+    try:
+        config = layer.get_config()
+        if rule is not None:  # Conv/Dense: fewer filters; a grouped depthwise conv: fewer groups too
+            config = rule.shrink_config(config, len(indices(info.out_layout)))
+        return type(layer).from_config(config)
+    except Exception:  # noqa: BLE001 - a custom layer given non-serializable arguments has no usable config
+        if rule is None or not layer.weights:  # a barrier or a weightless layer keeps its shape: reused as is
+            return layer  # (auto_gate warned that it could not copy it)
+        raise
 
 
 def _sliced_weights(info, indices):
