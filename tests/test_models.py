@@ -45,6 +45,8 @@ PARAM_COUNTS = {
     "vgg11": (10, 9_228_362),
     "vgg16": (10, 14_724_042),
     "vgg19": (10, 20_035_018),
+    # bottleneck_cnn at 16x16x1: conv 9*cin*cout + BN 2*cout: 352 + 27,840 + 10,392 + FC 12*10 + 10 = 38,714.
+    "bottleneck_cnn": (10, 38_714),
     # torchvision, 1000 classes.
     "resnet18": (1000, 11_689_512),
     "resnet34": (1000, 21_797_672),

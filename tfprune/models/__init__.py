@@ -1,4 +1,5 @@
-"""Model zoo: gin-configurable CNNs (CIFAR/ImageNet ResNets, MobileNetV2, CIFAR VGGs) whose prunable
+"""Model zoo: gin-configurable CNNs (CIFAR/ImageNet ResNets, MobileNetV2, CIFAR VGGs, the
+structure search's positive control `bottleneck_cnn`) whose prunable
 channel groups are marked by `ChannelGate`s.
 
 Every model follows the same contract (see `docs/ARCHITECTURE.md`): bias-free convs, each followed by
@@ -10,6 +11,7 @@ import functools
 
 import gin
 
+from tfprune.models.bottleneck_cnn import bottleneck_cnn
 from tfprune.models.mobilenet_v2 import mobilenet_v2
 from tfprune.models.resnet_cifar import resnet_cifar
 from tfprune.models.resnet_imagenet import resnet_imagenet
@@ -33,6 +35,7 @@ _MODELS = {
     "vgg11": (functools.partial(vgg_cifar, 11), CIFAR_INPUT_SHAPE),
     "vgg16": (functools.partial(vgg_cifar, 16), CIFAR_INPUT_SHAPE),
     "vgg19": (functools.partial(vgg_cifar, 19), CIFAR_INPUT_SHAPE),
+    "bottleneck_cnn": (bottleneck_cnn, (16, 16, 1)),
 }
 MODEL_NAMES = tuple(_MODELS)
 
