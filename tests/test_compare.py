@@ -181,3 +181,15 @@ def test_paired_interval_and_the_share_of_a_known_gap():
     assert "| profile | +6.00 | +5.00 | +6.00 | +5.67 | +4.23 .. +7.10 |" in text
     assert "gap over `uniform` (+5.67 pp)" in text
     assert "| agent | +3.67 | 0.65 |" in text  # (4 + 4 + 3) / 3 = 3.67 pp of 5.67
+
+
+def test_the_table_states_its_commit_and_machine():
+    """A results table names the code and the machine that made it (the brief: command, commit, machine)."""
+    from tfprune.infra.environment import source_commit
+    from tfprune.studies import compare
+
+    text = compare.markdown(_fake_rows(), ["agent", "uniform", "l1"], [0, 1], ["a.gin"], command="x")
+    commit = source_commit()
+    assert f"Commit: {commit or 'not a git checkout'}; machine: " in text and f"{os.cpu_count()} CPUs." in text
+    if commit is not None:
+        assert len(commit.split("+")[0]) == 12

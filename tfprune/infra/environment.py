@@ -86,3 +86,22 @@ def environment_id(env):
     if not env:
         return "-"
     return hashlib.sha1(json.dumps(env, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def source_commit(path=None):
+    """The git commit of the checkout at ``path`` (default: this process's directory), with "+changes"
+    when its tracked files differ from it; None outside a git checkout. Results pages state it beside
+    the command, so that a table names the code that made it."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, timeout=30)
+
+    try:
+        head = git("rev-parse", "--short=12", "HEAD")
+        if head.returncode != 0:
+            return None
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+changes" if dirty else "")

@@ -28,7 +28,7 @@ import time
 from typing import NamedTuple
 
 from tfprune.infra import workdir as files
-from tfprune.infra.environment import environment_id
+from tfprune.infra.environment import cpu_model, environment_id, source_commit
 from tfprune.errors import TfpruneError
 from tfprune.studies.runs import train_command
 
@@ -239,6 +239,8 @@ def markdown(rows, methods, seeds, config_files, command=None):
     lines = [f"# Method comparison: {', '.join(config_files)}", ""]
     lines.append(f"Command: `{command}`")
     lines.append("")
+    lines.append(f"Commit: {source_commit() or 'not a git checkout'}; machine: {_machine()}.")
+    lines.append("")
     lines.append("All methods share the config's epochs, warm-up, fine-tuning and FLOPs target; only the bindings "
                  "below differ. Accuracies are top-1 on the validation split (never trained on, never used for "
                  "selection). 'full model' is the jointly trained unpruned network of that run (it is trained "
@@ -260,6 +262,11 @@ def markdown(rows, methods, seeds, config_files, command=None):
         lines += _paired_section(rows, methods, seeds)
     lines.append("")
     return "\n".join(lines)
+
+
+def _machine():
+    """This machine's CPU and core count (the runs' own environments are in the table's last column)."""
+    return f"{cpu_model()}, {os.cpu_count()} CPUs"
 
 
 def _environment_note(rows):
