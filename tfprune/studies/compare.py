@@ -76,6 +76,9 @@ HEADERS = {"method": "method", "seed": "seed", "flops_ratio": "FLOPs ratio", "pa
            "environment": "environment"}
 
 
+TITLE, COMMAND = "# Method comparison: ", "Command: "  # a table's first lines (results_pages reads them back)
+
+
 class ComparisonResult(NamedTuple):
     """What `run_comparison` returns (unpacks as ``rows, failed = ...``)."""
 
@@ -230,16 +233,30 @@ def write_csv(rows, path):
             writer.writerow(row)
 
 
-def markdown(rows, methods, seeds, config_files, command=None):
+def read_csv(path):
+    """The rows `write_csv` wrote, with their types back (numbers as numbers, "nan" as NaN)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        for key, value in row.items():
+            if key not in ("method", "environment"):
+                row[key] = int(value) if key in ("seed", "params_pruned", "params_full") else float(value)
+    return rows
+
+
+def markdown(rows, methods, seeds, config_files, command=None, provenance=None):
     """The comparison as markdown: the runs, mean ± std per method (several seeds), and the paired
     difference to `uniform` per seed. ``command`` is shown as the command that made it (default: this
-    process's ``python tools/compare.py`` arguments)."""
+    process's ``python tools/compare.py`` arguments), ``provenance`` as the commit and machine (default:
+    this checkout's and this machine's; `tfprune.studies.results_pages` passes a committed table's own)."""
     if command is None:
         command = f"python tools/compare.py {' '.join(_quote(a) for a in sys.argv[1:])}"
-    lines = [f"# Method comparison: {', '.join(config_files)}", ""]
-    lines.append(f"Command: `{command}`")
+    if provenance is None:
+        provenance = f"Commit: {source_commit() or 'not a git checkout'}; machine: {_machine()}."
+    lines = [f"{TITLE}{', '.join(config_files)}", ""]
+    lines.append(f"{COMMAND}`{command}`")
     lines.append("")
-    lines.append(f"Commit: {source_commit() or 'not a git checkout'}; machine: {_machine()}.")
+    lines.append(provenance)
     lines.append("")
     lines.append("All methods share the config's epochs, warm-up, fine-tuning and FLOPs target; only the bindings "
                  "below differ. Accuracies are top-1 on the validation split (never trained on, never used for "
