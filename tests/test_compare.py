@@ -59,7 +59,7 @@ def _fake_rows():
             rows.append({"method": method, "seed": seed, "flops_ratio": 0.3, "params_pruned": 100,
                          "params_full": 400, "val_acc_full": 0.98, "val_acc_masked": 0.5,
                          "val_acc_pruned": acc + 0.01 * seed, "held_out_acc_pruned": acc - 0.01, "latency_float_ms": 0.1,
-                         "final_reward": 0.9, "seconds": 60.0, "environment": "ab12cd34"})
+                         "final_reward": 0.9, "seconds": 60.0, "environment": "ab12cd34", "kept": "4/8"})
     return rows
 
 
@@ -107,7 +107,7 @@ def test_write_tables_from_python(tmp_path):
                         command="python my_script.py")
     assert text == (tmp_path / "w" / "comparison.md").read_text()
     assert text.startswith("# Method comparison: a.gin, b.gin\n\nCommand: `python my_script.py`")
-    assert "| l1 | 1 | 0.300 | 100 | 400 | 98.00 | 50.00 | 91.00 | 89.00 | 0.1000 | 90.00 | 60 | ab12cd34 |" in text
+    assert "| l1 | 1 | 0.300 | 100 | 400 | 98.00 | 50.00 | 91.00 | 89.00 | 0.1000 | 90.00 | 60 | ab12cd34 | 4/8 |" in text
     assert "environments" not in text  # one environment: no warning
     with open(tmp_path / "w" / "comparison.csv") as f:
         reader = csv.DictReader(f)
@@ -193,3 +193,16 @@ def test_the_table_states_its_commit_and_machine():
     assert f"Commit: {commit or 'not a git checkout'}; machine: " in text and f"{os.cpu_count()} CPUs." in text
     if commit is not None:
         assert len(commit.split("+")[0]) == 12
+
+
+def test_a_row_names_the_structure_each_run_ended_on(tmp_path):
+    """The kept channels per group, in the groups' order: on the positive control they show whether a
+    method found the known allocation (7/21/12) or stayed on uniform's (10/28/4)."""
+    from tfprune.studies.compare import row_of
+
+    summary = {"flops_ratio": 0.097, "params_pruned": 10, "params_full": 40, "val_accuracy_full_model": 0.8,
+               "val_accuracy_masked_before_finetune": 0.7, "val_accuracy_pruned": 0.79,
+               "kept_channels": {"conv1_gate": [7, 32], "conv2_gate": [21, 96], "conv3_gate": [12, 12]}}
+    row = row_of("agent", 0, summary, 60.0, str(tmp_path))
+    assert row["kept"] == "7/21/12" and row["environment"] == "-"
+    assert row_of("agent", 0, dict(summary, kept_channels={}), None, str(tmp_path))["kept"] == "-"

@@ -64,7 +64,7 @@ DESCRIPTIONS = {
     "bandit": "the previous agent: one-step PPO bandit over the whole ratio vector, best-episode alignment target",
 }
 COLUMNS = ["method", "seed", "flops_ratio", "params_pruned", "params_full", "val_acc_full", "val_acc_masked",
-           "val_acc_pruned", "held_out_acc_pruned", "latency_float_ms", "final_reward", "seconds", "environment"]
+           "val_acc_pruned", "held_out_acc_pruned", "latency_float_ms", "final_reward", "seconds", "environment", "kept"]
 METRICS = ["flops_ratio", "params_pruned", "val_acc_full", "val_acc_masked", "val_acc_pruned", "held_out_acc_pruned",
            "latency_float_ms"]
 HEADERS = {"method": "method", "seed": "seed", "flops_ratio": "FLOPs ratio", "params_pruned": "params",
@@ -73,7 +73,7 @@ HEADERS = {"method": "method", "seed": "seed", "flops_ratio": "FLOPs ratio", "pa
            "val_acc_pruned": "val acc pruned, after fine-tune (%)",
            "held_out_acc_pruned": "held-out train acc pruned, after fine-tune (%)", "latency_float_ms": "TFLite float latency (ms)",
            "final_reward": "last held-out reward (%)", "seconds": "wall (s)",
-           "environment": "environment"}
+           "environment": "environment", "kept": "kept channels per group"}
 
 
 TITLE, COMMAND = "# Method comparison: ", "Command: "  # a table's first lines (results_pages reads them back)
@@ -191,6 +191,7 @@ def row_of(method, seed, summary, seconds, workdir):
         "final_reward": final_reward,
         "seconds": float("nan") if seconds is None else seconds,
         "environment": environment_id(summary.get("environment")),  # "-": a summary from before 2026-12-05
+        "kept": "/".join(str(kept) for kept, _ in (summary.get("kept_channels") or {}).values()) or "-",
     }
 
 
@@ -239,7 +240,7 @@ def read_csv(path):
         rows = list(csv.DictReader(f))
     for row in rows:
         for key, value in row.items():
-            if key not in ("method", "environment"):
+            if key not in ("method", "environment", "kept"):
                 row[key] = int(value) if key in ("seed", "params_pruned", "params_full") else float(value)
     return rows
 
