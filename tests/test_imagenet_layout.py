@@ -41,16 +41,6 @@ TINY = [
 ]
 
 
-def validation_synsets(num_val):
-    """The synsets TFDS gives `ILSVRC2012_val_00000001..num_val`. TFDS zips the *sorted* member names of
-    the val tar with the lines of its bundled `validation_labels.txt`, so a val tar holding the first
-    `num_val` names gets the first `num_val` lines: the labels those images have in the real download."""
-    from tensorflow_datasets.datasets.imagenet2012 import imagenet_common
-
-    with open(imagenet_common.tfds.core.tfds_path(imagenet_common._VALIDATION_LABELS_FNAME)) as f:
-        return f.read().split()[:num_val]
-
-
 def _jpeg(seed):
     """A small noise JPEG of one of three shapes: ImageNet's photos are not square, and the crops
     (random resized crop, resize-shorter-side + center crop) must handle any aspect."""
@@ -66,12 +56,22 @@ def _add(tar, name, data):
 
 
 def write_fake_imagenet(root, num_val=4, per_synset=16):
-    """`root`/ILSVRC2012_img_train.tar (one `<synset>.tar` per synset of `<synset>_<n>.JPEG`) and
-    `root`/ILSVRC2012_img_val.tar (`ILSVRC2012_val_<8 digits>.JPEG`), TFDS's manual-download layout.
-    The training synsets are those of the val images, so validation scores classes that were trained.
-    Returns the synsets."""
+    """`root`/ILSVRC2012_img_val.tar (`ILSVRC2012_val_<8 digits>.JPEG`) and `root`/ILSVRC2012_img_train.tar
+    (one `<synset>.tar` of `<synset>_<n>.JPEG` per synset), TFDS's manual-download layout. Returns the
+    synsets.
+
+    TFDS labels the val images by zipping the tar's *sorted* member names with the lines of its bundled
+    `validation_labels.txt`; the names run from 00000001 so each image gets its label in the real
+    download. The training synsets are those labels (asked of TFDS's own function), so validation
+    scores classes that were trained.
+    """
+    from tensorflow_datasets.datasets.imagenet2012 import imagenet_common
+
     os.makedirs(root, exist_ok=True)
-    synsets = sorted(set(validation_synsets(num_val)))
+    with tarfile.open(os.path.join(root, VAL_TAR), "w") as val:
+        for n in range(1, num_val + 1):
+            _add(val, f"ILSVRC2012_val_{n:08d}.JPEG", _jpeg(10_000 + n))
+    synsets = sorted(set(imagenet_common.get_validation_labels(os.path.join(root, VAL_TAR)).values()))
     with tarfile.open(os.path.join(root, TRAIN_TAR), "w") as train:
         for k, synset in enumerate(synsets):
             inner = io.BytesIO()
@@ -79,9 +79,6 @@ def write_fake_imagenet(root, num_val=4, per_synset=16):
                 for n in range(1, per_synset + 1):
                     _add(images, f"{synset}_{n}.JPEG", _jpeg(k * per_synset + n))
             _add(train, f"{synset}.tar", inner.getvalue())
-    with tarfile.open(os.path.join(root, VAL_TAR), "w") as val:
-        for n in range(1, num_val + 1):
-            _add(val, f"ILSVRC2012_val_{n:08d}.JPEG", _jpeg(10_000 + n))
     return synsets
 
 
@@ -129,6 +126,7 @@ def test_imagenet_config_trains_on_the_manual_download_layout_and_resumes_after_
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Resumed from" in result.stdout and "Downloading and preparing" not in result.stdout
+    assert "epoch 1/2" not in result.stdout and "epoch 2/2" in result.stdout  # epoch 1 is not trained again
     with open(os.path.join(workdir, "summary.json")) as f:
         summary = json.load(f)
     assert summary["model"] == "resnet50" and summary["dataset"] == "imagenet2012"
