@@ -1,7 +1,8 @@
 """The results pages' comparison tables, regenerated from the committed result files.
 
 A comparison (`tfprune.studies.compare`) writes ``comparison.csv`` (one row per run) and
-``comparison.md`` (the tables, with the command, commit and machine that made them). Copied into
+``comparison.md`` (the tables, with the command, commit and machine that made them); a study may add
+copies of its searching runs' history.json under ``histories/``, rendered as ``trajectory.md``. Copied into
 ``docs/results/<study>/``, the pair is what the results pages show (`docs/results.md` links them), and
 the markdown must be exactly what the CSV gives: ``python -m tfprune.studies.results_pages`` rewrites
 every committed table from its CSV, keeping the command, commit and machine it states, and
@@ -10,6 +11,7 @@ hand-edited number, or a table format changed without regenerating the pages).
 """
 
 import glob
+import json
 import os
 import sys
 
@@ -17,6 +19,7 @@ from tfprune.studies import compare
 
 PAGES = os.path.join("docs", "results")
 CSV, MARKDOWN = "comparison.csv", "comparison.md"
+HISTORIES, TRAJECTORY = "histories", "trajectory.md"  # <method>_seed<N>.json: copies of runs' history.json
 
 
 def retabulate(folder):
@@ -32,23 +35,56 @@ def retabulate(folder):
     return compare.markdown(rows, methods, seeds, config_files, command, provenance)
 
 
+def trajectory(folder):
+    """The structure each searching run aimed at, epoch by epoch (its alignment target's kept channels
+    per group and that target's reward), from the run histories committed under ``folder/histories``;
+    None where there are none. It shows when a search found a structure, which the final row cannot."""
+    paths = sorted(glob.glob(os.path.join(folder, HISTORIES, "*.json")))
+    if not paths:
+        return None
+    lines = [f"# Search trajectories: {os.path.basename(folder)}", "",
+             "Each agent step's alignment target (kept channels per group) and its held-out reward; "
+             f"from `{HISTORIES}/<method>_seed<N>.json`, copies of the runs' history.json.", ""]
+    for path in paths:
+        with open(path) as f:
+            history = json.load(f)
+        lines += [f"## {os.path.splitext(os.path.basename(path))[0]}", "", "| epoch | target kept | target reward (%) |",
+                  "|---|---|---|"]
+        for entry in history:
+            kept = "/".join(str(k) for k in (entry.get("best_kept") or {}).values()) or "-"
+            reward = entry.get("target_reward")
+            lines.append(f"| {entry['epoch']} | {kept} | " + ("-" if reward is None else f"{100 * reward:.1f}") + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def studies(root=PAGES):
     """Every committed study folder (one holding comparison.csv) under ``root``."""
     return sorted(os.path.dirname(path) for path in glob.glob(os.path.join(root, "*", CSV)))
 
 
+def pages(folder):
+    """{file name: text} of every page ``folder``'s committed result files give."""
+    out = {MARKDOWN: retabulate(folder)}
+    steps = trajectory(folder)
+    if steps is not None:
+        out[TRAJECTORY] = steps
+    return out
+
+
 def main(argv=None):
-    """Rewrites every committed table from its CSV; prints the folders it changed."""
+    """Rewrites every committed page from its result files; prints the pages it changed."""
     root = (argv if argv is not None else sys.argv[1:] or [PAGES])[0]
     for folder in studies(root):
-        text = retabulate(folder)
-        path = os.path.join(folder, MARKDOWN)
-        with open(path) as f:
-            if f.read() == text:
-                continue
-        with open(path, "w") as f:
-            f.write(text)
-        print(f"rewrote {path}")
+        for name, text in pages(folder).items():
+            path = os.path.join(folder, name)
+            if os.path.exists(path):
+                with open(path) as f:
+                    if f.read() == text:
+                        continue
+            with open(path, "w") as f:
+                f.write(text)
+            print(f"rewrote {path}")
 
 
 if __name__ == "__main__":
