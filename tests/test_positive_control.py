@@ -48,3 +48,32 @@ def test_the_bottleneck_costs_more_than_the_band_so_no_slack_fill_restores_it(bu
     (conv1, conv2, conv3), _ = _kept(budget)
     restored = cost.ratio(np.array([conv1, conv2, 12])) - cost.ratio(np.array([conv1, conv2, conv3]))
     assert restored > 3 * TOLERANCE
+
+
+@pytest.mark.slow
+def test_the_control_config_runs_its_known_allocation_and_uniform_through_compare(tmp_path):
+    """The test-sized variant: control_fashion.gin on a small written Fashion-MNIST for two epochs, through
+    tools/compare.py's "profile" and "uniform" methods: each run ends on its structure (the profile's
+    whole bottleneck, uniform's starved one) in the same FLOPs band. Accuracy needs the full config."""
+    import csv
+    import os
+    import subprocess
+    import sys
+
+    from test_data import _write_fashion
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    data = _write_fashion(str(tmp_path / "fashion"), n_train=640, n_test=100)
+    tiny = [f'build_datasets.data_dir = "{data}"', "build_datasets.train_examples = 512",
+            "build_datasets.val_examples = 100", "build_datasets.held_out_examples = 64", "run.epochs = 2",
+            "run.warmup_epochs = 1", "run.finetune_epochs = 1"]
+    cmd = [sys.executable, os.path.join(root, "tools", "compare.py"), "--config",
+           os.path.join(root, "configs", "control_fashion.gin"), "--methods", "uniform,profile", "--seeds", "0",
+           "--workdir", str(tmp_path)] + [arg for b in tiny for arg in ("--gin_bindings", b)]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with open(tmp_path / "comparison.csv") as f:
+        rows = {row["method"]: row for row in csv.DictReader(f)}
+    assert rows["profile"]["kept"].endswith("/12") and int(rows["uniform"]["kept"].split("/")[-1]) <= 4
+    for row in rows.values():
+        assert TARGET - TOLERANCE <= float(row["flops_ratio"]) <= TARGET
