@@ -191,7 +191,7 @@ def row_of(method, seed, summary, seconds, workdir):
         "final_reward": final_reward,
         "seconds": float("nan") if seconds is None else seconds,
         "environment": environment_id(summary.get("environment")),  # "-": a summary from before 2026-12-05
-        "kept": "/".join(str(kept) for kept, _ in (summary.get("kept_channels") or {}).values()) or "-",
+        "kept": kept_text(kept for kept, _ in (summary.get("kept_channels") or {}).values()),
     }
 
 
@@ -232,6 +232,11 @@ def write_csv(rows, path):
         writer.writeheader()
         for row in rows:
             writer.writerow(row)
+
+
+def kept_text(counts):
+    """Kept channel counts per group, in the groups' order, as the tables write them ("7/21/12"; "-": none)."""
+    return "/".join(str(count) for count in counts) or "-"
 
 
 def read_csv(path):
@@ -355,16 +360,21 @@ def mean_interval(values, confidence=0.95):
     return mean, mean - half, mean + half
 
 
+def _mean_gain(rows, method, seeds):
+    """Mean paired difference to `uniform` over the seeds where both ran (pp; nan where none did)."""
+    return mean_std([d for d in paired_differences(rows, method, "uniform", seeds) if d is not None])[0]
+
+
 def _recovery_section(rows, methods, seeds):
     """With a known better structure ("profile", issue 36's positive control), each method's share of
     the profile's gap over uniform: mean paired gain over the profile's mean paired gain."""
-    gap = mean_std([d for d in paired_differences(rows, "profile", "uniform", seeds) if d is not None])[0]
+    gap = _mean_gain(rows, "profile", seeds)
     lines = ["", f"## Share of the profile's gap over `uniform` ({gap:+.2f} pp) each method recovers", "",
              "| method | mean gain over uniform (pp) | share of the gap |", "|---|---|---|"]
     for m in methods:
         if m in ("uniform", "profile"):
             continue
-        gain = mean_std([d for d in paired_differences(rows, m, "uniform", seeds) if d is not None])[0]
+        gain = _mean_gain(rows, m, seeds)
         share = gain / gap if gap and not math.isnan(gap) and not math.isnan(gain) else float("nan")
         lines.append(f"| {m} | {gain:+.2f} | " + ("-" if math.isnan(share) else f"{share:.2f}") + " |")
     return lines

@@ -51,7 +51,7 @@ def trajectory(folder):
         lines += [f"## {os.path.splitext(os.path.basename(path))[0]}", "", "| epoch | target kept | target reward (%) |",
                   "|---|---|---|"]
         for entry in history:
-            kept = "/".join(str(k) for k in (entry.get("best_kept") or {}).values()) or "-"
+            kept = compare.kept_text((entry.get("best_kept") or {}).values())
             reward = entry.get("target_reward")
             lines.append(f"| {entry['epoch']} | {kept} | " + ("-" if reward is None else f"{100 * reward:.1f}") + " |")
         lines.append("")
