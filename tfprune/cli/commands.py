@@ -171,6 +171,12 @@ def _compare_main(argv):
     return main(argv)
 
 
+def _cost_main(argv):
+    from tfprune.studies.cost import main
+
+    return main(argv)
+
+
 def _bench_main(argv):
     from tfprune.studies.bench import main
 
@@ -193,6 +199,7 @@ COMMANDS = {
     "train": (train_main, "jointly train and prune a CNN (resumable); --list-configs lists the shipped configs"),
     "export": (_export_main, "prune a gated model physically and export SavedModel + TFLite, full vs pruned"),
     "compare": (_compare_main, "the agent vs baselines at one FLOPs budget, several seeds, as tables"),
+    "cost": (_cost_main, "the cost of a pruned model: joint method vs unpruned training vs the classic pipeline"),
     "bench": (_bench_main, "speed benchmarks: gating overhead, agent step, TFLite latency, input pipeline"),
     "inspect": (_inspect_main, "the pruning plan of a model before training: groups, shares, barriers, range"),
     "chaos": (_chaos_main, "kill a deterministic run N times at random moments; the result must not change"),

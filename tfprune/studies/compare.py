@@ -134,19 +134,25 @@ def run_command(method, seed, config_files, run_dir, bindings=()):
 
 
 def run_one(method, seed, config_files, workdir, bindings=()):
-    """Runs (or skips, when complete) one method/seed in a subprocess; returns (summary or None, seconds).
+    """Runs (or skips, when complete) one method/seed in a subprocess; returns (summary or None, seconds)."""
+    run_dir = os.path.join(workdir, method, f"seed{seed}")
+    cmd = run_command(method, seed, config_files, run_dir, bindings)
+    return run_training(run_dir, cmd, f"{method} seed {seed}", DESCRIPTIONS[method])
+
+
+def run_training(run_dir, cmd, label, description):
+    """Runs (or skips, when ``run_dir`` holds summary.json) one training command ``cmd`` in a subprocess;
+    returns (summary or None, seconds). Shared by the studies that start runs (compare, cost).
 
     The subprocess gives every run fresh gin and TensorFlow state; its output goes to the run's log.txt.
     """
-    run_dir = os.path.join(workdir, method, f"seed{seed}")
     summary_path = os.path.join(run_dir, files.SUMMARY)
     if os.path.exists(summary_path):
-        print(f"[{method} seed {seed}] done already ({summary_path}): skipped", flush=True)
+        print(f"[{label}] done already ({summary_path}): skipped", flush=True)
         return _load(summary_path), _load_seconds(run_dir)
     os.makedirs(run_dir, exist_ok=True)
-    cmd = run_command(method, seed, config_files, run_dir, bindings)
     log_path = os.path.join(run_dir, files.LOG)
-    print(f"[{method} seed {seed}] running ({DESCRIPTIONS[method]}); log: {log_path}", flush=True)
+    print(f"[{label}] running ({description}); log: {log_path}", flush=True)
     start = time.time()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log_path, "a") as log:
@@ -155,14 +161,13 @@ def run_one(method, seed, config_files, workdir, bindings=()):
         rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=os.getcwd())
     seconds = time.time() - start
     if rc != 0 or not os.path.exists(summary_path):
-        print(f"[{method} seed {seed}] FAILED (exit status {rc}) after {seconds:.0f} s; last lines of {log_path}:",
-              flush=True)
+        print(f"[{label}] FAILED (exit status {rc}) after {seconds:.0f} s; last lines of {log_path}:", flush=True)
         print(_tail(log_path), flush=True)
         return None, seconds
     with open(os.path.join(run_dir, SECONDS), "w") as f:
         f.write(f"{seconds:.1f}\n")
     summary = _load(summary_path)
-    print(f"[{method} seed {seed}] done in {seconds:.0f} s: FLOPs ratio {summary['flops_ratio']:.3f}, "
+    print(f"[{label}] done in {seconds:.0f} s: FLOPs ratio {summary['flops_ratio']:.3f}, "
           f"val acc full {summary['val_accuracy_full_model']:.4f}, pruned {summary['val_accuracy_pruned']:.4f}",
           flush=True)
     return summary, seconds

@@ -1,5 +1,7 @@
 """`finetune`: the physical cut of the selected sub-network and the fine-tuning of the compact model."""
 
+import time
+
 import tensorflow as tf
 
 from tfprune.infra import workdir as files
@@ -9,18 +11,21 @@ from tfprune.training.weight_trainer import WeightTrainer, make_optimizer
 
 def finetune(ctx, selected, finetune_epochs, learning_rate, first_data_epoch=0):
     """Physically prunes the gated model and fine-tunes the compact model (resumable); returns the
-    compact model and its accuracy {"val": on the validation split, "held_out": on the held-out
-    training images}. The held-out one is what settings may be chosen on: it sees the whole pipeline
+    compact model, its accuracy {"val": on the validation split, "held_out": on the held-out
+    training images} and the phase's wall seconds (the cut and every fine-tuning epoch, resumed ones
+    included). The held-out one is what settings may be chosen on: it sees the whole pipeline
     (search, alignment, cut, fine-tuning) yet never the validation split. Fine-tuning epoch e reads
     the data of epoch `first_data_epoch + e` (`Datasets.train_epoch`), after the joint phase's."""
     data, run_dir = ctx.data, ctx.run_dir
+    t0 = time.time()
     with ctx.strategy.scope():
         compact = compact_model(selected.gated_model, selected.masks)
         optimizer = make_optimizer(total_steps=max(1, finetune_epochs * data.steps_per_epoch),
                                    learning_rate=learning_rate)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="finetune_epoch")
+        seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="finetune_seconds")
     trainer = WeightTrainer(ctx.strategy, compact, optimizer, data.batch_size)
-    checkpoint = tf.train.Checkpoint(model=compact, optimizer=optimizer, epoch=epoch)
+    checkpoint = tf.train.Checkpoint(model=compact, optimizer=optimizer, epoch=epoch, seconds=seconds)
     manager = run_dir.checkpoint_manager(files.FINETUNE_CHECKPOINTS, checkpoint)
     run_dir.restore(files.FINETUNE_CHECKPOINTS, checkpoint)
     for e in range(int(epoch.numpy()), finetune_epochs):
@@ -28,5 +33,8 @@ def finetune(ctx, selected, finetune_epochs, learning_rate, first_data_epoch=0):
                                     f"finetune {e + 1}/{finetune_epochs}")
         ctx.log.finetune_epoch(e, finetune_epochs, stats, trainer.evaluate(data.val))
         epoch.assign(e + 1)
+        seconds.assign_add(time.time() - t0)
+        t0 = time.time()
         manager.save()
-    return compact, {"val": trainer.evaluate(data.val), "held_out": trainer.evaluate(data.held_out)}
+    accuracy = {"val": trainer.evaluate(data.val), "held_out": trainer.evaluate(data.held_out)}
+    return compact, accuracy, float(seconds.numpy()) + time.time() - t0

@@ -12,6 +12,8 @@ from tfprune.search.policy import check_resumable
 from tfprune.structure.masks import apply_masks, load_masks, save_masks
 from tfprune.training.weight_trainer import WeightTrainer, make_optimizer
 
+JOINT_PHASES = ("train", "agent")  # the joint phase's wall time: weight training (+ per-epoch validation), agent steps
+
 
 @dataclasses.dataclass
 class Selected:
@@ -35,9 +37,14 @@ class JointPhase:
             optimizer = make_optimizer(total_steps=epochs * ctx.data.steps_per_epoch)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
+            # wall seconds of the finished epochs, checkpointed with them: a resumed run reports every one
+            self.seconds = {phase: tf.Variable(0.0, dtype=tf.float64, trainable=False, name=f"{phase}_seconds")
+                            for phase in JOINT_PHASES}
         self.trainer = WeightTrainer(ctx.strategy, model, optimizer, ctx.data.batch_size, regularizer=pruner.penalty)
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=self.epoch,
-                                              step_in_epoch=self.step_in_epoch, **pruner.checkpoint_items())
+                                              step_in_epoch=self.step_in_epoch,
+                                              **{f"{p}_seconds": v for p, v in self.seconds.items()},
+                                              **pruner.checkpoint_items())
         self.manager = ctx.run_dir.checkpoint_manager(files.JOINT_CHECKPOINTS, self.checkpoint)
 
     def run(self):
@@ -75,8 +82,12 @@ class JointPhase:
                                          after_step=self._mid_epoch_checkpoint)
         weight_seconds = time.time() - t0
         agent = None if self.pruner.schedule.in_warmup(epoch) else self.pruner.agent_step(epoch)
+        agent_seconds = time.time() - t0 - weight_seconds
         val = self.trainer.evaluate(data.val)
-        self.ctx.log.joint_epoch(epoch, stats, val, strength, time.time() - t0, weight_seconds, agent, self.pruner)
+        seconds = time.time() - t0
+        self.ctx.log.joint_epoch(epoch, stats, val, strength, seconds, weight_seconds, agent, self.pruner)
+        self.seconds["agent"].assign_add(agent_seconds)
+        self.seconds["train"].assign_add(seconds - agent_seconds)  # weight steps and the epoch's validation
         self.epoch.assign(epoch + 1)
         self.step_in_epoch.assign(0)
         self._save()
@@ -97,6 +108,7 @@ class JointPhase:
 
     def _select(self):
         run_dir, data = self.ctx.run_dir, self.ctx.data
+        t0 = time.time()
         val_full = self.trainer.evaluate(data.val)
         choice = self.pruner.select(self.epochs - 1)
         apply_masks(self.model, choice.masks)
@@ -104,6 +116,8 @@ class JointPhase:
         self.trainer.recalibrate_batchnorm(data.train_epoch(self.epochs))
         record = {"reward": choice.reward, "flops_ratio": choice.flops_ratio, "val_accuracy_full_model": val_full,
                   "val_accuracy_masked_before_finetune": self.trainer.evaluate(data.val)}
+        record["phase_seconds"] = {**{p: float(v.numpy()) for p, v in self.seconds.items()},
+                                   "select": time.time() - t0}
         save_masks(choice.masks, run_dir.write_path(files.MASKS))
         run_dir.save_model(files.GATED_MODEL, self.model)
         run_dir.write_json(files.SELECTION, record)  # last: marks the phase as done

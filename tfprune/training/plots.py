@@ -119,20 +119,9 @@ def plot_accuracy_vs_flops(rows, path, accuracy_key="val_acc_pruned"):
     """Scatter of accuracy (after fine-tuning) vs FLOPs ratio, one colour per method, mean as a cross.
 
     `rows`: dicts with "method", "flops_ratio" and `accuracy_key` (tfprune.studies.compare's rows)."""
-    if not rows:
-        raise ValueError("no rows to plot.")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, method in enumerate(methods):
-        mine = [r for r in rows if r["method"] == method]
-        xs = [r["flops_ratio"] for r in mine]
-        ys = [100 * r[accuracy_key] for r in mine]
-        colour = colours[i % len(colours)]
-        ax.scatter(xs, ys, color=colour, alpha=0.6, s=25, label=method)
-        if len(mine) > 1:
-            ax.scatter([sum(xs) / len(xs)], [sum(ys) / len(ys)], color=colour, marker="x", s=80)
+    _scatter_by(ax, rows, "method", "flops_ratio", accuracy_key)
     full = _finite([r.get("val_acc_full") for r in rows])
     if full:
         ax.axhline(100 * sum(full) / len(full), color="grey", ls="--", lw=1, label="full models (mean)")
@@ -142,6 +131,35 @@ def plot_accuracy_vs_flops(rows, path, accuracy_key="val_acc_pruned"):
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def plot_accuracy_vs_time(rows, path):
+    """Scatter of accuracy after fine-tuning vs a pipeline's total wall time (tfprune.studies.cost's rows:
+    "pipeline", "total_s", "val_acc_pruned"), one colour per pipeline, mean as a cross."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    _scatter_by(ax, [dict(r, total_min=r["total_s"] / 60) for r in rows], "pipeline", "total_min", "val_acc_pruned")
+    ax.set_xlabel("total wall time (min)")
+    ax.set_ylabel("val accuracy after fine-tuning (%)")
+    ax.set_title("accuracy vs cost (x = mean over seeds)", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _scatter_by(ax, rows, label_key, x_key, accuracy_key):
+    """One colour per ``label_key`` value: every row as a dot, the mean of several as a cross."""
+    if not rows:
+        raise ValueError("no rows to plot.")
+    colours = _pyplot().rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, label in enumerate(dict.fromkeys(r[label_key] for r in rows)):
+        mine = [r for r in rows if r[label_key] == label]
+        xs = [r[x_key] for r in mine]
+        ys = [100 * r[accuracy_key] for r in mine]
+        colour = colours[i % len(colours)]
+        ax.scatter(xs, ys, color=colour, alpha=0.6, s=25, label=label)
+        if len(mine) > 1:
+            ax.scatter([sum(xs) / len(xs)], [sum(ys) / len(ys)], color=colour, marker="x", s=80)
 
 
 def write_run_plots(workdir, summary, history):

@@ -3,6 +3,7 @@ also the compact model, its SavedModel/TFLite exports and their latency, history
 it marks the run complete) and the plots."""
 
 import json
+import time
 
 from tfprune.cost.flops import CostModel
 from tfprune.cost.latency import predicted_latency_ms
@@ -14,15 +15,22 @@ from tfprune.structure.masks import kept_counts
 from tfprune.structure.surgery import compact_model
 
 
-def finish(ctx, pruner, compact, selected, accuracy, quantizations):
-    """The summary; on the chief also the compact model, exports, history.json, summary.json, plots."""
+def finish(ctx, pruner, compact, selected, accuracy, quantizations, cost=None):
+    """The summary; on the chief also the compact model, exports, history.json, summary.json, plots.
+
+    ``cost``: the run's schedule and the wall seconds of its phases so far ({"schedule": ...,
+    "phase_seconds": ...}), completed here with the export's: what a cost study reads."""
     summary = _summary(ctx, pruner, compact, selected, accuracy)
+    summary.update(cost or {})
     if not ctx.run_dir.is_chief:
         return summary
+    t0 = time.time()
     summary.update(_export(ctx, compact, pruner.held_out_images, quantizations))
     if "float" in summary["tflite"]:  # measured LiteRT latency of the full and compact models, beside the FLOPs
         summary.update(summary_latency(compact_model(pruner.model, graph=pruner.graph), summary["tflite"]["float"],
                                        predicted_latency_ms(pruner.budget.cost_model, selected.masks)))
+    if "phase_seconds" in summary:
+        summary["phase_seconds"] = {**summary["phase_seconds"], "export": time.time() - t0}
     ctx.run_dir.write_json(files.HISTORY, pruner.history)
     ctx.run_dir.write_json(files.SUMMARY, summary)
     try:  # plots are a convenience: never fail a finished run over them

@@ -14,6 +14,8 @@ JSON state; then the selection, masks and gated model once the sub-network is ch
 fine-tuning checkpoints. Re-running the same command resumes from the last of these.
 """
 
+import time
+
 import gin
 
 from tfprune.data import build_datasets
@@ -65,6 +67,7 @@ def run(workdir, model_name=gin.REQUIRED, epochs=10, warmup_epochs=2, finetune_e
     if done is not None:
         return report_complete(workdir, done)
     check_epochs(epochs, warmup_epochs)
+    started = time.time()
     strategy, is_chief, role = start_runtime(workdir, deterministic, strategy)
     seed_everything(seed)
     data = build_datasets(seed=seed)
@@ -75,7 +78,11 @@ def run(workdir, model_name=gin.REQUIRED, epochs=10, warmup_epochs=2, finetune_e
     with files.Workdir(workdir, is_chief, role) as run_dir:
         record_config(run_dir)
         ctx = RunContext(strategy, run_dir, data, RunLog(run_dir.outdir, epochs))
+        setup_seconds = time.time() - started
         selected = JointPhase(ctx, model, pruner, epochs, checkpoint_every_steps).run()
-        compact, accuracy = finetune(ctx, selected, finetune_epochs, finetune_learning_rate,
-                                     first_data_epoch=epochs + 1)
-        return finish(ctx, pruner, compact, selected, accuracy, export_quantizations)
+        compact, accuracy, finetune_seconds = finetune(ctx, selected, finetune_epochs, finetune_learning_rate,
+                                                       first_data_epoch=epochs + 1)
+        cost = {"schedule": {"epochs": epochs, "warmup_epochs": warmup_epochs, "finetune_epochs": finetune_epochs},
+                "phase_seconds": {"setup": setup_seconds, **selected.record.get("phase_seconds", {}),
+                                  "finetune": finetune_seconds}}
+        return finish(ctx, pruner, compact, selected, accuracy, export_quantizations, cost)
