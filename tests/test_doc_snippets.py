@@ -276,7 +276,7 @@ def test_bash_blocks_name_existing_commands_flags_configs_and_parameters():
                 checked += _target(command) is not None
                 problems += [f"{block.where}: {' '.join(command)[:80]}: {p}"
                              for p in _command_problems(command, parameters)]
-    assert checked > 30, checked  # the docs' command lines were found
+    assert checked > 20, checked  # the docs' command lines were found (24 once docs/results.md kept only generated studies)
     assert not problems, "\n".join(problems)
 
 

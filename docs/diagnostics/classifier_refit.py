@@ -1,4 +1,4 @@
-"""Diagnosis (docs/results.md, VGG-11 regime): is the last group over-valued by the agent's reward because
+"""Diagnosis (CHANGELOG.md, "Hand-made structures, VGG-11 and reward variants"): is the last group over-valued by the agent's reward because
 its pruned channels' means vanish from the logits, or because the classifier is not re-adapted?
 
 For a finished run, on its own held-out training images (never trained on), it cuts a share of the

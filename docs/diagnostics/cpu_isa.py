@@ -1,7 +1,7 @@
 """Does the CPU's instruction set reach a deterministic run's numbers?
 
 A run with ``run.deterministic = True`` repeats itself byte for byte on one machine, yet the same code,
-config and locked packages gave other numbers in another session (`docs/results.md`). This runs the
+config and locked packages gave other numbers in another session (CHANGELOG.md, "Reproducibility and determinism"). This runs the
 short deterministic smoke run (`configs/smoke_deterministic.gin`, the run `tests/test_determinism.py`
 repeats) ``--repeats`` times under each oneDNN instruction-set cap (``ONEDNN_MAX_CPU_ISA``, e.g. AVX2 = a
 CPU without AVX-512) and with oneDNN off (``TF_ENABLE_ONEDNN_OPTS=0``), each in its own process, and prints the accuracies:
