@@ -7,7 +7,10 @@ copies of its searching runs' history.json under ``histories/``, rendered as ``t
 the markdown must be exactly what the CSV gives: ``python -m tfprune.studies.results_pages`` rewrites
 every committed table from its CSV, keeping the command, commit and machine it states, and
 ``tests/test_results_pages.py`` fails when a committed table differs from its regeneration (a
-hand-edited number, or a table format changed without regenerating the pages).
+hand-edited number, or a table format changed without regenerating the pages). The same command
+redraws each study's ``accuracy_vs_flops.png`` from the CSV. A table of measured numbers anywhere else on
+the results pages (``docs/results.md``, ``docs/results/``) fails the same test: a study whose result files
+are not committed belongs in CHANGELOG.md as history, not beside the generated tables.
 """
 
 import glob
@@ -20,6 +23,7 @@ from tfprune.studies import compare
 PAGES = os.path.join("docs", "results")
 CSV, MARKDOWN = "comparison.csv", "comparison.md"
 HISTORIES, TRAJECTORY = "histories", "trajectory.md"  # <method>_seed<N>.json: copies of runs' history.json
+PLOT = "accuracy_vs_flops.png"
 
 
 def retabulate(folder):
@@ -72,8 +76,21 @@ def pages(folder):
     return out
 
 
+def generated(root=PAGES):
+    """The paths of every page the committed result files under ``root`` give (what `main` writes)."""
+    return sorted(os.path.join(folder, name) for folder in studies(root) for name in pages(folder))
+
+
+def plot(folder, path=None):
+    """Draws ``folder``'s accuracy-vs-FLOPs plot from its comparison.csv into ``path`` (default: the
+    folder's accuracy_vs_flops.png, the figure compare wrote); returns the path."""
+    from tfprune.training import plots  # matplotlib, only when a plot is drawn
+
+    return plots.plot_accuracy_vs_flops(compare.read_csv(os.path.join(folder, CSV)), path or os.path.join(folder, PLOT))
+
+
 def main(argv=None):
-    """Rewrites every committed page from its result files; prints the pages it changed."""
+    """Rewrites every committed page and plot from its result files; prints the files it changed."""
     root = (argv if argv is not None else sys.argv[1:] or [PAGES])[0]
     for folder in studies(root):
         for name, text in pages(folder).items():
@@ -85,6 +102,24 @@ def main(argv=None):
             with open(path, "w") as f:
                 f.write(text)
             print(f"rewrote {path}")
+        _replot(folder)
+
+
+def _replot(folder):
+    """Redraws the folder's plot; replaces the committed file (and says so) only when the bytes differ."""
+    import tempfile
+
+    path = os.path.join(folder, PLOT)
+    with tempfile.TemporaryDirectory() as scratch:
+        with open(plot(folder, os.path.join(scratch, PLOT)), "rb") as f:
+            drawn = f.read()
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            if f.read() == drawn:
+                return
+    with open(path, "wb") as f:
+        f.write(drawn)
+    print(f"rewrote {path}")
 
 
 if __name__ == "__main__":
