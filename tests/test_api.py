@@ -92,6 +92,42 @@ def test_prune_digits_end_to_end(tmp_path, capsys):
         "loss" in line and "agent reward" in line for line in out.replace("\r", "\n").splitlines())
 
 
+def test_prune_takes_one_budget_and_names_the_fix():
+    data = digits(64)
+    with pytest.raises(tfprune.TfpruneError, match="two budgets; give one of them"):
+        tfprune.prune(small_cnn(), data, target_flops_ratio=0.5, target_latency_ratio=0.5)
+    with pytest.raises(tfprune.TfpruneError, match="target_latency_ratio needs the latency budget.*drop budget="):
+        tfprune.prune(small_cnn(), data, target_latency_ratio=0.5, budget="flops")
+    with pytest.raises(tfprune.TfpruneError, match=r"budget='latency' needs target_latency_ratio="):
+        tfprune.prune(small_cnn(), data, budget="latency")
+    with pytest.raises(tfprune.TfpruneError, match=r"in \(0, 1\]; got 1.5"):
+        tfprune.prune(small_cnn(), data, target_latency_ratio=1.5)
+
+
+@pytest.mark.slow
+def test_prune_to_a_latency_target(tmp_path, monkeypatch):
+    """`target_latency_ratio`: JointPruner's latency budget (a LiteRT table measured here and calibrated on
+    whole-model timings: slow, about a minute on 2 cores), and the compact model's predicted latency lands in
+    the budget's band, [target - tolerance, target]."""
+    import gin
+
+    monkeypatch.setenv("TFPRUNE_CACHE_DIR", str(tmp_path / "cache"))
+    gin.bind_parameter("LatencyModel.max_points", 2)  # a small table: this checks the wiring, not the timing
+    gin.bind_parameter("LatencyModel.runs", 10)
+    inputs = keras.Input((32, 32, 3))  # layers of tens of microseconds, above timing noise (tests/test_latency.py)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(keras.layers.Conv2D(32, 3, padding="same")(inputs)))
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(keras.layers.Conv2D(64, 3, padding="same")(x)))
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(x)))
+    rng = np.random.default_rng(0)
+    data = (rng.normal(size=(96, 32, 32, 3)).astype("float32"), rng.integers(0, 10, 96).astype("int32"))
+    result = tfprune.prune(model, data, target_latency_ratio=0.6, epochs=2, finetune_epochs=0, held_out=32,
+                           num_samples=3, dynamics_steps=2, batch_size=32, verbose=0, flops_tolerance=0.05)
+    assert result.pruner.budget.target_ratio == 0.6
+    assert 0.6 - 0.05 - 1e-6 <= result.predicted_latency_ratio <= 0.6 + 1e-6
+    assert result.cost_after.flops < result.cost_before.flops
+    assert "latency (predicted, LiteRT)" in result.summary()
+
+
 def test_prune_refuses_images_of_the_wrong_size():
     x = np.zeros((64, 16, 16, 1), "float32")
     with pytest.raises(tfprune.TfpruneError, match=r"shape \(16, 16, 1\) but the model takes \(8, 8, 1\)"):

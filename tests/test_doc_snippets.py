@@ -56,6 +56,7 @@ CHECKS = {
                        "assert compact.count_params() < model.count_params()\n",
     "docs/keras_pipeline.md": "import os\n"
                               "assert result.flops_ratio <= 0.52 and os.path.exists('pruned/model_float.tflite')\n"
+                              "assert 0.6 - 0.02 - 1e-6 <= by_latency.predicted_latency_ratio <= 0.6 + 1e-6\n"
                               "assert report['tflite']['int8']['verification']['passed']\n"
                               "assert 0.47 <= achieved <= 0.5\n"
                               "assert l1_compact.count_params() < model.count_params()\n"

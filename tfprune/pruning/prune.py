@@ -4,6 +4,9 @@
     result.model            # the physically smaller, fine-tuned plain Keras model
     print(result.summary()) # FLOPs / params / accuracy before and after
 
+or, with a budget in predicted LiteRT latency instead of FLOPs (`JointPruner.budget = "latency"`,
+docs/deploy.md), `target_latency_ratio=0.5`: the two targets are exclusive.
+
 It composes the public pieces, which stay for users who need more control (docs/keras_pipeline.md):
 `auto_gate` (skipped for a model that already has gates) -> `split_held_out` (unless `held_out` is data)
 -> `JointPruner` + `model.fit(callbacks=[pruner.callback()])` (warm-up epochs, then one agent step per
@@ -23,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfprune.cost.flops import CostModel
+from tfprune.cost.latency import predicted_latency_ms
 from tfprune.data.split import split_held_out
 from tfprune.errors import TfpruneError
 from tfprune.infra.workdir import COMPACT_MODEL
@@ -61,6 +65,18 @@ class PruneResult:
     def flops_ratio(self):
         return self.cost_after.flops / self.cost_before.flops
 
+    @property
+    def predicted_latency_ms(self):
+        """(full model ms, compact model ms) as the latency budget predicts them (`target_latency_ratio`);
+        None under a FLOPs budget. The measured latency is the export's (`export_dir`)."""
+        return predicted_latency_ms(self.pruner.budget.cost_model, self.masks)
+
+    @property
+    def predicted_latency_ratio(self):
+        """The compact model's predicted latency over the full model's (None under a FLOPs budget)."""
+        predicted = self.predicted_latency_ms
+        return None if predicted is None else predicted[1] / predicted[0]
+
     def summary(self):
         """A few readable lines: FLOPs, params and accuracy before -> after."""
         b, a = self.cost_before, self.cost_after
@@ -70,6 +86,9 @@ class PruneResult:
                  f"params {b.params / 1e6:.4f} M -> {a.params / 1e6:.4f} M ({a.params / b.params:.1%})",
                  f"accuracy ({self.accuracy_on}) {self.accuracy_before:.4f} -> {self.accuracy_after:.4f}",
                  f"channels kept {kept} of {total} in {len(self.masks)} groups"]
+        if self.predicted_latency_ms is not None:
+            full, pruned = self.predicted_latency_ms
+            lines.append(f"latency (predicted, LiteRT) {full:.3f} ms -> {pruned:.3f} ms ({pruned / full:.1%})")
         if self.export:
             lines.append(f"exported to {self.export.get('out_dir', '')}")
         return "\n".join(lines)
@@ -84,18 +103,26 @@ def default_warmup(epochs):
     return int(min(max(round(0.1 * epochs), 1 if epochs >= 3 else 0), max(epochs - 1, 0)))
 
 
-def prune(model, train_data, val_data=None, *, target_flops_ratio=0.5, epochs=10, warmup_epochs=None,
+def prune(model, train_data, val_data=None, *, target_flops_ratio=None, target_latency_ratio=None, epochs=10,
+          warmup_epochs=None,
           finetune_epochs=None, held_out=512, num_samples=16, batch_size=64, optimizer=None, loss=None,
           finetune_optimizer=None, export_dir=None, quantizations=("float", "dynamic"), verbose=1, seed=0,
           **pruner_kwargs):
-    """Prunes a Keras CNN to `target_flops_ratio` of its FLOPs with the agent and returns a `PruneResult`.
+    """Prunes a Keras CNN to `target_flops_ratio` of its FLOPs (or `target_latency_ratio` of its predicted
+    latency) with the agent and returns a `PruneResult`.
 
     Args:
         model: a plain Keras 3 CNN (functional or Sequential; gated here by `auto_gate`, which copies it) or
             an already gated one (zoo model); classification with integer labels.
         train_data: `(images, labels)` arrays or a `tf.data.Dataset` of `(images, labels)` batches.
         val_data: the same kinds, for validation during `fit` and the reported accuracies (None: the held-out set).
-        target_flops_ratio: fraction of the FLOPs kept (0.5 = 2x fewer MACs).
+        target_flops_ratio: fraction of the FLOPs kept (0.5 = 2x fewer MACs); the default budget, at 0.5 when
+            neither target is given.
+        target_latency_ratio: instead, fraction of the predicted latency kept (0.5 = half the full model's
+            latency): `JointPruner`'s `budget="latency"` at its `target_latency_ratio`, a per-layer LiteRT
+            latency table of this CPU calibrated on whole-model timings (`tfprune.cost.latency`; measuring
+            it takes a while the first time, then it is cached). Exclusive with `target_flops_ratio`.
+            `PruneResult.predicted_latency_ratio` is the compact model's predicted ratio.
         epochs / warmup_epochs / finetune_epochs: joint training epochs / of them, plain training before the
             first agent step (None: `default_warmup`, a tenth) / fine-tuning epochs of the compact model
             (None: a fifth of `epochs`, at least 1).
@@ -108,8 +135,10 @@ def prune(model, train_data, val_data=None, *, target_flops_ratio=0.5, epochs=10
         export_dir: if given, SavedModel + TFLite (`quantizations`, verified against Keras), `masks.json`
             and `compact_model.keras` are written there.
         verbose: Keras' `fit` verbosity (also the agent's one line per step; 0: silent).
-        **pruner_kwargs: any other `JointPruner` argument (`policy`, `budget`, `importance`, `round_to`, ...).
+        **pruner_kwargs: any other `JointPruner` argument (`policy`, `importance`, `round_to`, ...).
     """
+    target_flops_ratio, budget = _budget(target_flops_ratio, target_latency_ratio, pruner_kwargs)
+    pruner_kwargs.update(budget)
     warmup = default_warmup(epochs) if warmup_epochs is None else int(warmup_epochs)
     _check(epochs, warmup, target_flops_ratio)
     gated = model if ChannelGraph(model, warn=False).gated_groups else auto_gate(model)
@@ -139,6 +168,28 @@ def prune(model, train_data, val_data=None, *, target_flops_ratio=0.5, epochs=10
     if export_dir:
         result.export = _export(pruner, result, export_dir, quantizations, held)
     return result
+
+
+def _budget(target_flops_ratio, target_latency_ratio, pruner_kwargs):
+    """(the FLOPs target JointPruner gets, the budget's JointPruner arguments) for the target given: FLOPs
+    (0.5 when none is) or latency, never both."""
+    if target_flops_ratio is not None and target_latency_ratio is not None:
+        raise PruneError(f"prune: target_flops_ratio={target_flops_ratio!r} and target_latency_ratio="
+                         f"{target_latency_ratio!r} are two budgets; give one of them (FLOPs or predicted latency).")
+    budget = pruner_kwargs.get("budget", "flops" if target_latency_ratio is None else "latency")
+    if target_latency_ratio is None:
+        if budget == "latency":
+            raise PruneError("prune: budget='latency' needs target_latency_ratio=... (the fraction of the predicted "
+                             "latency kept, e.g. 0.5); pass that instead of budget.")
+        return 0.5 if target_flops_ratio is None else target_flops_ratio, {}
+    if budget != "latency":
+        raise PruneError(f"prune: target_latency_ratio needs the latency budget, but budget={budget!r} was given; "
+                         "drop budget=.")
+    number = isinstance(target_latency_ratio, (int, float)) and not isinstance(target_latency_ratio, bool)
+    if not number or not 0 < float(target_latency_ratio) <= 1:
+        raise PruneError("prune: target_latency_ratio is the fraction of the predicted latency kept, in (0, 1]; "
+                         f"got {target_latency_ratio!r}.")
+    return 0.5, {"budget": "latency", "target_latency_ratio": float(target_latency_ratio)}
 
 
 def _check(epochs, warmup, target):
