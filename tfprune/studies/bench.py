@@ -80,8 +80,6 @@ def bench_gating(model="resnet56", *, width_multiplier=1.0, image_size=32, batch
     """
     import tensorflow as tf
 
-    from tfprune.pruning.alignment import GroupLassoAlignment
-    from tfprune.structure.graph import ChannelGraph
     from tfprune.structure.surgery import compact_model
     from tfprune.training.weight_trainer import WeightTrainer, make_optimizer
 
@@ -89,11 +87,7 @@ def bench_gating(model="resnet56", *, width_multiplier=1.0, image_size=32, batch
     with strategy.scope():
         gated = _model(model, image_size, width_multiplier)
         plain = compact_model(gated)  # gates' masks are all ones: same architecture and weights, no gates
-        graph = ChannelGraph(gated, warn=False)
-        alignment = GroupLassoAlignment(graph)
-        # an arbitrary half mask per group and a non-zero strength, so the penalty is computed for real
-        alignment.set_targets({g.name: [i % 2 == 0 for i in range(g.size)] for g in graph.gated_groups})
-        alignment.strength.assign(1e-3)
+        alignment = half_mask_alignment(gated)
         optimizers = [make_optimizer(1000) for _ in range(3)]
     # the alignment variant trains the same gated model object, only adding the regulariser
     variants = {
@@ -112,6 +106,19 @@ def bench_gating(model="resnet56", *, width_multiplier=1.0, image_size=32, batch
         "gated_alignment_over_plain": step["gated+alignment"] / step["plain"],
         "target": 1.15,
     }
+
+
+def half_mask_alignment(gated):
+    """The alignment penalty of ``gated`` toward an arbitrary half mask per group, at a non-zero strength:
+    what the joint phase's training steps compute, for the speed benches."""
+    from tfprune.pruning.alignment import GroupLassoAlignment
+    from tfprune.structure.graph import ChannelGraph
+
+    graph = ChannelGraph(gated, warn=False)
+    alignment = GroupLassoAlignment(graph)
+    alignment.set_targets({g.name: [i % 2 == 0 for i in range(g.size)] for g in graph.gated_groups})
+    alignment.strength.assign(1e-3)
+    return alignment
 
 
 def _time_train_steps(variants, batch, steps, rounds):
