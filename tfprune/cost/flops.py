@@ -7,7 +7,9 @@ so a sub-network's cost is evaluated in microseconds from a vector of kept count
 
 Conventions: FLOPs = MACs of Conv2D, DepthwiseConv2D, SeparableConv2D and Dense layers (what the
 pruning literature reports as FLOPs; ResNet-50 = 4.1 G). Params = trainable parameters; BatchNorm
-moving statistics and gate masks are not parameters of the deployed model.
+moving statistics and gate masks are not parameters of the deployed model, and the bias the compact model
+gives a bias-free consumer of removed constant channels (`tfprune.structure.constant_folds.bias_takers`,
+DenseNet's 1x1 convs after concat -> BN) is one.
 """
 
 import dataclasses
@@ -15,6 +17,7 @@ import dataclasses
 import numpy as np
 
 from tfprune.structure import registry
+from tfprune.structure.constant_folds import bias_takers
 from tfprune.structure.graph import ChannelGraph
 
 
@@ -48,6 +51,8 @@ class CostModel:
         self._flops = []  # (coef, [(const, coeff_vector), ...])
         self._params = []
         self._const_params = 0.0
+        # Consumers the compact model gives a bias (a removed channel folded in as a constant): counted too.
+        self._new_bias = bias_takers(self.graph) if groups else set()
         seen_layers = set()
         for info in self.graph.nodes:
             first_call = id(info.layer) not in seen_layers
@@ -84,6 +89,8 @@ class CostModel:
         if first_call:
             for term in rule.params(info.layer, info.in_shape, info.out_shape):
                 self._params.append((term.coef, [self.channel_factor(layouts[f]) for f in term.factors]))
+            if info.layer.name in self._new_bias:
+                self._params.append((1.0, [self.channel_factor(info.out_layout)]))
 
     @staticmethod
     def _evaluate(terms, kept):

@@ -16,8 +16,12 @@ the channels are provably zero already: after an earlier gate, only zero-preserv
 pooling, padding, dropout, bias-free depthwise conv, ...: `registry.preserves_zero`) were crossed. A
 BatchNormalization, a bias or an activation with f(0) != 0 (sigmoid) re-creates a nonzero value in a
 masked channel, so the gate is re-applied after it. If such a layer sits between a Concatenate/Flatten
-and its consumer (e.g. concat -> BN -> conv, DenseNet style), no single gate can re-mask the group
-there; those groups are left unpruned with a warning naming the layer (never a wrong model).
+and its consumer (e.g. concat -> BN -> ReLU -> conv, DenseNet style), no single gate can re-mask the group
+there. Where the removed channel is then an input-independent constant and the consumer is a Dense, a 1x1
+Conv2D or a Conv2D with padding='valid' (DenseNet's case), surgery folds the constant into the consumer's
+bias and the group is pruned (`tfprune.structure.constant_folds`); otherwise (a kxk 'same' conv, whose
+zero-padded borders see something else) the group is left unpruned with a warning naming the layer (never
+a wrong model).
 
 Weights. The gated model is an independent copy: every layer is re-created from its config and given
 the user's weights, so training the gated model does not change the user's model. (Layers that cannot
@@ -36,6 +40,7 @@ import keras
 
 from tfprune.structure import keras_internals as internals
 from tfprune.structure import registry
+from tfprune.structure.constant_folds import ZERO, absorbed, states_out
 from tfprune.structure.gates import ChannelGate, new_gate
 from tfprune.structure.graph import ChannelGraph, GraphError, as_functional
 
@@ -201,36 +206,12 @@ def _clone(functional, trace=True):
 # --- step 2: where the gates go ----------------------------------------------------------------------
 
 
-def _out_flags(info, in_flags):
-    """Per output segment: None if the channel is zero whenever its mask is, else the layer to blame."""
-    layer = info.layer
-    n_out = len(info.out_layout)
-    rule = info.rule
-    if rule is None or rule.kind == "produce":
-        return (layer.name,) * n_out
-    if rule.kind == "passthrough":
-        (flags,) = in_flags
-        return flags if registry.preserves_zero(layer) else (layer.name,) * n_out
-    if rule.kind == "merge":
-        out = []
-        # A one-channel input broadcast over the channels (see ChannelGraph._merge) counts for each of them.
-        in_flags = [f * n_out if len(f) == 1 else f for f in in_flags]
-        for column in zip(*in_flags):
-            ok = rule.merge_zero([f is None for f in column])
-            out.append(None if ok else next(f for f in column if f is not None))
-        return tuple(out)
-    if rule.kind == "concat":
-        return tuple(f for flags in in_flags for f in flags)
-    if rule.kind == "flatten":
-        (flags,) = in_flags
-        return flags * (n_out // len(flags))
-    raise AssertionError(rule.kind)
-
-
 def _plan(graph, excluded):
-    """Which (node, input tensor) gets which group's gate; and the groups no gate can mask correctly."""
+    """Which (node, input tensor) gets which group's gate; and the groups no gate can mask correctly. Each
+    tensor's segments carry the state a removed channel has there (`constant_folds`: zero, a constant the
+    consumer folds into its bias, or anything), a planned gate making it zero."""
     infos = {id(info.node): info for info in graph.nodes}
-    flags = {}
+    states = {}
     gate_at = {}
     conflicts = {}
 
@@ -241,29 +222,29 @@ def _plan(graph, excluded):
     for node in internals.topological_nodes(graph.model):
         if internals.is_input_node(node):
             for t in node.outputs:
-                flags[id(t)] = ("model input",) * len(graph.layout_of(t))
+                states[id(t)] = ("model input",) * len(graph.layout_of(t))
             continue
         info = infos[id(node)]
         kind = info.rule.kind if info.rule is not None else None
-        in_flags = []
+        in_states = []
         for t in node.input_tensors:
             layout = graph.layout_of(t)
-            f = flags[id(t)]
-            if kind in _GATE_BEFORE and len(layout) == 1 and f[0] is not None:
+            f = states[id(t)]
+            if kind in _GATE_BEFORE and len(layout) == 1 and f[0] is not ZERO:
                 name = group_name(layout[0][0])
                 if name is not None:
                     gate_at[(id(node), id(t))] = name
-                    f = (None,)
+                    f = (ZERO,)
             if kind == "produce":
-                for (space, _), culprit in zip(layout, f):
+                for (space, _), state in zip(layout, f):
                     name = group_name(space)
-                    if name is not None and culprit is not None:
-                        conflicts.setdefault(name, culprit)
-            in_flags.append(f)
-        out = _out_flags(info, in_flags)
+                    if name is not None and not absorbed(state, info.layer):
+                        conflicts.setdefault(name, str(state))
+            in_states.append(f)
+        out = states_out(info, in_states)
         for t in node.outputs:
             n = len(graph.layout_of(t))
-            flags[id(t)] = out if len(out) == n else (info.layer.name,) * n
+            states[id(t)] = out if len(out) == n else (info.layer.name,) * n
     return gate_at, conflicts
 
 

@@ -145,15 +145,18 @@ def is_input_node(node):
     return node.is_input or node.operation is None
 
 
-def call_node(node, values):
+def call_node(node, values, inference=False):
     """Calls ``node``'s operation again with its arguments, each input tensor ``t`` replaced by
-    ``values[id(t)]``; returns the operation's outputs.
+    ``values[id(t)]``; returns the operation's outputs. ``inference``: a ``training`` argument the node
+    was called with becomes False (without one, an eager call outside ``fit`` is in inference mode).
 
     The node's call arguments (including non-tensor ones, e.g. ``training`` or an axis) are kept in
     ``node.arguments``, a ``keras.src.ops.symbolic_arguments.SymbolicArguments`` that Keras does not
     export; ``fill_in`` is its method that substitutes the tensors.
     """
     args, kwargs = node.arguments.fill_in(values)
+    if inference and "training" in kwargs:
+        kwargs = {**kwargs, "training": False}
     return node.operation(*args, **kwargs)
 
 

@@ -13,7 +13,9 @@ Registered into `tfprune.structure.registry` when it is imported (one `LayerRule
   * ConvNeXt's ``LayerScale`` (``x * gamma``, gamma per channel: sliced) and InceptionResNetV2's
     ``CustomScaleLayer`` (``x + r * scale``, a scalar: an element-wise merge).
 
-Whether a node maps an all-zero channel to an all-zero channel is measured: the op is called on zeros.
+Whether a node maps an all-zero channel to an all-zero channel is measured: the op is called on zeros. An
+element-wise op, a spatial mean / max, a depthwise conv reading only whole windows ('valid' or 1x1) and
+``LayerScale`` map a constant channel to a constant channel (`LayerRule.constant_preserving`); a pad does not.
 """
 
 import keras
@@ -100,6 +102,7 @@ _ONE_TENSOR = LayerRule(
     why_not="an element-wise op with a constant that is not a scalar (one value per channel), or that "
     "changes the channel count",
     zero_preserving=_zero_in_zero_out,
+    constant_preserving=registry._always,
 )
 
 for _cls in keras_internals.ops_classes(_UNARY + list(_BINARY)).values():
@@ -158,6 +161,7 @@ for _cls in keras_internals.ops_classes(["Mean", "Max"]).values():
             applies=_reduces_space_only,
             why_not="a reduction over the batch or channel axis, or over every axis",
             zero_preserving=_zero_in_zero_out,
+            constant_preserving=registry._always,
         ),
     )
 
@@ -203,6 +207,7 @@ register(
         applies=_is_depthwise_conv,
         why_not="a grouped Conv2D other than depthwise (groups == filters == input channels)",
         zero_preserving=lambda layer: not layer.use_bias and registry._zero_at_zero(layer.activation),
+        constant_preserving=registry._valid_window,
     ),
 )
 
@@ -224,6 +229,7 @@ if _LAYER_SCALE is not None:
             slice_weights=_scale_slice,
             shrink_config=lambda config, n_out: {**config, "projection_dim": int(n_out)},
             zero_preserving=registry._exactly(_LAYER_SCALE, registry._always),
+            constant_preserving=registry._exactly(_LAYER_SCALE, registry._always),
         ),
     )
 

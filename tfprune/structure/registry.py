@@ -16,9 +16,11 @@ Layers not listed are *barriers*: the channels around them are left unpruned (ne
 
 Besides its kind, a rule holds the other facts tfprune needs about a layer type: its FLOPs and
 parameter formulas, how to slice its weights and shrink its config, whether it maps an all-zero channel
-to an all-zero channel (`preserves_zero`, which `auto_gate` uses to skip redundant gates), and the
-config rewrite that keeps a copy of it prunable (`prunable_config`). `lookup` is the one place that finds
-a layer's rule.
+to an all-zero channel (`preserves_zero`, which `auto_gate` uses to skip redundant gates), whether it
+keeps a constant channel constant (`preserves_constant`) and, for a consumer, what a constant input
+channel adds to each output (`folds_constant`, `tfprune.structure.constant_folds`: DenseNet's concat ->
+BN -> 1x1 conv), and the config rewrite that keeps a copy of it prunable (`prunable_config`). `lookup`
+is the one place that finds a layer's rule.
 """
 
 import dataclasses
@@ -59,6 +61,16 @@ class LayerRule:
     # Asked of passthrough layers only; not the same fact as the kind (GaussianNoise, BatchNormalization
     # and sigmoid pass channels through but give a zero channel a nonzero value).
     zero_preserving: Callable = lambda layer: False
+    # layer -> True if, at inference, a channel holding one value over the batch and every position comes out
+    # holding one value (BatchNormalization, element-wise activations, 'valid' pooling; not zero padding, whose
+    # borders differ). Asked of passthrough layers only (`tfprune.structure.constant_folds`).
+    constant_preserving: Callable = lambda layer: False
+    # Consumers ("produce"): (layer, weights, values) -> what input channels holding the constants `values`
+    # (one per input channel, 0 for the others) add to each output channel, before the activation; None: a
+    # constant input is never a constant contribution. `folds_constant` says whether this layer qualifies
+    # (a kxk Conv2D with padding='same' does not: its zero padding makes the borders differ).
+    constant_bias: Optional[Callable] = None
+    folds_constant: Callable = lambda layer: True
     # Merges: given, per input, whether a channel is all-zero there, is the output channel all-zero?
     merge_zero: Callable = all
     # (layer, layer config) -> config of a copy that stays channel-preserving when channels are pruned.
@@ -121,6 +133,21 @@ def preserves_zero(layer):
     conservatively False for layers tfprune knows nothing about."""
     rule = lookup(layer)
     return rule is not None and bool(rule.zero_preserving(layer))
+
+
+def preserves_constant(layer):
+    """True if, at inference, the layer maps a channel holding one value everywhere to a channel holding one
+    value everywhere; conservatively False for layers tfprune knows nothing about."""
+    rule = lookup(layer)
+    return rule is not None and bool(rule.constant_preserving(layer))
+
+
+def folds_constant(layer):
+    """True if the layer is a consumer to which an input channel holding one value everywhere adds one
+    value per output channel (`LayerRule.constant_bias`): removing the channel and adding that value to the
+    bias is exact."""
+    rule = rule_for(layer)
+    return rule is not None and rule.constant_bias is not None and bool(rule.folds_constant(layer))
 
 
 def prunable_config(layer):
@@ -204,6 +231,17 @@ def _filters(config, n_out):
     return {**config, "filters": int(n_out)}
 
 
+def _conv_constant_bias(layer, weights, values):
+    # Every output position reads every kernel tap from inside the input (see `_valid_window`).
+    return np.einsum("hwio,i->o", weights[0], values)
+
+
+def _valid_window(layer):
+    """True if every output position reads its whole kernel window from inside the input: a 1x1 kernel
+    (no padding whatever ``padding`` says) or padding='valid'."""
+    return tuple(layer.kernel_size) == (1, 1) or layer.padding == "valid"
+
+
 register(
     keras.layers.Conv2D,
     LayerRule(
@@ -212,6 +250,8 @@ register(
         params=_conv_params,
         slice_weights=_conv_slice,
         shrink_config=_filters,
+        constant_bias=_conv_constant_bias,
+        folds_constant=_valid_window,
         latency_op="conv",
         applies=lambda layer: layer.groups == 1 and layer.data_format == "channels_last",
         why_not="a grouped Conv2D (other than a depthwise one: groups == filters == input channels) or a "
@@ -241,6 +281,7 @@ register(
         params=_dense_params,
         slice_weights=_dense_slice,
         shrink_config=lambda config, n_out: {**config, "units": int(n_out)},
+        constant_bias=lambda layer, weights, values: values @ weights[0],
         latency_op="dense",
         applies=lambda layer: layer.lora_rank is None if hasattr(layer, "lora_rank") else True,
         why_not="LoRA-enabled Dense layers are not sliced",
@@ -313,6 +354,7 @@ register(
         why_not="DepthwiseConv2D with depth_multiplier > 1 (or channels_first) is not sliced",
         # A bias or an activation with f(0) != 0 makes a zero channel nonzero. (Subclasses included.)
         zero_preserving=lambda layer: not layer.use_bias and _zero_at_zero(layer.activation),
+        constant_preserving=_valid_window,
     ),
 )
 
@@ -338,6 +380,7 @@ register(
         slice_weights=_bn_slice,
         applies=_last_axis,
         why_not="BatchNormalization over an axis other than the last (channel) axis",
+        constant_preserving=_exactly(keras.layers.BatchNormalization, _always),
     ),
 )
 
@@ -360,30 +403,38 @@ register(
         params=_prelu_params,
         slice_weights=_prelu_slice,
         zero_preserving=_exactly(keras.layers.PReLU, _always),
+        constant_preserving=_exactly(keras.layers.PReLU, _always),
     ),
 )
 
+
+def _valid_pooling(layer):
+    return layer.padding == "valid"
+
+
 # Plain passthrough layers, each with whether it maps an all-zero channel to an all-zero channel:
 # always, never (GaussianNoise adds noise to zeros), or, for element-wise activations, iff f(0) == 0
-# (relu, swish, tanh: yes; sigmoid: no).
+# (relu, swish, tanh: yes; sigmoid: no); and whether, at inference, it maps a constant channel to a
+# constant channel: element-wise functions, the noise and dropout layers (identities at inference), global
+# pooling, cropping and upsampling do; zero padding does not, nor a pooling window that may cross the border.
 _PLAIN_PASSTHROUGH = {
-    ChannelGate: _always,
-    keras.layers.Activation: _zero_at_zero,
-    keras.layers.ReLU: _zero_at_zero,
-    keras.layers.LeakyReLU: _zero_at_zero,
-    keras.layers.ELU: _zero_at_zero,
-    keras.layers.Dropout: _always,
-    keras.layers.SpatialDropout2D: _always,
-    keras.layers.GaussianNoise: _never,
-    keras.layers.GaussianDropout: _always,
-    keras.layers.MaxPooling2D: _always,
-    keras.layers.AveragePooling2D: _always,
-    keras.layers.GlobalAveragePooling2D: _always,
-    keras.layers.GlobalMaxPooling2D: _always,
-    keras.layers.ZeroPadding2D: _always,
-    keras.layers.Cropping2D: _always,
-    keras.layers.UpSampling2D: _always,
-    keras.layers.Identity: _always,
+    ChannelGate: (_always, _always),
+    keras.layers.Activation: (_zero_at_zero, _always),
+    keras.layers.ReLU: (_zero_at_zero, _always),
+    keras.layers.LeakyReLU: (_zero_at_zero, _always),
+    keras.layers.ELU: (_zero_at_zero, _always),
+    keras.layers.Dropout: (_always, _always),
+    keras.layers.SpatialDropout2D: (_always, _always),
+    keras.layers.GaussianNoise: (_never, _always),
+    keras.layers.GaussianDropout: (_always, _always),
+    keras.layers.MaxPooling2D: (_always, _valid_pooling),
+    keras.layers.AveragePooling2D: (_always, _valid_pooling),
+    keras.layers.GlobalAveragePooling2D: (_always, _always),
+    keras.layers.GlobalMaxPooling2D: (_always, _always),
+    keras.layers.ZeroPadding2D: (_always, _never),
+    keras.layers.Cropping2D: (_always, _always),
+    keras.layers.UpSampling2D: (_always, _always),
+    keras.layers.Identity: (_always, _always),
 }
 
 
@@ -400,7 +451,7 @@ def _activation_ok(layer):
     return name not in ("softmax", "log_softmax")
 
 
-for _cls, _zero in _PLAIN_PASSTHROUGH.items():
+for _cls, (_zero, _constant) in _PLAIN_PASSTHROUGH.items():
     register(
         _cls,
         LayerRule(
@@ -408,6 +459,7 @@ for _cls, _zero in _PLAIN_PASSTHROUGH.items():
             applies=_activation_ok if _cls is keras.layers.Activation else _pooling_ok,
             why_not="softmax mixes channels" if _cls is keras.layers.Activation else "channels_first layout",
             zero_preserving=_exactly(_cls, _zero),
+            constant_preserving=_exactly(_cls, _constant),
         ),
     )
 
@@ -440,6 +492,7 @@ register(
         applies=lambda layer: layer.data_format == "channels_last",
         why_not="channels_first Flatten",
         zero_preserving=_exactly(keras.layers.Flatten, _always),
+        constant_preserving=_exactly(keras.layers.Flatten, _always),
     ),
 )
 
@@ -502,6 +555,7 @@ register(
         why_not="a Reshape keeps the channel axis only with target_shape ending in -1 and the other dims "
         "holding the input's non-channel positions (tfprune.auto_gate rewrites (1, 1, C) to (1, 1, -1))",
         zero_preserving=_exactly(keras.layers.Reshape, _always),
+        constant_preserving=_exactly(keras.layers.Reshape, _always),
         prunable_config=_reshape_prunable_config,
     ),
 )

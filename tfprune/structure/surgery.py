@@ -5,7 +5,9 @@ become identities, Conv/Dense layers are rebuilt with fewer filters/units, and e
 are sliced to the kept input and output channels that the channel graph assigns to its tensors.
 With binary masks the compact model computes exactly what the masked model computes; trainable gate
 scores are folded into the BatchNorm before the gate, or kept as a fixed per-channel scale
-(`tfprune.structure.gate_scores`).
+(`tfprune.structure.gate_scores`); a removed channel that reaches a Conv/Dense as a constant rather than a
+zero (DenseNet's concat -> BN -> ReLU -> 1x1 conv) is folded into that layer's bias
+(`tfprune.structure.constant_folds`).
 """
 
 import keras
@@ -14,6 +16,7 @@ import numpy as np
 from tfprune.structure import keras_internals
 
 from tfprune.structure import registry
+from tfprune.structure.constant_folds import plan_constant_folds
 from tfprune.structure.gate_scores import plan_folds
 from tfprune.structure.graph import ChannelGraph
 from tfprune.structure.masks import read_masks, validate_masks
@@ -26,6 +29,7 @@ def compact_model(model, masks=None, graph=None):
     masks = validate_masks(read_masks(functional) if masks is None else masks, graph)
     indices = _LayoutIndexer(graph, masks)
     folds = plan_folds(graph)
+    constants = plan_constant_folds(graph, masks)
 
     node_info = {}
     for info in graph.nodes:
@@ -40,7 +44,7 @@ def compact_model(model, masks=None, graph=None):
 
     def replace(layer):
         if id(layer) not in replacements:
-            replacements[id(layer)] = _shrunk_layer(layer, node_info.get(id(layer)), indices, folds)
+            replacements[id(layer)] = _shrunk_layer(layer, node_info.get(id(layer)), indices, folds, constants)
         return replacements[id(layer)]
 
     # Same input and output structure as the original (a single tensor stays a single tensor).
@@ -50,7 +54,8 @@ def compact_model(model, masks=None, graph=None):
         new_layer = replacements.get(id(info.layer))
         if isinstance(new_layer, keras.layers.Layer) and info.layer.weights:
             kept = indices(info.out_layout)
-            new_layer.set_weights(folds.adjust(info.layer, _sliced_weights(info, indices), kept))
+            weights = folds.adjust(info.layer, _sliced_weights(info, indices), kept)
+            new_layer.set_weights(constants.adjust(info.layer, weights, kept))
             if callable(getattr(new_layer, "finalize_state", None)):
                 new_layer.finalize_state()  # e.g. an adapted Normalization recomputes mean/std from its weights
     return compact
@@ -77,7 +82,7 @@ class _LayoutIndexer:
         return len(self(layout)) == sum(size for _, size in layout)
 
 
-def _shrunk_layer(layer, info, indices, folds):
+def _shrunk_layer(layer, info, indices, folds, constants):
     """The replacement operation for one original layer."""
     if registry.is_gate(layer):
         return folds.replacement(layer)
@@ -87,7 +92,7 @@ def _shrunk_layer(layer, info, indices, folds):
     try:
         config = layer.get_config()
         if rule is not None:  # Conv/Dense: fewer filters; a grouped depthwise conv: fewer groups too
-            config = rule.shrink_config(config, len(indices(info.out_layout)))
+            config = constants.config(layer, rule.shrink_config(config, len(indices(info.out_layout))))
         return type(layer).from_config(config)
     except Exception:  # noqa: BLE001 - a custom layer given non-serializable arguments has no usable config
         if rule is None or not layer.weights:  # a barrier or a weightless layer keeps its shape: reused as is
