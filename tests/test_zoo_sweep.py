@@ -35,10 +35,9 @@ KNOWN_FAILURES = {}
 # substring of every one of its row's barrier reasons). Every other KerasHub backbone reaches 50% FLOPs
 # with at least 99% of its FLOPs in prunable groups (MobileNetV3, EfficientNetV2 and HGNetV2 are built of
 # custom layers, which auto_gate traces).
-KERASHUB_BARRIERS = {
-    # concat -> BN -> ReLU -> conv: a removed channel is BN's shift after the concat, not zero.
-    "DenseNet": "(BatchNormalization) gives removed channels",
-}
+# (DenseNet was one until its concat -> BN -> ReLU -> 1x1 conv constants were folded into the convs' biases:
+# `tfprune.structure.constant_folds`; it now prunes whole, tests/test_constant_folds.py.)
+KERASHUB_BARRIERS = {}
 # CSPNet's cross stages split the channels in two halves with keras.ops.split: a multi-output op, a barrier
 # that leaves the split tensor whole (the rest of the network prunes).
 KERASHUB_SPLIT = {"CSPResNet"}
