@@ -132,12 +132,14 @@ def test_every_decimal_quoted_on_the_results_page_and_in_the_readme_results_is_i
                              "generated tables (docs/results/<study>/), or move the number to CHANGELOG.md as history")
 
 
-@pytest.mark.parametrize("folder", results_pages.studies(os.path.join(ROOT, results_pages.PAGES)))
-def test_committed_plots_are_their_result_files_redrawn(folder, tmp_path):
-    drawn = results_pages.plot(folder, str(tmp_path / results_pages.PLOT))
-    with open(drawn, "rb") as f, open(os.path.join(folder, results_pages.PLOT), "rb") as g:
-        assert f.read() == g.read(), (f"{folder}/{results_pages.PLOT} is not what comparison.csv draws (with the "
-                                      "locked matplotlib): regenerate it with `python -m tfprune.studies.results_pages`")
+@pytest.mark.parametrize("folder, name", [(folder, name)
+                                          for folder in results_pages.studies(os.path.join(ROOT, results_pages.PAGES))
+                                          for name in results_pages.plot_names(folder)])
+def test_committed_plots_are_their_result_files_redrawn(folder, name, tmp_path):
+    drawn = results_pages.plot(folder, str(tmp_path / name), name)
+    with open(drawn, "rb") as f, open(os.path.join(folder, name), "rb") as g:
+        assert f.read() == g.read(), (f"{folder}/{name} is not what its CSV draws (with the locked matplotlib): "
+                                      "regenerate it with `python -m tfprune.studies.results_pages`")
 
 
 def test_the_checks_catch_a_hand_typed_table_and_an_unsourced_number(tmp_path):

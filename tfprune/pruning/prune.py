@@ -104,8 +104,7 @@ def default_warmup(epochs):
 
 
 def prune(model, train_data, val_data=None, *, target_flops_ratio=None, target_latency_ratio=None, epochs=10,
-          warmup_epochs=None,
-          finetune_epochs=None, held_out=512, num_samples=16, batch_size=64, optimizer=None, loss=None,
+          warmup_epochs=None, finetune_epochs=None, held_out=512, num_samples=16, batch_size=64, optimizer=None, loss=None,
           finetune_optimizer=None, export_dir=None, quantizations=("float", "dynamic"), verbose=1, seed=0,
           **pruner_kwargs):
     """Prunes a Keras CNN to `target_flops_ratio` of its FLOPs (or `target_latency_ratio` of its predicted
@@ -155,19 +154,27 @@ def prune(model, train_data, val_data=None, *, target_flops_ratio=None, target_l
     evaluation = val if val is not None else _as_dataset(held, batch_size)
     _recalibrate_batchnorm(gated, train)  # short runs leave BN's moving averages behind the weights
     accuracy_before = _accuracy(gated, evaluation)
-    compact = pruner.compact_model(masks)
-    _recalibrate_batchnorm(compact, train)
-    compact.compile(optimizer=_fresh(finetune_optimizer or gated.optimizer), loss=loss, metrics=["accuracy"])
     finetune = max(1, round(0.2 * epochs)) if finetune_epochs is None else int(finetune_epochs)
-    if finetune:
-        compact.fit(train, validation_data=val, epochs=finetune, verbose=verbose, shuffle=False)
-        _recalibrate_batchnorm(compact, train)
+    compact = _cut_and_finetune(pruner, masks, train, val, finetune, _fresh(finetune_optimizer or gated.optimizer),
+                                loss, verbose)
     result = PruneResult(compact, gated, masks, CostModel(gated).full, CostModel(compact).full, accuracy_before,
                          _accuracy(compact, evaluation), "val_data" if val is not None else "held_out", pruner,
                          dict(history.history))
     if export_dir:
         result.export = _export(pruner, result, export_dir, quantizations, held)
     return result
+
+
+def _cut_and_finetune(pruner, masks, train, val, epochs, optimizer, loss, verbose):
+    """The compact model of ``masks``, fine-tuned for ``epochs`` epochs (BN statistics re-estimated
+    after the cut and after the fine-tuning)."""
+    compact = pruner.compact_model(masks)
+    _recalibrate_batchnorm(compact, train)
+    compact.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    if epochs:
+        compact.fit(train, validation_data=val, epochs=epochs, verbose=verbose, shuffle=False)
+        _recalibrate_batchnorm(compact, train)
+    return compact
 
 
 def _budget(target_flops_ratio, target_latency_ratio, pruner_kwargs):

@@ -21,7 +21,10 @@ process run.
 7. latency (on request; `tfprune.studies.latency_bench.bench_latency`): ResNet-56 (32x32), MobileNetV2 (32x32 and
    224x224) full vs sub-networks at ``target_flops`` of the FLOPs and of the predicted latency, at each
    ``round_to``: measured and predicted LiteRT latency at each thread count, FLOPs, params, file size.
-8. zoo (on request; `tfprune.studies.zoo.bench_zoo`): every keras.applications constructor and KerasHub CNN
+8. fit and scaling (on request; `tfprune.studies.cost_bench`): the training loop's images/s against Keras'
+   ``model.fit`` of the same network (``--fit_steps`` steps per round), and the agent step's time and peak
+   memory against the number of groups, held-out images and episodes, with its fitted growth.
+9. zoo (on request; `tfprune.studies.zoo.bench_zoo`): every keras.applications constructor and KerasHub CNN
    backbone gated, pruned to ``target_flops``, compacted (masked == compact) and exported to TFLite, written
    as docs/zoo.md and docs/zoo.json (``--zoo_models kerashub``: KerasHub's rows alone, the others kept).
 
@@ -39,13 +42,13 @@ import os
 import statistics
 import time
 
-from tfprune.studies import channel_bench
+from tfprune.studies import channel_bench, cost_bench
 
 from tfprune.studies import latency_bench
 from tfprune.errors import TfpruneError
 
-BENCHES = ("gating", "agent", "tflite", "data", "channels", "rounding", "latency", "zoo")
-DEFAULT_BENCHES = ("gating", "agent", "tflite", "data")  # channels, rounding, latency and zoo on request
+BENCHES = ("gating", "agent", "tflite", "data", "channels", "rounding", "latency", "fit", "scaling", "zoo")
+DEFAULT_BENCHES = ("gating", "agent", "tflite", "data")  # the others on request
 CIFAR_TRAIN = 50_000
 
 
@@ -323,6 +326,10 @@ def format_table(results):
         rows += channel_bench.rounding_rows(results["rounding"])
     if "latency" in results:
         rows += latency_bench.latency_rows(results["latency"])
+    if "fit" in results:
+        rows += cost_bench.fit_rows(results["fit"])
+    if "scaling" in results:
+        rows += cost_bench.scaling_rows(results["scaling"])
     if "zoo" in results:
         z = results["zoo"]
         rows.append(("keras.applications + KerasHub zoo sweep", f"{z['passed']}/{z['models']} pass",
@@ -381,7 +388,7 @@ def machine_info():
 def run_benchmarks(only=DEFAULT_BENCHES, *, model="resnet56", width_multiplier=1.0, image_size=32, batch_size=128,
                    steps=5, rounds=3, held_out=512, num_samples=None, dynamics_steps=None, agent_steps=2,
                    target_flops=0.5, threads=1, latency_runs=100, data_epochs=3, episode_images=None,
-                   round_to=(1, 8, 16), thread_counts=(1, 4), zoo_models="all", log=print):
+                   round_to=(1, 8, 16), thread_counts=(1, 4), zoo_models="all", fit_steps=50, log=print):
     """Runs the benches named in ``only`` (see `BENCHES`) as ``tools/bench.py`` does; returns
     {"machine", "args", and one entry per bench run}. gating also runs when agent or data is asked
     for: they compare against its training-step time. ``log(line)`` receives progress lines.
@@ -394,7 +401,7 @@ def run_benchmarks(only=DEFAULT_BENCHES, *, model="resnet56", width_multiplier=1
         only=list(only), **arch, batch_size=batch_size, steps=steps, rounds=rounds, held_out=held_out,
         num_samples=num_samples, dynamics_steps=dynamics_steps, agent_steps=agent_steps, episode_images=episode_images,
         target_flops=target_flops, threads=threads, latency_runs=latency_runs, data_epochs=data_epochs,
-        round_to=list(round_to), thread_counts=list(thread_counts), zoo_models=zoo_models)}
+        round_to=list(round_to), thread_counts=list(thread_counts), zoo_models=zoo_models, fit_steps=fit_steps)}
     step = None
     if "gating" in only or "agent" in only or "data" in only:
         log("timing training steps (plain / gated / gated+alignment)...")
@@ -414,6 +421,11 @@ def run_benchmarks(only=DEFAULT_BENCHES, *, model="resnet56", width_multiplier=1
         log("timing input pipelines...")
         results["data"] = bench_data(step, image_size=image_size, batch_size=batch_size, data_epochs=data_epochs)
     results.update(_channel_benches(only, image_size, target_flops, threads, latency_runs, round_to, thread_counts, log))
+    if "fit" in only:
+        log("timing the training loop against model.fit...")
+        results["fit"] = cost_bench.bench_fit(**arch, batch_size=batch_size, steps=fit_steps, rounds=rounds)
+    if "scaling" in only:
+        results["scaling"] = cost_bench.bench_agent_scaling(log=log)
     if "zoo" in only:
         from tfprune.studies import zoo
 
@@ -465,6 +477,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads")
     p.add_argument("--latency_runs", type=int, default=100)
     p.add_argument("--data_epochs", type=int, default=3)
+    p.add_argument("--fit_steps", type=int, default=50, help="fit bench: training steps per variant per round")
     p.add_argument("--zoo_models", default="all", choices=("all", "keras.applications", "kerashub"),
                    help="zoo bench: sweep these models only and keep the other source's rows of docs/zoo.json")
     p.add_argument("--json", default=None, help="write the results here")

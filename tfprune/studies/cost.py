@@ -47,7 +47,8 @@ PHASES = ("setup", "train", "agent", "select", "finetune", "export")
 COLUMNS = ["pipeline", "seed", "flops_ratio", "val_acc_pruned", "finetune_epochs"] + [f"{p}_s" for p in PHASES] + \
     ["total_s", "environment"]
 BRANCH_FILES = (files.SELECTION, files.MASKS, files.GATED_MODEL)  # what a run resumes fine-tuning from
-TITLE, COMMAND = "# Cost study: ", "Command: "
+TITLE, COMMAND = "# Cost study: ", "Command: "  # a table's first lines (results_pages reads them back)
+CSV, MARKDOWN, PLOT = "cost.csv", "cost.md", "accuracy_vs_time.png"
 
 
 class CostStudyError(compare.ComparisonError):
@@ -224,14 +225,14 @@ def _paired_pp(rows, pipeline, baseline, seeds):
 def write_tables(rows, workdir, config_files, command, provenance):
     """Writes WORKDIR/cost.csv, cost.md and accuracy_vs_time.png (a plot failure only warns); returns the
     markdown."""
-    write_csv(rows, os.path.join(workdir, "cost.csv"))
+    write_csv(rows, os.path.join(workdir, CSV))
     text = markdown(rows, config_files, command, provenance)
-    with open(os.path.join(workdir, "cost.md"), "w") as f:
+    with open(os.path.join(workdir, MARKDOWN), "w") as f:
         f.write(text)
     try:
         from tfprune.training import plots
 
-        plots.plot_accuracy_vs_time(rows, os.path.join(workdir, "accuracy_vs_time.png"))
+        plots.plot_accuracy_vs_time(rows, os.path.join(workdir, PLOT))
     except Exception as e:  # noqa: BLE001  plotting must never lose the table
         print(f"warning: accuracy-vs-time plot not written: {type(e).__name__}: {e}", file=sys.stderr)
     return text

@@ -8,7 +8,8 @@ the markdown must be exactly what the CSV gives: ``python -m tfprune.studies.res
 every committed table from its CSV, keeping the command, commit and machine it states, and
 ``tests/test_results_pages.py`` fails when a committed table differs from its regeneration (a
 hand-edited number, or a table format changed without regenerating the pages). The same command
-redraws each study's ``accuracy_vs_flops.png`` from the CSV. A table of measured numbers anywhere else on
+redraws each study's ``accuracy_vs_flops.png`` from the CSV. A cost study (`tfprune.studies.cost`) is
+committed the same way: ``cost.csv``, the ``cost.md`` it gives and ``accuracy_vs_time.png``. A table of measured numbers anywhere else on
 the results pages (``docs/results.md``, ``docs/results/``) fails the same test: a study whose result files
 are not committed belongs in CHANGELOG.md as history, not beside the generated tables.
 """
@@ -18,25 +19,37 @@ import json
 import os
 import sys
 
-from tfprune.studies import compare
+from tfprune.studies import compare, cost
 
 PAGES = os.path.join("docs", "results")
 CSV, MARKDOWN = "comparison.csv", "comparison.md"
 HISTORIES, TRAJECTORY = "histories", "trajectory.md"  # <method>_seed<N>.json: copies of runs' history.json
 PLOT = "accuracy_vs_flops.png"
+COST_CSV, COST_MARKDOWN, COST_PLOT = cost.CSV, cost.MARKDOWN, cost.PLOT
 
 
 def retabulate(folder):
     """The markdown that ``folder``'s comparison.csv gives, under the title, command, commit and machine
     its committed comparison.md states."""
     rows = compare.read_csv(os.path.join(folder, CSV))
-    with open(os.path.join(folder, MARKDOWN)) as f:
-        title, _, command_line, _, provenance = f.read().splitlines()[:5]
-    config_files = title[len(compare.TITLE):].split(", ")
-    command = command_line[len(compare.COMMAND):].strip("`")
+    config_files, command, provenance = _stated(os.path.join(folder, MARKDOWN), compare.TITLE, compare.COMMAND)
     methods = list(dict.fromkeys(row["method"] for row in rows))
     seeds = sorted({row["seed"] for row in rows})
     return compare.markdown(rows, methods, seeds, config_files, command, provenance)
+
+
+def retabulate_cost(folder):
+    """The markdown that ``folder``'s cost.csv gives (`tfprune.studies.cost.markdown`), under what its
+    committed cost.md states."""
+    config_files, command, provenance = _stated(os.path.join(folder, COST_MARKDOWN), cost.TITLE, cost.COMMAND)
+    return cost.markdown(cost.read_csv(os.path.join(folder, COST_CSV)), config_files, command, provenance)
+
+
+def _stated(markdown_path, title_prefix, command_prefix):
+    """(config files, command, commit-and-machine line) from a committed table's first five lines."""
+    with open(markdown_path) as f:
+        title, _, command_line, _, provenance = f.read().splitlines()[:5]
+    return title[len(title_prefix):].split(", "), command_line[len(command_prefix):].strip("`"), provenance
 
 
 def trajectory(folder):
@@ -63,16 +76,21 @@ def trajectory(folder):
 
 
 def studies(root=PAGES):
-    """Every committed study folder (one holding comparison.csv) under ``root``."""
-    return sorted(os.path.dirname(path) for path in glob.glob(os.path.join(root, "*", CSV)))
+    """Every committed study folder (one holding comparison.csv or cost.csv) under ``root``."""
+    return sorted({os.path.dirname(path) for name in (CSV, COST_CSV)
+                   for path in glob.glob(os.path.join(root, "*", name))})
 
 
 def pages(folder):
     """{file name: text} of every page ``folder``'s committed result files give."""
-    out = {MARKDOWN: retabulate(folder)}
-    steps = trajectory(folder)
-    if steps is not None:
-        out[TRAJECTORY] = steps
+    out = {}
+    if os.path.exists(os.path.join(folder, CSV)):
+        out[MARKDOWN] = retabulate(folder)
+        steps = trajectory(folder)
+        if steps is not None:
+            out[TRAJECTORY] = steps
+    if os.path.exists(os.path.join(folder, COST_CSV)):
+        out[COST_MARKDOWN] = retabulate_cost(folder)
     return out
 
 
@@ -81,12 +99,21 @@ def generated(root=PAGES):
     return sorted(os.path.join(folder, name) for folder in studies(root) for name in pages(folder))
 
 
-def plot(folder, path=None):
-    """Draws ``folder``'s accuracy-vs-FLOPs plot from its comparison.csv into ``path`` (default: the
-    folder's accuracy_vs_flops.png, the figure compare wrote); returns the path."""
+def plot_names(folder):
+    """The plots ``folder``'s result files draw (file names)."""
+    return [name for source, name in ((CSV, PLOT), (COST_CSV, COST_PLOT)) if os.path.exists(os.path.join(folder, source))]
+
+
+def plot(folder, path=None, name=PLOT):
+    """Draws ``folder``'s plot ``name`` (accuracy vs FLOPs from comparison.csv, or accuracy vs time from
+    cost.csv) into ``path`` (default: the folder's own file of that name, the figure the study wrote);
+    returns the path."""
     from tfprune.training import plots  # matplotlib, only when a plot is drawn
 
-    return plots.plot_accuracy_vs_flops(compare.read_csv(os.path.join(folder, CSV)), path or os.path.join(folder, PLOT))
+    path = path or os.path.join(folder, name)
+    if name == COST_PLOT:
+        return plots.plot_accuracy_vs_time(cost.read_csv(os.path.join(folder, COST_CSV)), path)
+    return plots.plot_accuracy_vs_flops(compare.read_csv(os.path.join(folder, CSV)), path)
 
 
 def main(argv=None):
@@ -106,20 +133,21 @@ def main(argv=None):
 
 
 def _replot(folder):
-    """Redraws the folder's plot; replaces the committed file (and says so) only when the bytes differ."""
+    """Redraws the folder's plots; replaces a committed file (and says so) only when the bytes differ."""
     import tempfile
 
-    path = os.path.join(folder, PLOT)
-    with tempfile.TemporaryDirectory() as scratch:
-        with open(plot(folder, os.path.join(scratch, PLOT)), "rb") as f:
-            drawn = f.read()
-    if os.path.exists(path):
-        with open(path, "rb") as f:
-            if f.read() == drawn:
-                return
-    with open(path, "wb") as f:
-        f.write(drawn)
-    print(f"rewrote {path}")
+    for name in plot_names(folder):
+        path = os.path.join(folder, name)
+        with tempfile.TemporaryDirectory() as scratch:
+            with open(plot(folder, os.path.join(scratch, name), name), "rb") as f:
+                drawn = f.read()
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                if f.read() == drawn:
+                    continue
+        with open(path, "wb") as f:
+            f.write(drawn)
+        print(f"rewrote {path}")
 
 
 if __name__ == "__main__":

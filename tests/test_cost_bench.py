@@ -1,0 +1,58 @@
+"""tfprune.studies.cost_bench: the agent step's growth fit and prediction (quick), the loop-vs-fit and scaling
+benches on tiny sizes (slow: they time real training and agent steps)."""
+
+import pytest
+
+from tfprune.studies import cost_bench
+
+
+def _rows(a=0.02, b=1e-3, c=1.5):
+    rows = []
+    for groups, gflops in ((9, 0.04), (27, 0.12), (54, 0.25), (17, 0.3)):
+        for num_samples, held_out in ((16, 64), (16, 256), (64, 64)):
+            row = {"groups": groups, "gflops": gflops, "num_samples": num_samples, "held_out": held_out,
+                   "episode_images_used": 32, "finalists": 4}
+            row["agent_step_seconds"] = a * cost_bench._scored_gflops(row) + b * groups * num_samples + c
+            rows.append(row)
+    return rows
+
+
+def test_the_growth_fit_recovers_its_coefficients_and_predicts_a_share():
+    fit = cost_bench.fit_growth(_rows())
+    assert fit["seconds_per_scored_gflop"] == pytest.approx(0.02)
+    assert fit["seconds_per_group_episode"] == pytest.approx(1e-3)
+    assert fit["constant_seconds"] == pytest.approx(1.5)
+    assert max(abs(e) for e in fit["relative_errors"]) < 1e-9
+    share = cost_bench.predict_share(fit, groups=10, num_samples=100, episode_images=10, finalists=0, held_out=0,
+                                     gflops=1.0, epoch_images=1000, train_images_per_second=10)
+    # 0.02 * 1000 + 1e-3 * 1000 + 1.5 = 22.5 s against a 100 s epoch
+    assert share["agent_step_seconds"] == pytest.approx(22.5)
+    assert share["share"] == pytest.approx(22.5 / 122.5)
+
+
+def test_too_few_rows_give_no_fit_and_the_grid_varies_one_factor_at_a_time():
+    assert cost_bench.fit_growth(_rows()[:2]) is None
+    grid = cost_bench.scaling_grid(models=(("resnet20", 32),), held_out=(64, 256), num_samples=(16, 64))
+    assert [(g["held_out"], g["num_samples"]) for g in grid] == [(64, 16), (256, 16), (64, 64)]
+
+
+@pytest.mark.slow
+def test_bench_fit_times_the_three_loops():
+    result = cost_bench.bench_fit("resnet8", width_multiplier=0.25, image_size=8, batch_size=16, steps=3, rounds=1)
+    assert set(result["images_per_second"]) == set(cost_bench.FIT_VARIANTS)
+    assert all(v > 0 for v in result["images_per_second"].values())
+    assert result["loop_over_fit"] > 0
+    assert len(cost_bench.fit_rows(result)) == 3
+
+
+@pytest.mark.slow
+def test_one_scaling_configuration_runs_in_its_own_process():
+    config = {"model": "resnet8", "image_size": 16, "held_out": 32, "num_samples": 4, "episode_images": 8,
+              "dynamics_steps": 5}
+    result = cost_bench.bench_agent_scaling([config], agent_steps=1, log=lambda line: None)
+    (row,) = result["rows"]
+    assert "error" not in row, row
+    assert row["groups"] > 0 and row["gflops"] > 0 and row["agent_step_seconds"] > 0
+    assert row["peak_rss_mb"] >= row["rss_before_mb"] > 0
+    assert result["fit"] is None  # one row: nothing to fit
+    assert "failed" not in cost_bench.scaling_rows(result)[0][1]

@@ -1,0 +1,196 @@
+"""The cost benches of issue 37, run by ``tfprune bench --only fit,scaling``.
+
+1. fit (`bench_fit`): images/s of tfprune's training loop (`WeightTrainer.train_epoch` on the gated model
+   with the alignment penalty: what the joint phase runs) against Keras' own ``model.fit`` on the same
+   network without gates (same weights, batch, optimizer, loss), and against tfprune's loop on that
+   gate-free network (what the gates cost apart from the loop). One process, the variants timed in
+   interleaved rounds on the same in-memory batch (the input pipeline is `bench_data`'s business).
+2. scaling (`bench_agent_scaling`): one agent step's time and peak memory against the number of groups
+   (models), held-out images and episodes per step, each configuration in a fresh subprocess (peak RSS
+   is per process); a least-squares fit of time against episodes x images x the model's cost and the
+   prediction for the shipped ImageNet ResNet-50 config (`predict_share`).
+"""
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+# --------------------------------------------------------------------------------------------- fit
+
+FIT_VARIANTS = ("model.fit (plain)", "tfprune loop (plain)", "tfprune loop (gated+alignment)")
+
+
+def bench_fit(model="resnet20", *, width_multiplier=0.5, image_size=16, batch_size=64, steps=50, rounds=5,
+              jit_compile=False):
+    """Images/s of each of `FIT_VARIANTS`, the median over ``rounds`` interleaved rounds of ``steps`` steps.
+
+    ``jit_compile`` is handed to ``model.compile`` (Keras' default "auto" uses XLA where it can, which was
+    slower than graph mode on this project's CPUs); the tfprune loop runs in graph mode. Returns a dict with
+    ``images_per_second`` per variant, every round's, and ``loop_over_fit`` (target >= 0.98)."""
+    import keras
+    import tensorflow as tf
+
+    from tfprune.studies.bench import _batch, _model, half_mask_alignment
+    from tfprune.structure.surgery import compact_model
+    from tfprune.training.weight_trainer import WeightTrainer, make_optimizer
+
+    strategy = tf.distribute.get_strategy()
+    gated = _model(model, image_size, width_multiplier)
+    plain, fitted = compact_model(gated), compact_model(gated)  # all masks open: same network, no gates
+    fitted.compile(optimizer=make_optimizer(1000), jit_compile=jit_compile, metrics=["accuracy"],
+                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    alignment = half_mask_alignment(gated)
+    loops = {FIT_VARIANTS[1]: WeightTrainer(strategy, plain, make_optimizer(1000), batch_size),
+             FIT_VARIANTS[2]: WeightTrainer(strategy, gated, make_optimizer(1000), batch_size,
+                                            regularizer=alignment.penalty)}
+    data = tf.data.Dataset.from_tensors(_batch(batch_size, image_size)).repeat()
+
+    def run(name):
+        if name == FIT_VARIANTS[0]:
+            fitted.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+        else:
+            loops[name].train_epoch(data.take(steps), steps, name)
+
+    for name in FIT_VARIANTS:  # trace and warm up
+        run(name)
+    rounds_ips = {name: [] for name in FIT_VARIANTS}
+    for _ in range(rounds):
+        for name in FIT_VARIANTS:
+            start = time.perf_counter()
+            run(name)
+            rounds_ips[name].append(steps * batch_size / (time.perf_counter() - start))
+    ips = {name: statistics.median(v) for name, v in rounds_ips.items()}
+    return {"model": model, "width_multiplier": width_multiplier, "image_size": image_size,
+            "batch_size": batch_size, "steps": steps, "jit_compile": jit_compile,
+            "images_per_second": ips, "round_images_per_second": rounds_ips,
+            "loop_over_fit": ips[FIT_VARIANTS[2]] / ips[FIT_VARIANTS[0]],
+            "plain_loop_over_fit": ips[FIT_VARIANTS[1]] / ips[FIT_VARIANTS[0]], "target": 0.98}
+
+
+def fit_rows(result):
+    """`bench_fit`'s rows for `tfprune.studies.bench.format_table`."""
+    ips = result["images_per_second"]
+    rows = [(f"training throughput, {name}", f"{ips[name]:.0f} img/s", "") for name in FIT_VARIANTS]
+    rows[1] = rows[1][:2] + (f"{result['plain_loop_over_fit']:.3f}x model.fit",)
+    rows[2] = rows[2][:2] + (f"{result['loop_over_fit']:.3f}x model.fit (target >= 0.98x)",)
+    return rows
+
+
+# ----------------------------------------------------------------------------------------- scaling
+
+SCALING_MODELS = (("resnet20", 32), ("resnet56", 32), ("resnet110", 32), ("mobilenetv2_cifar", 32),
+                  ("resnet50", 224))
+
+
+def scaling_grid(models=SCALING_MODELS, held_out=(64, 256), num_samples=(16, 64), episode_images=32,
+                 dynamics_steps=200):
+    """The configurations `bench_agent_scaling` times: for each model, each held-out size at the first
+    episode count and each further episode count at the first held-out size (one factor at a time)."""
+    grid = []
+    for model, size in models:
+        for n in held_out:
+            grid.append({"model": model, "image_size": size, "held_out": n, "num_samples": num_samples[0],
+                         "episode_images": episode_images, "dynamics_steps": dynamics_steps})
+        for k in num_samples[1:]:
+            grid.append({"model": model, "image_size": size, "held_out": held_out[0], "num_samples": k,
+                         "episode_images": episode_images, "dynamics_steps": dynamics_steps})
+    return grid
+
+
+def bench_agent_scaling(grid=None, *, agent_steps=1, timeout=1800, log=print):
+    """Times one agent step (after an untimed first) and the peak memory of each configuration of ``grid``
+    (`scaling_grid()` by default) in a fresh subprocess; returns {"rows": [...], "fit": `fit_growth`}."""
+    rows = []
+    for config in grid or scaling_grid():
+        log(f"agent step: {config}")
+        cmd = [sys.executable, "-m", "tfprune.studies.cost_bench", json.dumps(dict(config, agent_steps=agent_steps))]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if out.returncode != 0:
+            rows.append(dict(config, error=out.stderr.strip().splitlines()[-1:]))
+            continue
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {"rows": rows, "fit": fit_growth([r for r in rows if "error" not in r])}
+
+
+def scaling_rows(result):
+    """`bench_agent_scaling`'s rows for `tfprune.studies.bench.format_table`."""
+    rows = []
+    for r in result["rows"]:
+        name = (f"agent step, {r['model']} {r['image_size']}px, {r.get('groups', '?')} groups, "
+                f"{r['num_samples']} episodes, {r['held_out']} held-out")
+        if "error" in r:
+            rows.append((name, "failed", " ".join(r["error"])))
+        else:
+            rows.append((name, f"{r['agent_step_seconds']:.2f} s", f"peak RSS {r['peak_rss_mb']:.0f} MB"))
+    fit = result.get("fit")
+    if fit:
+        worst = max(abs(e) for e in fit["relative_errors"])
+        rows.append(("agent step fit: s per scored GFLOP / per group x episode / constant",
+                     f"{fit['seconds_per_scored_gflop']:.4f}", f"{fit['seconds_per_group_episode']:.2e} / "
+                     f"{fit['constant_seconds']:.2f} s; worst relative error {100 * worst:.0f}%"))
+    return rows
+
+
+def _one_configuration(config):
+    """In the subprocess: one model's agent step, timed; its groups, FLOPs and the process's peak memory."""
+    import resource
+
+    from tfprune.cost.flops import CostModel
+    from tfprune.structure.graph import ChannelGraph
+    from tfprune.studies.bench import _model, bench_agent
+
+    rss_before = _peak_rss_mb(resource)
+    result = bench_agent(0.0, config["model"], image_size=config["image_size"], held_out=config["held_out"],
+                         num_samples=config["num_samples"], episode_images=config.get("episode_images"),
+                         dynamics_steps=config.get("dynamics_steps"), agent_steps=config.get("agent_steps", 1))
+    model = _model(config["model"], config["image_size"], 1.0)
+    return dict(config, groups=len(ChannelGraph(model, warn=False).gated_groups),
+                gflops=CostModel(model).full.flops / 1e9, agent_step_seconds=result["agent_step_seconds"],
+                first_agent_step_seconds=result["first_agent_step_seconds"],
+                episode_images_used=result["episode_images"], finalists=result["finalists"],
+                peak_rss_mb=_peak_rss_mb(resource), rss_before_mb=rss_before)
+
+
+def _peak_rss_mb(resource):
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+def fit_growth(rows):
+    """Least squares of agent-step seconds on scored work: a * (episodes x images per episode + finalists x
+    held-out) x GFLOPs per image + b * groups x episodes + c (scoring, rollouts, overhead). Returns the
+    coefficients and each row's relative error."""
+    import numpy as np
+
+    if len(rows) < 3:
+        return None
+    X = np.array([[_scored_gflops(r), r["groups"] * r["num_samples"], 1.0] for r in rows])
+    y = np.array([r["agent_step_seconds"] for r in rows])
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    predicted = X @ coef
+    return {"seconds_per_scored_gflop": coef[0], "seconds_per_group_episode": coef[1], "constant_seconds": coef[2],
+            "relative_errors": list((predicted - y) / y)}
+
+
+def _scored_gflops(row):
+    """GFLOPs of the forward passes one agent step scores (episodes on their subset, finalists on all)."""
+    return (row["num_samples"] * row["episode_images_used"] + row["finalists"] * row["held_out"]) * row["gflops"]
+
+
+def predict_share(fit, *, groups, num_samples, episode_images, finalists, held_out, gflops, epoch_images,
+                  train_images_per_second):
+    """Predicted agent-step seconds for a config (from `fit_growth`'s coefficients) and its share of an
+    epoch of ``epoch_images`` trained at ``train_images_per_second``."""
+    row = {"num_samples": num_samples, "episode_images_used": episode_images, "finalists": finalists,
+           "held_out": held_out, "gflops": gflops, "groups": groups}
+    seconds = (fit["seconds_per_scored_gflop"] * _scored_gflops(row) + fit["seconds_per_group_episode"] * groups *
+               num_samples + fit["constant_seconds"])
+    epoch = epoch_images / train_images_per_second
+    return {"agent_step_seconds": seconds, "epoch_seconds": epoch, "share": seconds / (epoch + seconds)}
+
+
+if __name__ == "__main__":  # one configuration of bench_agent_scaling, in its own process
+    print(json.dumps(_one_configuration(json.loads(sys.argv[1]))))
