@@ -2,7 +2,7 @@
 
 `tfprune.cost.latency.LatencyModel` predicts a sub-network's latency as a sum of single-op latencies. Its
 *ratio* to the full model is what a budget uses, and that ratio misses by 2–18% on the zoo models
-(`docs/results.md`): ops outside the table (pads, pooling, reshapes), per-op dispatch inside one
+(CHANGELOG.md, earlier studies): ops outside the table (pads, pooling, reshapes), per-op dispatch inside one
 interpreter, and the tile padding that interpolation between measured channel counts smooths away
 (``round_to`` below the tile width). None of these is cheap to model layer by layer, but all of them
 show in one whole-model measurement. So, as NetAdapt measures its proposals on the device, `calibrate`

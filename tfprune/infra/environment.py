@@ -3,7 +3,7 @@
 Why: a deterministic run (``run.deterministic``) repeats itself byte for byte on one machine, not
 necessarily on another. On 2026-12-05 the same code and config, in an install whose ``pip freeze``
 equals ``requirements/lock.txt``, gave global_magnitude seed 3 on MobileNetV2 82.66% against 83.74% two
-days earlier (`docs/results.md`); the Python packages were the same, so the CPU (whose instruction
+days earlier (CHANGELOG.md, earlier studies); the Python packages were the same, so the CPU (whose instruction
 sets pick oneDNN's and XNNPACK's kernels, and so the rounding of every sum) is the suspect. With
 `environment()` in each summary.json a reader can tell a code change from a machine change, and compare
 runs only where the entries agree.

@@ -3,7 +3,7 @@ fine-tuning does (issue 9).
 
 Why: with the trained classifier, a sub-network's held-out accuracy over-values the channels that
 feed the classifier directly. Nothing downstream re-adapts to losing them, whereas fine-tuning
-retrains the classifier first of all. Measured on VGG-11 (docs/results.md): cutting 75% of the last
+retrains the classifier first of all. Measured on VGG-11 (CHANGELOG.md, earlier studies): cutting 75% of the last
 conv's kept channels scores 0.670 with the trained classifier and 0.791 refitted; the same cut in a
 middle conv scores 0.771 and 0.775. The agent's greedy episode drifted into that group on every run.
 

@@ -210,7 +210,7 @@ class EpisodicPolicy(AgentPolicy):
     or "global_magnitude", the ratios of one global importance threshold at the budget
     (`tfprune.cost.budget.global_magnitude_ratios`), re-derived from today's weights at every proposal and
     selection as `GlobalMagnitudePolicy` does. Why the second: on MobileNetV2 that rule beat both
-    uniform and the uniform-centred agent (docs/results.md), and an agent centred on it searches the
+    uniform and the uniform-centred agent (CHANGELOG.md, earlier studies), and an agent centred on it searches the
     neighbourhood of the strongest baseline instead of first having to find it.
     """
 
@@ -280,7 +280,7 @@ class FixedPolicy(Policy):
     ``profile``: per-group ratio offsets, in the groups' order (`tfprune inspect`), that the budget
     projection shifts together onto the budget, e.g. ``[0, 0, 0.2, 0.2]`` prunes the last
     two groups 0.2 more than the first two. A hand-made structure, and the instrument for asking whether
-    any structure beats uniform's at a budget (`docs/results.md`).
+    any structure beats uniform's at a budget (`docs/results.md`, the positive control).
 
     Args:
         kind: "uniform", "profile" (uniform shifted by a required ``profile``: the comparison's "profile"

@@ -5,7 +5,7 @@ Two rules (`TARGET_RULES`) for a learning policy:
 * "best_episode": after each agent step the best scored episode is offered as the new target; it
   replaces the current target only if it beats it, rescored on today's weights, by `switch_margin`
   (a target that hops between near-equal masks every epoch would pull the weights toward none).
-  Measured weakness (docs/results.md): the first targets are picked from near-chance rewards, and
+  Measured weakness (CHANGELOG.md, earlier studies): the first targets are picked from near-chance rewards, and
   alignment then makes the incumbent self-fulfilling, so later learning never reaches the target.
 * "policy": the target is the policy's greedy sub-network after each update. It starts where the
   policy starts (the uniform rule, for the centred episodic agent) and moves only as fast as PPO's

@@ -61,7 +61,7 @@ class EpisodicAgent:
             perturbations of the aligned target that stay informative (Fashion comparison: mean
             episode reward 0.6-0.7 against the greedy episode's 0.75-0.83; with 0.2 it was 0.35-0.40,
             most episodes far enough from the target to lose half their accuracy); held-out reward of
-            the selection 0.803 vs 0.798 (docs/results.md).
+            the selection 0.803 vs 0.798 (CHANGELOG.md, earlier studies).
         lambda_value: GAE lambda (credit assignment across the steps of an episode).
         start_centred: the first policy's mean ratio is exactly max_ratio / 2 at every step, which the
             centred episode space maps to the uniform rule: every seed's search (and, under
