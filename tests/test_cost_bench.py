@@ -56,3 +56,48 @@ def test_one_scaling_configuration_runs_in_its_own_process():
     assert row["peak_rss_mb"] >= row["rss_before_mb"] > 0
     assert result["fit"] is None  # one row: nothing to fit
     assert "failed" not in cost_bench.scaling_rows(result)[0][1]
+
+
+def _scaling_result():
+    rows = _rows()
+    for r, model in zip(rows, ["resnet20"] * 3 + ["resnet56"] * 3 + ["resnet110"] * 3 + ["resnet50"] * 3):
+        r.update(model=model, image_size=224 if model == "resnet50" else 32, first_agent_step_seconds=9.0,
+                 peak_rss_mb=2000.0)
+    rows[0]["train_images_per_second"] = 1000.0
+    rows[9]["train_images_per_second"] = 10.0
+    fit = cost_bench.fit_growth(rows)
+    return {"rows": rows, "fit": fit, "shares": cost_bench.epoch_shares(rows),
+            "shipped": cost_bench.predict_shipped(fit, rows)}
+
+
+def test_shares_use_each_models_measured_speed_and_the_shipped_configs_settings():
+    result = _scaling_result()
+    shares = result["shares"]
+    assert [s["model"] for s in shares] == ["resnet20"] * 3 + ["resnet50"] * 3  # models with a measured speed
+    assert shares[0]["epoch_seconds"] == pytest.approx(50_000 / 1000.0)
+    shipped = result["shipped"]
+    assert (shipped["num_samples"], shipped["episode_images"], shipped["finalists"], shipped["held_out"]) == \
+        (128, 32, 4, 2048)  # configs/imagenet_resnet50.gin and its includes
+    assert shipped["epoch_seconds"] == pytest.approx(1_281_167 / 10.0)
+    assert 0 < shipped["share"] < 1
+
+
+def test_the_performance_page_is_generated_from_a_bench_json(tmp_path):
+    import json
+
+    from tfprune.studies import results_pages
+
+    fit = {"model": "resnet20", "width_multiplier": 0.5, "image_size": 16, "batch_size": 64, "steps": 50,
+           "jit_compile": False, "images_per_second": dict(zip(cost_bench.FIT_VARIANTS, (1000.0, 990.0, 900.0))),
+           "round_images_per_second": {v: [1.0, 2.0] for v in cost_bench.FIT_VARIANTS}}
+    results = {"machine": {"cpu": "AMD EPYC", "cpu_count": 2, "gpus": 0, "tensorflow": "2.21.0"},
+               "command": "tfprune bench --only fit,scaling", "commit": "abc123", "fit": fit,
+               "scaling": _scaling_result()}
+    folder = tmp_path / "performance"
+    folder.mkdir()
+    (folder / results_pages.BENCH_JSON).write_text(json.dumps(results))
+    page = results_pages.pages(str(folder))[results_pages.BENCH_MARKDOWN]
+    assert page.startswith("# Speed benchmarks: tfprune bench --only fit,scaling\n\nCommit: abc123; machine: AMD EPYC")
+    assert "| tfprune loop (gated+alignment) | 900 | 0.900 | 1, 2 |" in page
+    assert "Predicted for `imagenet_resnet50.gin` (128 episodes x 32 images, 4 finalists x 2048)" in page
+    assert results_pages.plot_names(str(folder)) == []

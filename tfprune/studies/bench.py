@@ -40,6 +40,7 @@ import json
 import math
 import os
 import statistics
+import sys
 import time
 
 from tfprune.studies import channel_bench, cost_bench
@@ -504,6 +505,10 @@ def main(argv=None):
           f"batch {args.batch_size}; {machine['cpu_count']} CPUs, {machine['gpus']} GPUs, "
           f"TF {machine['tensorflow']}\n{format_table(results)}")
     if args.json:
+        from tfprune.infra.environment import source_commit
+
+        results["command"] = "tfprune bench " + " ".join(sys.argv[2:] if argv is None else argv)
+        results["commit"] = source_commit()
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 
+TITLE = "# Speed benchmarks: "  # the performance page's first line, before the command that measured it
+
 # --------------------------------------------------------------------------------------------- fit
 
 FIT_VARIANTS = ("model.fit (plain)", "tfprune loop (plain)", "tfprune loop (gated+alignment)")
@@ -84,6 +86,8 @@ def fit_rows(result):
 
 SCALING_MODELS = (("resnet20", 32), ("resnet56", 32), ("resnet110", 32), ("mobilenetv2_cifar", 32),
                   ("resnet50", 224))
+TRAIN_BATCH = {32: 128, 224: 32}  # batch of the training-speed timing, by input size (CPU memory and time)
+EPOCH_IMAGES = {32: 50_000, 224: 1_281_167}  # the real data set's epoch at that input size: CIFAR-10, ImageNet
 
 
 def scaling_grid(models=SCALING_MODELS, held_out=(64, 256), num_samples=(16, 64), episode_images=32,
@@ -95,6 +99,7 @@ def scaling_grid(models=SCALING_MODELS, held_out=(64, 256), num_samples=(16, 64)
         for n in held_out:
             grid.append({"model": model, "image_size": size, "held_out": n, "num_samples": num_samples[0],
                          "episode_images": episode_images, "dynamics_steps": dynamics_steps})
+        grid[-len(held_out)]["train_batch"] = TRAIN_BATCH[size]  # the model's training speed, timed once
         for k in num_samples[1:]:
             grid.append({"model": model, "image_size": size, "held_out": held_out[0], "num_samples": k,
                          "episode_images": episode_images, "dynamics_steps": dynamics_steps})
@@ -113,7 +118,64 @@ def bench_agent_scaling(grid=None, *, agent_steps=1, timeout=1800, log=print):
             rows.append(dict(config, error=out.stderr.strip().splitlines()[-1:]))
             continue
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    return {"rows": rows, "fit": fit_growth([r for r in rows if "error" not in r])}
+    fit = fit_growth([r for r in rows if "error" not in r])
+    return {"rows": rows, "fit": fit, "shares": epoch_shares(rows), "shipped": predict_shipped(fit, rows)}
+
+
+def epoch_shares(rows):
+    """Each timed configuration's agent step as a share of an epoch of its model's real data set
+    (`EPOCH_IMAGES`) at the model's measured training speed (timed once per model)."""
+    speed = {r["model"]: r["train_images_per_second"] for r in rows if r.get("train_images_per_second")}
+    shares = []
+    for r in rows:
+        if "error" not in r and r["model"] in speed:
+            epoch = EPOCH_IMAGES[r["image_size"]] / speed[r["model"]]
+            shares.append({"model": r["model"], "held_out": r["held_out"], "num_samples": r["num_samples"],
+                           "epoch_seconds": epoch, "share": r["agent_step_seconds"] / (epoch + r["agent_step_seconds"])})
+    return shares
+
+
+SHIPPED = ("imagenet_resnet50.gin", "resnet50")  # the shipped config whose agent share the fit predicts
+
+
+def predict_shipped(fit, rows, config=SHIPPED[0], model=SHIPPED[1]):
+    """The fit's prediction for the shipped config's agent step (its episodes, images per episode,
+    finalists and held-out images read from the config) and its share of an ImageNet epoch at the model's
+    training speed measured here; None without a fit or a timed row of that model."""
+    timed = [r for r in rows if r.get("model") == model and r.get("train_images_per_second")]
+    if fit is None or not timed:
+        return None
+    settings = shipped_settings(config)
+    prediction = predict_share(fit, groups=timed[0]["groups"], gflops=timed[0]["gflops"],
+                               epoch_images=EPOCH_IMAGES[timed[0]["image_size"]],
+                               train_images_per_second=timed[0]["train_images_per_second"], **settings)
+    return {"config": config, **settings, **prediction}
+
+
+def shipped_settings(config):
+    """The agent-step settings of a shipped gin config (gin parses it, its includes too). Clears gin's
+    configuration afterwards: for a bench process, not for one that is about to train."""
+    import logging
+
+    import gin
+
+    import tfprune
+    import tfprune.data  # noqa: F401  (registers build_datasets)
+    import tfprune.pruning.pruner  # noqa: F401  (registers JointPruner)
+
+    folder = os.path.join(os.path.dirname(tfprune.__file__), "configs")
+    root = logging.getLogger()
+    level, root.level = root.level, logging.CRITICAL  # gin logs each include's tries of its search path
+    try:
+        gin.add_config_file_search_path(folder)
+        gin.parse_config_files_and_bindings([os.path.join(folder, config)], [], skip_unknown=True)
+        values = {key: gin.query_parameter(name) for key, name in (
+            ("num_samples", "JointPruner.num_samples"), ("episode_images", "JointPruner.episode_images"),
+            ("finalists", "JointPruner.finalists"), ("held_out", "build_datasets.held_out_examples"))}
+    finally:
+        root.level = level
+        gin.clear_config()
+    return values
 
 
 def scaling_rows(result):
@@ -148,11 +210,31 @@ def _one_configuration(config):
                          num_samples=config["num_samples"], episode_images=config.get("episode_images"),
                          dynamics_steps=config.get("dynamics_steps"), agent_steps=config.get("agent_steps", 1))
     model = _model(config["model"], config["image_size"], 1.0)
+    if config.get("train_batch"):
+        config = dict(config, train_images_per_second=_train_images_per_second(model, config["train_batch"]))
     return dict(config, groups=len(ChannelGraph(model, warn=False).gated_groups),
                 gflops=CostModel(model).full.flops / 1e9, agent_step_seconds=result["agent_step_seconds"],
                 first_agent_step_seconds=result["first_agent_step_seconds"],
                 episode_images_used=result["episode_images"], finalists=result["finalists"],
                 peak_rss_mb=_peak_rss_mb(resource), rss_before_mb=rss_before)
+
+
+def _train_images_per_second(gated, batch_size, steps=3):
+    """Images/s of the joint phase's training step (gated, alignment on) on ``gated`` (after one untimed step)."""
+    import tensorflow as tf
+
+    from tfprune.studies.bench import _batch, half_mask_alignment
+    from tfprune.training.weight_trainer import WeightTrainer, make_optimizer
+
+    trainer = WeightTrainer(tf.distribute.get_strategy(), gated, make_optimizer(1000), batch_size,
+                            regularizer=half_mask_alignment(gated).penalty)
+    batch = _batch(batch_size, gated.input_shape[1])
+    float(trainer.train_step(batch)[0])
+    start = time.perf_counter()
+    for _ in range(steps):
+        out = trainer.train_step(batch)
+    float(out[0])
+    return steps * batch_size / (time.perf_counter() - start)
 
 
 def _peak_rss_mb(resource):
@@ -190,6 +272,66 @@ def predict_share(fit, *, groups, num_samples, episode_images, finalists, held_o
                num_samples + fit["constant_seconds"])
     epoch = epoch_images / train_images_per_second
     return {"agent_step_seconds": seconds, "epoch_seconds": epoch, "share": seconds / (epoch + seconds)}
+
+
+# ------------------------------------------------------------------------------------------ the page
+
+
+def markdown(results, command, provenance):
+    """The performance page's tables from the results of ``tfprune bench --only fit,scaling --json FILE``."""
+    lines = [f"{TITLE}{command}", "", provenance, ""]
+    if "fit" in results:
+        lines += _fit_section(results["fit"])
+    if "scaling" in results:
+        lines += _scaling_section(results["scaling"])
+    return "\n".join(lines) + "\n"
+
+
+def _fit_section(fit):
+    lines = ["## Training loop vs `model.fit`", "",
+             f"{fit['model']} (width {fit['width_multiplier']}), {fit['image_size']}x{fit['image_size']}, batch "
+             f"{fit['batch_size']}; {fit['steps']} steps per variant per round, {len(fit['round_images_per_second'][FIT_VARIANTS[0]])} "
+             f"interleaved rounds, median; `model.fit` with `jit_compile={fit['jit_compile']}`.", "",
+             "| variant | images/s (median) | / model.fit | rounds (images/s) |", "|---|---|---|---|"]
+    base = fit["images_per_second"][FIT_VARIANTS[0]]
+    for name in FIT_VARIANTS:
+        ips = fit["images_per_second"][name]
+        rounds = ", ".join(f"{v:.0f}" for v in fit["round_images_per_second"][name])
+        lines.append(f"| {name} | {ips:.0f} | {ips / base:.3f} | {rounds} |")
+    return lines + [""]
+
+
+def _scaling_section(scaling):
+    lines = ["## The agent step's cost", "",
+             "| model | input | groups | GFLOPs/image | held-out | episodes | agent step (s) | first step (s) | "
+             "peak RSS (MB) | train images/s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in scaling["rows"]:
+        if "error" in r:
+            lines.append(f"| {r['model']} | {r['image_size']} | - | - | {r['held_out']} | {r['num_samples']} | failed: "
+                         f"{' '.join(r['error'])} | - | - | - |")
+            continue
+        ips = r.get("train_images_per_second")
+        lines.append(f"| {r['model']} | {r['image_size']} | {r['groups']} | {r['gflops']:.3f} | {r['held_out']} | "
+                     f"{r['num_samples']} | {r['agent_step_seconds']:.2f} | {r['first_agent_step_seconds']:.2f} | "
+                     f"{r['peak_rss_mb']:.0f} | " + ("-" if not ips else f"{ips:.1f}") + " |")
+    lines += ["", "Share of an epoch of the real data set (CIFAR-10 50,000 images at 32 px, ImageNet 1,281,167 at 224 "
+              "px) at the training speed measured here:", "", "| model | held-out | episodes | epoch (s) | agent share |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {s['model']} | {s['held_out']} | {s['num_samples']} | {s['epoch_seconds']:.0f} | "
+              f"{100 * s['share']:.2f}% |" for s in scaling["shares"]]
+    fit, shipped = scaling.get("fit"), scaling.get("shipped")
+    if fit:
+        worst = max(abs(e) for e in fit["relative_errors"])
+        lines += ["", f"Fit: agent step = {fit['seconds_per_scored_gflop']:.4f} s per GFLOP scored (episodes x "
+                  f"images per episode + finalists x held-out, times GFLOPs per image) + "
+                  f"{fit['seconds_per_group_episode']:.2e} s per group x episode + {fit['constant_seconds']:.2f} s; "
+                  f"worst relative error {100 * worst:.0f}% over {len(fit['relative_errors'])} configurations."]
+    if shipped:
+        lines += ["", f"Predicted for `{shipped['config']}` ({shipped['num_samples']} episodes x "
+                  f"{shipped['episode_images']} images, {shipped['finalists']} finalists x {shipped['held_out']}): "
+                  f"agent step {shipped['agent_step_seconds']:.0f} s against a {shipped['epoch_seconds']:.0f} s epoch "
+                  f"here: **{100 * shipped['share']:.2f}% of an epoch**."]
+    return lines + [""]
 
 
 if __name__ == "__main__":  # one configuration of bench_agent_scaling, in its own process

@@ -19,13 +19,14 @@ import json
 import os
 import sys
 
-from tfprune.studies import compare, cost
+from tfprune.studies import compare, cost, cost_bench
 
 PAGES = os.path.join("docs", "results")
 CSV, MARKDOWN = "comparison.csv", "comparison.md"
 HISTORIES, TRAJECTORY = "histories", "trajectory.md"  # <method>_seed<N>.json: copies of runs' history.json
 PLOT = "accuracy_vs_flops.png"
 COST_CSV, COST_MARKDOWN, COST_PLOT = cost.CSV, cost.MARKDOWN, cost.PLOT
+BENCH_JSON, BENCH_MARKDOWN = "bench.json", "bench.md"  # tfprune bench --only fit,scaling --json DIR/bench.json
 
 
 def retabulate(folder):
@@ -76,8 +77,8 @@ def trajectory(folder):
 
 
 def studies(root=PAGES):
-    """Every committed study folder (one holding comparison.csv or cost.csv) under ``root``."""
-    return sorted({os.path.dirname(path) for name in (CSV, COST_CSV)
+    """Every committed study folder (one holding comparison.csv, cost.csv or bench.json) under ``root``."""
+    return sorted({os.path.dirname(path) for name in (CSV, COST_CSV, BENCH_JSON)
                    for path in glob.glob(os.path.join(root, "*", name))})
 
 
@@ -91,7 +92,19 @@ def pages(folder):
             out[TRAJECTORY] = steps
     if os.path.exists(os.path.join(folder, COST_CSV)):
         out[COST_MARKDOWN] = retabulate_cost(folder)
+    if os.path.exists(os.path.join(folder, BENCH_JSON)):
+        out[BENCH_MARKDOWN] = bench_page(folder)
     return out
+
+
+def bench_page(folder):
+    """The speed page ``folder``'s bench.json gives: its command, commit and machine, then the tables."""
+    with open(os.path.join(folder, BENCH_JSON)) as f:
+        results = json.load(f)
+    machine = results["machine"]
+    provenance = (f"Commit: {results.get('commit') or 'not a git checkout'}; machine: {machine['cpu']}, "
+                  f"{machine['cpu_count']} CPUs, {machine['gpus']} GPUs, TensorFlow {machine['tensorflow']}.")
+    return cost_bench.markdown(results, results["command"], provenance)
 
 
 def generated(root=PAGES):
