@@ -223,3 +223,23 @@ def test_mobilenetv2_at_half_flops_converts_to_tflite():
     np.testing.assert_allclose(compact(x), gated(x), atol=1e-4 * max(1.0, float(np.abs(gated(x)).max())))
     report = verify_tflite(convert_tflite(compact, "float"), compact, x, "float")
     assert report["passed"] and report["max_abs_diff"] <= 1e-4 * report["output_scale"]
+
+
+def test_a_keras_applications_model_keeps_its_trained_weights_exactly():
+    """auto_gate on a model with weights (set from a seeded random draw, as a stand-in for pretrained ones:
+    no download): every weight is copied bit for bit and the open gates compute the same outputs."""
+    model = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), alpha=0.35, classes=10,
+                                           classifier_activation=None)
+    rng = np.random.default_rng(7)
+    for w in model.weights:
+        if "moving_variance" in w.path:
+            w.assign(rng.uniform(0.5, 2.0, w.shape).astype("float32"))
+        else:
+            w.assign((0.1 * rng.standard_normal(w.shape)).astype("float32"))
+    gated = auto_gate(model)
+    for layer in model.layers:
+        for mine, original in zip(gated.get_layer(layer.name).get_weights(), layer.get_weights(), strict=True):
+            np.testing.assert_array_equal(mine, original)
+    x = _x((32, 32, 3), n=4)
+    np.testing.assert_allclose(np.asarray(gated(x, training=False)), np.asarray(model(x, training=False)),
+                               rtol=1e-5, atol=1e-5)

@@ -205,3 +205,43 @@ def test_held_out_without_labels_names_the_fix():
     for bad in (images, tf.data.Dataset.from_tensor_slices(images).batch(4)):
         with pytest.raises(tfprune.TfpruneError, match=r"held_out must be \(images, labels\).*split_held_out"):
             tfprune.JointPruner(mixed_model(), held_out=bad, num_samples=2)
+
+
+def test_models_that_cannot_be_pruned_are_one_clear_error_and_a_lambda_is_a_named_barrier():
+    import warnings
+
+    import keras
+    import numpy as np
+
+    from tfprune import auto_gate
+    from tfprune.structure.graph import ChannelGraph, GraphError
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.head = keras.layers.Conv2D(4, 3), keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.head(keras.ops.mean(self.conv(x), axis=(1, 2)))
+
+    subclassed = Subclassed()
+    subclassed(np.zeros((1, 8, 8, 3), "float32"))
+    with pytest.raises(GraphError, match="subclassed model.*Rebuild it functionally"):
+        auto_gate(subclassed)
+    inp = keras.Input((8,))
+    with pytest.raises(GraphError, match="has no convolution"):
+        auto_gate(keras.Model(inp, keras.layers.Dense(2)(keras.layers.Dense(4)(inp))))
+    inp = keras.Input((3, 8, 8))
+    x = keras.layers.Conv2D(4, 3, data_format="channels_first", name="cf")(inp)
+    x = keras.layers.GlobalAveragePooling2D(data_format="channels_first")(x)
+    with pytest.raises(GraphError, match="channels_first layout \\(cf\\).*data_format='channels_last'"):
+        auto_gate(keras.Model(inp, keras.layers.Dense(2)(x)))
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="before")(inp)
+    x = keras.layers.Lambda(lambda t: t[..., ::-1], name="reverse")(x)  # channel behaviour unknown to tfprune
+    x = keras.layers.Conv2D(4, 3, name="after")(x)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gated = auto_gate(keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))))
+    assert any("'reverse' (Lambda)" in str(w.message) and "left unpruned" in str(w.message) for w in caught)
+    assert [g.name for g in ChannelGraph(gated, warn=False).gated_groups] == ["after_gate"]

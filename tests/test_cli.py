@@ -57,6 +57,13 @@ def test_top_level_help_lists_the_commands(capsys):
     assert all(name in out for name in ("train", "export", "compare", "bench", "inspect"))
 
 
+def test_the_readme_command_table_says_what_the_help_says():
+    readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")).read()
+    rows = readme.replace("`", "")  # the table sets names and flags as code
+    for name, (_, text) in cli.COMMANDS.items():
+        assert f"| {name} | {text} |" in rows, f"README's command table lacks or words differently: {name}"
+
+
 def test_subcommands_reach_their_own_parsers(capsys):
     for name in cli.COMMANDS:
         with pytest.raises(SystemExit) as exit_info:

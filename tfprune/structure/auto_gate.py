@@ -67,6 +67,7 @@ def auto_gate(model, name=None):
             "(zoo models from tfprune.models are gated already)."
         )
     plain = _inlined(functional)
+    _check_is_a_channels_last_cnn(plain, model.name)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         graph = ChannelGraph(plain, warn=True)
@@ -93,6 +94,25 @@ def auto_gate(model, name=None):
             )
         excluded.update(new)
     return _build_gated(plain, gate_at, name or f"{model.name}_gated")
+
+
+_CONVOLUTIONS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.DepthwiseConv2D,
+                 keras.layers.SeparableConv2D)
+
+
+def _check_is_a_channels_last_cnn(plain, name):
+    """One clear error, before any gate is planned, for the two inputs that would otherwise give a model
+    with nothing prunable and no word why: no convolution at all, and a channels_first layout."""
+    convs = [layer for layer in plain.layers if isinstance(layer, _CONVOLUTIONS)]
+    if not convs:
+        raise GraphError(f"Model {name!r} has no convolution: tfprune prunes the channels of convolutional "
+                         "networks (Conv1D/2D/3D, DepthwiseConv2D, SeparableConv2D).")
+    first = [layer.name for layer in convs if getattr(layer, "data_format", None) == "channels_first"]
+    if first:
+        raise GraphError(f"Model {name!r} uses the channels_first layout ({', '.join(first[:3])}"
+                         f"{' ...' if len(first) > 3 else ''}): tfprune prunes channels_last models. Build it "
+                         "with data_format='channels_last' (or keras.config.set_image_data_format('channels_last')"
+                         " before building it), with inputs of shape (height, width, channels).")
 
 
 # --- step 1: an independent copy, nested models and custom layers inlined, squeeze-excite reshapes made

@@ -61,7 +61,9 @@ def as_functional(model):
     if not keras_internals.has_layer_graph(model):
         raise GraphError(
             f"{type(model).__name__} {model.name!r} is a subclassed model: tfprune needs a functional or "
-            "Sequential model, whose graph of layers it can read."
+            "Sequential model, whose graph of layers it can read. Rebuild it functionally: "
+            "inputs = keras.Input(shape); outputs = the same layers called on inputs; keras.Model(inputs, outputs) "
+            "(its layers' weights can be copied over with set_weights)."
         )
     return model
 
