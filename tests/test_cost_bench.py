@@ -6,32 +6,34 @@ import pytest
 from tfprune.studies import cost_bench
 
 
-def _rows(a=0.02, b=1e-3, c=1.5):
+def _rows(a=0.02, a2=0.005, b=1e-3, c=1.5):
     rows = []
     for groups, gflops in ((9, 0.04), (27, 0.12), (54, 0.25), (17, 0.3)):
         for num_samples, held_out in ((16, 64), (16, 256), (64, 64)):
             row = {"groups": groups, "gflops": gflops, "num_samples": num_samples, "held_out": held_out,
                    "episode_images_used": 32, "finalists": 4}
-            row["agent_step_seconds"] = a * cost_bench._scored_gflops(row) + b * groups * num_samples + c
+            row["agent_step_seconds"] = (a * num_samples * 32 * gflops + a2 * 4 * held_out * gflops +
+                                         b * groups * num_samples + c)
             rows.append(row)
     return rows
 
 
 def test_the_growth_fit_recovers_its_coefficients_and_predicts_a_share():
     fit = cost_bench.fit_growth(_rows())
-    assert fit["seconds_per_scored_gflop"] == pytest.approx(0.02)
+    assert fit["seconds_per_episode_gflop"] == pytest.approx(0.02)
+    assert fit["seconds_per_finalist_gflop"] == pytest.approx(0.005)
     assert fit["seconds_per_group_episode"] == pytest.approx(1e-3)
     assert fit["constant_seconds"] == pytest.approx(1.5)
     assert max(abs(e) for e in fit["relative_errors"]) < 1e-9
-    share = cost_bench.predict_share(fit, groups=10, num_samples=100, episode_images=10, finalists=0, held_out=0,
+    share = cost_bench.predict_share(fit, groups=10, num_samples=100, episode_images=10, finalists=2, held_out=100,
                                      gflops=1.0, epoch_images=1000, train_images_per_second=10)
-    # 0.02 * 1000 + 1e-3 * 1000 + 1.5 = 22.5 s against a 100 s epoch
-    assert share["agent_step_seconds"] == pytest.approx(22.5)
-    assert share["share"] == pytest.approx(22.5 / 122.5)
+    # 0.02 * 1000 + 0.005 * 200 + 1e-3 * 1000 + 1.5 = 23.5 s against a 100 s epoch
+    assert share["agent_step_seconds"] == pytest.approx(23.5)
+    assert share["share"] == pytest.approx(23.5 / 123.5)
 
 
 def test_too_few_rows_give_no_fit_and_the_grid_varies_one_factor_at_a_time():
-    assert cost_bench.fit_growth(_rows()[:2]) is None
+    assert cost_bench.fit_growth(_rows()[:3]) is None
     grid = cost_bench.scaling_grid(models=(("resnet20", 32),), held_out=(64, 256), num_samples=(16, 64))
     assert [(g["held_out"], g["num_samples"]) for g in grid] == [(64, 16), (256, 16), (64, 64)]
 
@@ -65,9 +67,7 @@ def _scaling_result():
                  peak_rss_mb=2000.0)
     rows[0]["train_images_per_second"] = 1000.0
     rows[9]["train_images_per_second"] = 10.0
-    fit = cost_bench.fit_growth(rows)
-    return {"rows": rows, "fit": fit, "shares": cost_bench.epoch_shares(rows),
-            "shipped": cost_bench.predict_shipped(fit, rows)}
+    return cost_bench.derived(rows)
 
 
 def test_shares_use_each_models_measured_speed_and_the_shipped_configs_settings():

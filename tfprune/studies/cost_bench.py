@@ -118,6 +118,12 @@ def bench_agent_scaling(grid=None, *, agent_steps=1, timeout=1800, log=print):
             rows.append(dict(config, error=out.stderr.strip().splitlines()[-1:]))
             continue
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return derived(rows)
+
+
+def derived(rows):
+    """{"rows", and what they give: "fit" (`fit_growth`), "shares" (`epoch_shares`), "shipped"
+    (`predict_shipped`)}: computed from the rows wherever they are shown, so a page never shows a stale fit."""
     fit = fit_growth([r for r in rows if "error" not in r])
     return {"rows": rows, "fit": fit, "shares": epoch_shares(rows), "shipped": predict_shipped(fit, rows)}
 
@@ -191,9 +197,9 @@ def scaling_rows(result):
     fit = result.get("fit")
     if fit:
         worst = max(abs(e) for e in fit["relative_errors"])
-        rows.append(("agent step fit: s per scored GFLOP / per group x episode / constant",
-                     f"{fit['seconds_per_scored_gflop']:.4f}", f"{fit['seconds_per_group_episode']:.2e} / "
-                     f"{fit['constant_seconds']:.2f} s; worst relative error {100 * worst:.0f}%"))
+        rows.append(("agent step fit: s per GFLOP of episodes / of finalists", f"{fit['seconds_per_episode_gflop']:.5f}",
+                     f"{fit['seconds_per_finalist_gflop']:.5f}; per group x episode {fit['seconds_per_group_episode']:.2e} s;"
+                     f" constant {fit['constant_seconds']:.2f} s; worst relative error {100 * worst:.0f}%"))
     return rows
 
 
@@ -242,24 +248,28 @@ def _peak_rss_mb(resource):
 
 
 def fit_growth(rows):
-    """Least squares of agent-step seconds on scored work: a * (episodes x images per episode + finalists x
-    held-out) x GFLOPs per image + b * groups x episodes + c (scoring, rollouts, overhead). Returns the
-    coefficients and each row's relative error."""
+    """Least squares, in relative error (the times span two orders of magnitude), of agent-step seconds
+    on what the step does: a * episodes x images per episode x GFLOPs per image (the episodes' rewards,
+    K sub-networks per batched pass) + a2 * finalists x held-out images x GFLOPs (the finalists' rescoring)
+    + b * groups x episodes (layer-by-layer rollouts: one policy call per group) + c (PPO update, dynamics
+    model). Returns the coefficients and each row's relative error; None for fewer rows than terms."""
     import numpy as np
 
-    if len(rows) < 3:
+    if len(rows) < len(FIT_TERMS):
         return None
-    X = np.array([[_scored_gflops(r), r["groups"] * r["num_samples"], 1.0] for r in rows])
+    X = np.array([_terms(r) for r in rows])
     y = np.array([r["agent_step_seconds"] for r in rows])
-    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-    predicted = X @ coef
-    return {"seconds_per_scored_gflop": coef[0], "seconds_per_group_episode": coef[1], "constant_seconds": coef[2],
-            "relative_errors": list((predicted - y) / y)}
+    coef, *_ = np.linalg.lstsq(X / y[:, None], np.ones_like(y), rcond=None)
+    return {**dict(zip(FIT_TERMS, (float(c) for c in coef))), "relative_errors": list((X @ coef - y) / y)}
 
 
-def _scored_gflops(row):
-    """GFLOPs of the forward passes one agent step scores (episodes on their subset, finalists on all)."""
-    return (row["num_samples"] * row["episode_images_used"] + row["finalists"] * row["held_out"]) * row["gflops"]
+FIT_TERMS = ("seconds_per_episode_gflop", "seconds_per_finalist_gflop", "seconds_per_group_episode",
+             "constant_seconds")
+
+
+def _terms(row):
+    return [row["num_samples"] * row["episode_images_used"] * row["gflops"],
+            row["finalists"] * row["held_out"] * row["gflops"], row["groups"] * row["num_samples"], 1.0]
 
 
 def predict_share(fit, *, groups, num_samples, episode_images, finalists, held_out, gflops, epoch_images,
@@ -268,8 +278,7 @@ def predict_share(fit, *, groups, num_samples, episode_images, finalists, held_o
     epoch of ``epoch_images`` trained at ``train_images_per_second``."""
     row = {"num_samples": num_samples, "episode_images_used": episode_images, "finalists": finalists,
            "held_out": held_out, "gflops": gflops, "groups": groups}
-    seconds = (fit["seconds_per_scored_gflop"] * _scored_gflops(row) + fit["seconds_per_group_episode"] * groups *
-               num_samples + fit["constant_seconds"])
+    seconds = sum(fit[name] * term for name, term in zip(FIT_TERMS, _terms(row)))
     epoch = epoch_images / train_images_per_second
     return {"agent_step_seconds": seconds, "epoch_seconds": epoch, "share": seconds / (epoch + seconds)}
 
@@ -283,7 +292,7 @@ def markdown(results, command, provenance):
     if "fit" in results:
         lines += _fit_section(results["fit"])
     if "scaling" in results:
-        lines += _scaling_section(results["scaling"])
+        lines += _scaling_section(derived(results["scaling"]["rows"]))
     return "\n".join(lines) + "\n"
 
 
@@ -303,7 +312,7 @@ def _fit_section(fit):
 
 def _scaling_section(scaling):
     lines = ["## The agent step's cost", "",
-             "| model | input | groups | GFLOPs/image | held-out | episodes | agent step (s) | first step (s) | "
+             "| model | input | groups | GFLOPs/image (MACs) | held-out | episodes | agent step (s) | first step (s) | "
              "peak RSS (MB) | train images/s |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in scaling["rows"]:
         if "error" in r:
@@ -322,10 +331,12 @@ def _scaling_section(scaling):
     fit, shipped = scaling.get("fit"), scaling.get("shipped")
     if fit:
         worst = max(abs(e) for e in fit["relative_errors"])
-        lines += ["", f"Fit: agent step = {fit['seconds_per_scored_gflop']:.4f} s per GFLOP scored (episodes x "
-                  f"images per episode + finalists x held-out, times GFLOPs per image) + "
-                  f"{fit['seconds_per_group_episode']:.2e} s per group x episode + {fit['constant_seconds']:.2f} s; "
-                  f"worst relative error {100 * worst:.0f}% over {len(fit['relative_errors'])} configurations."]
+        lines += ["", f"Fit (least squares in relative error): agent step = {fit['seconds_per_episode_gflop']:.5f} s "
+                  f"per GFLOP of the episodes' scoring (episodes x images per episode x GFLOPs per image) + "
+                  f"{fit['seconds_per_finalist_gflop']:.5f} s per GFLOP of the finalists' (finalists x held-out "
+                  f"images x GFLOPs) + {fit['seconds_per_group_episode']:.2e} s per group x episode (the "
+                  f"layer-by-layer rollouts) + {fit['constant_seconds']:.2f} s; worst relative error "
+                  f"{100 * worst:.0f}% over {len(fit['relative_errors'])} configurations."]
     if shipped:
         lines += ["", f"Predicted for `{shipped['config']}` ({shipped['num_samples']} episodes x "
                   f"{shipped['episode_images']} images, {shipped['finalists']} finalists x {shipped['held_out']}): "
