@@ -80,12 +80,7 @@ def plot_rewards(history, path):
         ys = [h.get(key, float("nan")) for h in history]
         if _finite(ys):
             ax.plot(xs, ys, style, markersize=3, label=key.replace("reward_", ""))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("held-out reward (accuracy)")
-    ax.set_title("sub-network rewards per agent step", fontsize=9)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _finish(fig, ax, path, "epoch", "held-out reward (accuracy)", "sub-network rewards per agent step")
 
 
 def plot_dynamics_error(history, path):
@@ -107,12 +102,7 @@ def plot_dynamics_error(history, path):
         ax.plot(xs, loss, "-s", markersize=3, label="training loss")
     if all(v > 0 for v in _finite(forecast) + _finite(mse) + _finite(loss)):
         ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("error")
-    ax.set_title("dynamics model: forecast and reconstruction error", fontsize=9)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _finish(fig, ax, path, "epoch", "error", "dynamics model: forecast and reconstruction error")
 
 
 def plot_accuracy_vs_flops(rows, path, accuracy_key="val_acc_pruned"):
@@ -125,12 +115,8 @@ def plot_accuracy_vs_flops(rows, path, accuracy_key="val_acc_pruned"):
     full = _finite([r.get("val_acc_full") for r in rows])
     if full:
         ax.axhline(100 * sum(full) / len(full), color="grey", ls="--", lw=1, label="full models (mean)")
-    ax.set_xlabel("FLOPs ratio (pruned / full)")
-    ax.set_ylabel("val accuracy after fine-tuning (%)")
-    ax.set_title("accuracy vs FLOPs (x = mean over seeds)", fontsize=9)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _finish(fig, ax, path, "FLOPs ratio (pruned / full)", "val accuracy after fine-tuning (%)",
+                   "accuracy vs FLOPs (x = mean over seeds)")
 
 
 def plot_accuracy_vs_time(rows, path):
@@ -139,9 +125,15 @@ def plot_accuracy_vs_time(rows, path):
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     _scatter_by(ax, [dict(r, total_min=r["total_s"] / 60) for r in rows], "pipeline", "total_min", "val_acc_pruned")
-    ax.set_xlabel("total wall time (min)")
-    ax.set_ylabel("val accuracy after fine-tuning (%)")
-    ax.set_title("accuracy vs cost (x = mean over seeds)", fontsize=9)
+    return _finish(fig, ax, path, "total wall time (min)", "val accuracy after fine-tuning (%)",
+                   "accuracy vs cost (x = mean over seeds)")
+
+
+def _finish(fig, ax, path, xlabel, ylabel, title):
+    """The axes' labels, title, legend and grid as every plot here sets them; saves the figure to ``path``."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
