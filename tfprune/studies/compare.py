@@ -418,20 +418,31 @@ def parse_args(argv=None):
                    help="extra binding for every run (repeatable), applied before each method's own")
     p.add_argument("--keep_going", action="store_true", help="run the remaining methods after a failure")
     args = p.parse_args(argv)
-    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in args.methods if m not in METHODS]
-    if unknown or not args.methods:
-        p.error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
-    try:
-        args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        p.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
+    args.methods = parse_names(p, args.methods, METHODS, "method")
+    args.seeds = parse_seeds(p, args.seeds)
     for path in args.config:
         if not os.path.exists(path):
             p.error(f"config file {path!r} does not exist")
     if args.workdir is None:
         args.workdir = os.path.join("runs", "compare_" + os.path.splitext(os.path.basename(args.config[-1]))[0])
     return args
+
+
+def parse_names(parser, text, allowed, what):
+    """The comma-separated names of ``text``, each one of ``allowed``; else the parser's error (status 2)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in allowed]
+    if unknown or not names:
+        parser.error(f"unknown {what}(s) {unknown}; choose from {', '.join(allowed)}")
+    return names
+
+
+def parse_seeds(parser, text):
+    """The comma-separated integer seeds of ``text``; else the parser's error (status 2)."""
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--seeds must be comma-separated integers, got {text!r}")
 
 
 def main(argv=None):

@@ -249,14 +249,8 @@ def parse_args(argv=None):
     p.add_argument("--workdir", required=True, help="the study's folder (runs, cost.csv, cost.md)")
     p.add_argument("--gin_bindings", action="append", default=[], help="extra binding for every run (repeatable)")
     args = p.parse_args(argv)
-    args.pipelines = [x.strip() for x in args.pipelines.split(",") if x.strip()]
-    unknown = [x for x in args.pipelines if x not in PIPELINES]
-    if unknown or not args.pipelines:
-        p.error(f"unknown pipeline(s) {unknown}; choose from {', '.join(PIPELINES)}")
-    try:
-        args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        p.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
+    args.pipelines = compare.parse_names(p, args.pipelines, PIPELINES, "pipeline")
+    args.seeds = compare.parse_seeds(p, args.seeds)
     return args
 
 
