@@ -507,7 +507,9 @@ def main(argv=None):
     if args.json:
         from tfprune.infra.environment import source_commit
 
-        results["command"] = "tfprune bench " + " ".join(sys.argv[2:] if argv is None else argv)
+        from tfprune.studies.compare import command_line
+
+        results["command"] = "tfprune bench " + command_line(sys.argv[2:] if argv is None else argv)
         results["commit"] = source_commit()
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:

@@ -261,9 +261,9 @@ def markdown(rows, methods, seeds, config_files, command=None, provenance=None):
     process's ``python tools/compare.py`` arguments), ``provenance`` as the commit and machine (default:
     this checkout's and this machine's; `tfprune.studies.results_pages` passes a committed table's own)."""
     if command is None:
-        command = f"python tools/compare.py {' '.join(_quote(a) for a in sys.argv[1:])}"
+        command = f"python tools/compare.py {command_line(sys.argv[1:])}"
     if provenance is None:
-        provenance = f"Commit: {source_commit() or 'not a git checkout'}; machine: {_machine()}."
+        provenance = this_provenance()
     lines = [f"{TITLE}{', '.join(config_files)}", ""]
     lines.append(f"{COMMAND}`{command}`")
     lines.append("")
@@ -292,9 +292,15 @@ def markdown(rows, methods, seeds, config_files, command=None, provenance=None):
     return "\n".join(lines)
 
 
-def _machine():
-    """This machine's CPU and core count (the runs' own environments are in the table's last column)."""
-    return f"{cpu_model()}, {os.cpu_count()} CPUs"
+def this_provenance():
+    """The commit-and-machine line of a table made here: this checkout's commit, this machine's CPU and
+    core count (the runs' own environments are in the tables' environment column)."""
+    return f"Commit: {source_commit() or 'not a git checkout'}; machine: {cpu_model()}, {os.cpu_count()} CPUs."
+
+
+def command_line(argv):
+    """``argv`` as a shell line, each argument with spaces or shell-special characters quoted."""
+    return " ".join(_quote(a) for a in argv)
 
 
 def _environment_note(rows):
@@ -347,9 +353,10 @@ def _paired_section(rows, methods, seeds):
     return lines
 
 
-def paired_differences(rows, method, baseline, seeds, key="val_acc_pruned"):
-    """Per seed, ``method`` minus ``baseline`` in percentage points (None where either run is missing)."""
-    value = {(r["method"], r["seed"]): r[key] for r in rows}
+def paired_differences(rows, method, baseline, seeds, key="val_acc_pruned", label="method"):
+    """Per seed, ``method`` minus ``baseline`` in percentage points (None where either run is missing);
+    ``label`` is the rows' key naming what ran (a cost study's rows say "pipeline")."""
+    value = {(r[label], r["seed"]): r[key] for r in rows}
     return [100 * (value[(method, s)] - value[(baseline, s)]) if (method, s) in value and (baseline, s) in value
             else None for s in seeds]
 

@@ -28,7 +28,7 @@ import sys
 import time
 
 from tfprune.infra import workdir as files
-from tfprune.infra.environment import environment_id, source_commit
+from tfprune.infra.environment import environment_id
 from tfprune.studies import compare
 from tfprune.studies.runs import train_command
 
@@ -63,30 +63,32 @@ def run_cost_study(config_files, pipelines, seeds, workdir, bindings=()):
     rows, failed = [], []
     for seed in seeds:
         for pipeline in pipelines:
-            summary = _run_pipeline(pipeline, seed, config_files, workdir, bindings)
+            summary, base = _run_pipeline(pipeline, seed, config_files, workdir, bindings)
             if summary is None:
                 failed.append((pipeline, seed))
             else:
-                rows.append(row_of(pipeline, seed, summary, _base_summary(pipeline, seed, workdir)))
+                rows.append(row_of(pipeline, seed, summary, base))
     order = {p: i for i, p in enumerate(pipelines)}
     rows.sort(key=lambda r: (order[r["pipeline"]], r["seed"]))
     return compare.ComparisonResult(rows, failed)
 
 
 def _run_pipeline(pipeline, seed, config_files, workdir, bindings):
+    """Runs (or skips) one pipeline's run; returns (its summary or None, its base's summary or None)."""
     method, multiple = PIPELINES[pipeline]
     if multiple is None:
-        return compare.run_one(method, seed, config_files, workdir, bindings)[0]
-    base = _run_pipeline(CLASSIC_BASE, seed, config_files, workdir, bindings)
+        return compare.run_one(method, seed, config_files, workdir, bindings)[0], None
+    base, _ = _run_pipeline(CLASSIC_BASE, seed, config_files, workdir, bindings)
     if base is None:
-        return None
+        return None, None
     run_dir = os.path.join(workdir, pipeline, f"seed{seed}")
-    _branch(_run_dir(CLASSIC_BASE, seed, workdir), run_dir)
+    _branch(os.path.join(workdir, PIPELINES[CLASSIC_BASE][0], f"seed{seed}"), run_dir)
     finetune_epochs = multiple * base["schedule"]["finetune_epochs"]
     cmd = train_command(run_dir, config_files, list(bindings) + compare.METHODS[method] +
                         [f"run.finetune_epochs = {finetune_epochs}", f"run.seed = {seed}"])
-    return compare.run_training(run_dir, cmd, f"{pipeline} seed {seed}",
-                                f"{CLASSIC_BASE}'s pruned network fine-tuned for {finetune_epochs} epochs")[0]
+    summary, _ = compare.run_training(run_dir, cmd, f"{pipeline} seed {seed}",
+                                      f"{CLASSIC_BASE}'s pruned network fine-tuned for {finetune_epochs} epochs")
+    return summary, base
 
 
 def _branch(base_dir, run_dir):
@@ -99,17 +101,6 @@ def _branch(base_dir, run_dir):
         if not os.path.exists(source):
             raise CostStudyError(f"{source} is missing: the classic base run must finish before its branches.")
         shutil.copy2(source, os.path.join(run_dir, name))
-
-
-def _run_dir(pipeline, seed, workdir):
-    method, multiple = PIPELINES[pipeline]
-    return os.path.join(workdir, method if multiple is None else pipeline, f"seed{seed}")
-
-
-def _base_summary(pipeline, seed, workdir):
-    if PIPELINES[pipeline][1] is None:
-        return None
-    return compare._load(os.path.join(_run_dir(CLASSIC_BASE, seed, workdir), files.SUMMARY))
 
 
 def row_of(pipeline, seed, summary, base_summary=None):
@@ -207,19 +198,13 @@ def _verdict_section(rows, pipelines, seeds):
     if classic:
         best = max(classic, key=lambda p: compare.mean_std([r["val_acc_pruned"] for r in rows
                                                             if r["pipeline"] == p])[0])
-        gain = [d / 100 for d in _paired_pp(rows, "agent", best, seeds)]
-        mean, low, high = compare.mean_interval([100 * g for g in gain])
+        gains = compare.paired_differences(rows, "agent", best, seeds, label="pipeline")
+        mean, low, high = compare.mean_interval([g for g in gains if g is not None])
         time_ratio = compare.mean_std(paired_ratios(rows, "agent", best, seeds))[0]
         lines.append(f"- The classic pipeline's best is **{best}**; agent - {best}: **{mean:+.2f} pp** val accuracy "
                      + ("" if math.isnan(low) else f"(95% interval {low:+.2f} .. {high:+.2f}) ") +
                      f"at **{time_ratio:.2f}x** its total time (target: its accuracy at <= 0.75x its time).")
     return lines
-
-
-def _paired_pp(rows, pipeline, baseline, seeds):
-    value = {(r["pipeline"], r["seed"]): r["val_acc_pruned"] for r in rows}
-    return [100 * (value[(pipeline, s)] - value[(baseline, s)]) for s in seeds
-            if (pipeline, s) in value and (baseline, s) in value]
 
 
 def write_tables(rows, workdir, config_files, command, provenance):
@@ -259,8 +244,8 @@ def main(argv=None):
     args = parse_args(argv)
     start = time.time()
     result = run_cost_study(args.config, args.pipelines, args.seeds, args.workdir, args.gin_bindings)
-    command = "tfprune cost " + " ".join(compare._quote(a) for a in (sys.argv[2:] if argv is None else argv))
-    provenance = f"Commit: {source_commit() or 'not a git checkout'}; machine: {compare._machine()}."
+    command = "tfprune cost " + compare.command_line(sys.argv[2:] if argv is None else argv)
+    provenance = compare.this_provenance()
     print(write_tables(result.rows, args.workdir, args.config, command, provenance))
     print(f"Wrote {args.workdir}/cost.md, cost.csv, accuracy_vs_time.png ({time.time() - start:.0f} s).")
     if result.failed:
