@@ -226,21 +226,17 @@ def _one_configuration(config):
 
 
 def _train_images_per_second(gated, batch_size, steps=3):
-    """Images/s of the joint phase's training step (gated, alignment on) on ``gated`` (after one untimed step)."""
+    """Images/s of the joint phase's training step (gated, alignment on) on ``gated``, timed as
+    `bench_gating` times its steps (`bench._time_train_steps`: warmed up first)."""
     import tensorflow as tf
 
-    from tfprune.studies.bench import _batch, half_mask_alignment
+    from tfprune.studies.bench import _batch, _time_train_steps, half_mask_alignment
     from tfprune.training.weight_trainer import WeightTrainer, make_optimizer
 
     trainer = WeightTrainer(tf.distribute.get_strategy(), gated, make_optimizer(1000), batch_size,
                             regularizer=half_mask_alignment(gated).penalty)
-    batch = _batch(batch_size, gated.input_shape[1])
-    float(trainer.train_step(batch)[0])
-    start = time.perf_counter()
-    for _ in range(steps):
-        out = trainer.train_step(batch)
-    float(out[0])
-    return steps * batch_size / (time.perf_counter() - start)
+    (seconds,) = _time_train_steps({"step": trainer}, _batch(batch_size, gated.input_shape[1]), steps, 1)["step"]
+    return batch_size / seconds
 
 
 def _peak_rss_mb(resource):
