@@ -25,9 +25,11 @@ def finetune(ctx, selected, finetune_epochs, learning_rate, first_data_epoch=0):
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="finetune_epoch")
         seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="finetune_seconds")
     trainer = WeightTrainer(ctx.strategy, compact, optimizer, data.batch_size)
-    checkpoint = tf.train.Checkpoint(model=compact, optimizer=optimizer, epoch=epoch, seconds=seconds)
-    manager = run_dir.checkpoint_manager(files.FINETUNE_CHECKPOINTS, checkpoint)
-    run_dir.restore(files.FINETUNE_CHECKPOINTS, checkpoint)
+    items = dict(model=compact, optimizer=optimizer, epoch=epoch)
+    manager = run_dir.checkpoint_manager(files.FINETUNE_CHECKPOINTS, tf.train.Checkpoint(**items, seconds=seconds))
+    # the seconds were added to the format later: a checkpoint written before them still resumes
+    run_dir.restore(files.FINETUNE_CHECKPOINTS, tf.train.Checkpoint(**items),
+                    added_later=tf.train.Checkpoint(seconds=seconds))
     for e in range(int(epoch.numpy()), finetune_epochs):
         stats = trainer.train_epoch(data.train_epoch(first_data_epoch + e), data.steps_per_epoch,
                                     f"finetune {e + 1}/{finetune_epochs}")

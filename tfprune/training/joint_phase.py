@@ -41,10 +41,11 @@ class JointPhase:
             self.seconds = {phase: tf.Variable(0.0, dtype=tf.float64, trainable=False, name=f"{phase}_seconds")
                             for phase in JOINT_PHASES}
         self.trainer = WeightTrainer(ctx.strategy, model, optimizer, ctx.data.batch_size, regularizer=pruner.penalty)
-        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=self.epoch,
-                                              step_in_epoch=self.step_in_epoch,
-                                              **{f"{p}_seconds": v for p, v in self.seconds.items()},
-                                              **pruner.checkpoint_items())
+        items = dict(model=model, optimizer=optimizer, epoch=self.epoch, step_in_epoch=self.step_in_epoch,
+                     **pruner.checkpoint_items())
+        timings = {f"{p}_seconds": v for p, v in self.seconds.items()}  # added to the format later
+        self.checkpoint = tf.train.Checkpoint(**items, **timings)
+        self._required, self._added_later = tf.train.Checkpoint(**items), tf.train.Checkpoint(**timings)
         self.manager = ctx.run_dir.checkpoint_manager(files.JOINT_CHECKPOINTS, self.checkpoint)
 
     def run(self):
@@ -54,7 +55,7 @@ class JointPhase:
             return self._already_selected()
         for newest in run_dir.checkpoints(files.JOINT_CHECKPOINTS)[:1]:
             check_resumable(self.pruner.policy, newest)
-        run_dir.restore(files.JOINT_CHECKPOINTS, self.checkpoint, self._load_pruner_state)
+        run_dir.restore(files.JOINT_CHECKPOINTS, self._required, self._load_pruner_state, self._added_later)
         for epoch in range(int(self.epoch.numpy()), self.epochs):
             self._train_epoch(epoch)
         return self._select()
