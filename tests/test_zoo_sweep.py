@@ -176,3 +176,15 @@ def test_bench_zoo_of_one_source_keeps_the_other_sources_rows(tmp_path):
         text = f.read()
     assert text == zoo.markdown_of(record) + "\n" and "commit `old`" in text and record["commit"] in text
     assert bench.parse_args(["--only", "zoo", "--zoo_models", "kerashub"]).zoo_models == "kerashub"
+
+
+@pytest.mark.slow
+def test_the_latency_column_times_the_rounded_compact_model_against_the_original():
+    row = zoo.sweep_one("kerashub:VGG", latency=True)
+    assert row["status"] == zoo.STATUS_PASS, _explain(row)
+    assert row["latency_ms_full"] > 0 and 0 < row["latency_ratio"] < 10  # a ratio, not a time: noise is not judged
+    assert row["latency_target_reached"] == (row["latency_flops_kept"] <= 0.52), row
+    assert "LiteRT" in row["latency_measured_on"] or "litert" in row["latency_measured_on"]
+    cell = zoo._row_line(row).split(" | ")[7]
+    assert cell.startswith(f"{row['latency_ratio']:.2f}x of "), cell
+    assert zoo._row_line(zoo.sweep_one("kerashub:VGG", tflite=False)).split(" | ")[7] == "-"  # not measured

@@ -33,6 +33,8 @@ from tfprune.studies import zoo_kerashub
 INPUT_SIZES = (32, 75, 96, 224)  # tried in order: the first the constructor accepts is used
 TOLERANCE = 1e-4  # masked vs compact, largest difference relative to the masked output's largest value
 STATUS_PASS, STATUS_FAIL, STATUS_ERROR = "pass", "fail", "error"
+LATENCY_ROUND_TO = 16  # the latency column's channel rounding (issue 33: LiteRT, 1 thread, round_to=16)
+LATENCY_RUNS = 20  # interleaved timings per model, the median reported (as summary.json's latency)
 
 
 def constructors():
@@ -136,26 +138,30 @@ def _relative_error(a, b):
     return float(np.abs(a - b).max() / max(1e-12, np.abs(b).max()))
 
 
-def _masks_at(cost, graph, target, max_ratio):
-    """Masks at ``target`` FLOPs (every group at ``max_ratio`` where the target is out of reach)."""
+def _masks_at(cost, graph, target, max_ratio, round_to=1):
+    """Masks at ``target`` FLOPs, each group's kept count a multiple of ``round_to`` (every group at
+    ``max_ratio`` where the target is out of reach)."""
     import numpy as np
 
     from tfprune.cost import budget
+    from tfprune.cost.channel_grid import ChannelGrid
     from tfprune.errors import TfpruneError
     from tfprune.structure import masks as mask_lib
     from tfprune.structure.importance import channel_importance
 
     try:
-        kept, _ = budget.project_to_budget(np.zeros(len(cost.group_names)), cost, target, max_ratio=max_ratio)
+        kept, _ = budget.project_to_budget(np.zeros(len(cost.group_names)), cost, target, max_ratio=max_ratio,
+                                           round_to=round_to)
         reached = True
     except TfpruneError:
-        kept = mask_lib.kept_from_ratios(np.full(len(cost.group_names), max_ratio), cost.group_sizes)
+        kept = ChannelGrid(cost.group_sizes, max_ratio, round_to).floor
         reached = False
     return mask_lib.masks_from_kept(kept, cost.group_names, channel_importance(graph)), reached
 
 
-def _prune(model, size, target, max_ratio, seed, tflite=True):
-    """auto_gate -> inspect -> cost -> masks -> compact on one built model; the measured part of its row."""
+def _prune(model, size, target, max_ratio, seed, tflite=True, latency=False):
+    """auto_gate -> inspect -> cost -> masks -> compact on one built model; the measured part of its row
+    (with ``latency``, `_latency`'s too)."""
     import numpy as np
 
     from tfprune.cost.flops import CostModel
@@ -182,10 +188,34 @@ def _prune(model, size, target, max_ratio, seed, tflite=True):
     predicted = cost.cost(masks).flops
     counted = CostModel(compact, ChannelGraph(compact, warn=False)).full.flops
     messages = [str(w.message) for w in caught] + _unseen(graph, [str(w.message) for w in caught])
-    return dict(groups=len(cost.group_names), plan_groups=plan_groups, mflops=full / 1e6,
-                prunable_share=1.0 - fixed / full, flops_kept=predicted / full, target_reached=reached,
-                gate_error=gate_error, error=error, flops_match=bool(np.isclose(counted, predicted, rtol=1e-9)),
-                barriers=len(messages), barrier_reasons=summarize_barriers(messages), **(_tflite_parity(compact, x) if tflite else {}))
+    row = dict(groups=len(cost.group_names), plan_groups=plan_groups, mflops=full / 1e6,
+               prunable_share=1.0 - fixed / full, flops_kept=predicted / full, target_reached=reached,
+               gate_error=gate_error, error=error, flops_match=bool(np.isclose(counted, predicted, rtol=1e-9)),
+               barriers=len(messages), barrier_reasons=summarize_barriers(messages),
+               **(_tflite_parity(compact, x) if tflite else {}))
+    if latency and cost.group_names:
+        row.update(_latency(model, gated, graph, cost, target, max_ratio))
+    return row
+
+
+def _latency(model, gated, graph, cost, target, max_ratio):
+    """What pruning buys on a phone-class runtime: the compact model at ``target`` FLOPs with every kept
+    count a multiple of `LATENCY_ROUND_TO` (XNNPACK computes channels in tiles of 16 floats: `docs/deploy.md`),
+    timed against the original model as float TFLite on LiteRT, 1 thread, batch 1, interleaved
+    (`measured_latency`: the load of a shared machine falls on both alike). Where the rounded target is out
+    of reach every group sits at its rounded floor and ``latency_target_reached`` says so."""
+    from tfprune.deploy.export import convert_tflite
+    from tfprune.deploy.latency_report import measured_latency
+    from tfprune.structure import masks as mask_lib
+    from tfprune.structure.surgery import compact_model
+
+    masks, reached = _masks_at(cost, graph, target, max_ratio, round_to=LATENCY_ROUND_TO)
+    mask_lib.apply_masks(gated, masks)
+    measured = measured_latency(model, convert_tflite(compact_model(gated, graph=graph), "float"),
+                                threads=1, runs=LATENCY_RUNS)
+    return dict(latency_ratio=measured["latency_ratio"], latency_ms_full=measured["latency_ms_full"],
+                latency_flops_kept=cost.cost(masks).flops / cost.full.flops, latency_target_reached=reached,
+                latency_measured_on=measured["latency_measured_on"])
 
 
 def _unseen(graph, messages):
@@ -226,11 +256,13 @@ def _problems(row):
     return problems
 
 
-def sweep_one(name, target=0.5, max_ratio=0.9, seed=0, input_size=None, tflite=True):
+def sweep_one(name, target=0.5, max_ratio=0.9, seed=0, input_size=None, tflite=True, latency=False):
     """One model's row (a keras.applications constructor or a `zoo_kerashub` name), at ``input_size``
     (default: the smallest of `INPUT_SIZES` it accepts); never raises (a failure is ``status`` "error"
     with the exception and its last traceback lines in ``error_message``). ``tflite=False`` skips the
-    TFLite export (its conversion is most of a small model's time: 25 of MobileNetV3Small's 32 s)."""
+    TFLite export (its conversion is most of a small model's time: 25 of MobileNetV3Small's 32 s);
+    ``latency=True`` adds the measured latency ratio at ``target`` FLOPs (`_latency`: two more
+    conversions, so the sweep that writes docs/zoo.md measures it and the tests do not)."""
     import keras
 
     start = time.perf_counter()
@@ -240,7 +272,7 @@ def sweep_one(name, target=0.5, max_ratio=0.9, seed=0, input_size=None, tflite=T
         keras.utils.clear_session()
         model, size = build(name, seed, input_size)
         row["input"] = size
-        row.update(_prune(model, size, target, max_ratio, seed, tflite))
+        row.update(_prune(model, size, target, max_ratio, seed, tflite, latency))
         problems = _problems(row)
         row["status"] = STATUS_FAIL if problems else STATUS_PASS
         row["error_message"] = "; ".join(problems)
@@ -250,11 +282,11 @@ def sweep_one(name, target=0.5, max_ratio=0.9, seed=0, input_size=None, tflite=T
     return row
 
 
-def sweep(names=None, target=0.5, log=None):
+def sweep(names=None, target=0.5, log=None, latency=False):
     """Rows of `sweep_one` for ``names`` (default: every model of `models()`)."""
     rows = []
     for name in names if names is not None else models():
-        rows.append(sweep_one(name, target=target))
+        rows.append(sweep_one(name, target=target, latency=latency))
         if log:
             r = rows[-1]
             log(f"{name}: {r['status']} in {r['seconds']:.1f} s" + (f" ({r['error_message'][:200]})"
@@ -292,12 +324,19 @@ def _reasons_cell(row):
 def _row_line(r):
     if r["status"] == STATUS_ERROR:
         message = r["error_message"].splitlines()[0].replace("|", "\\|")
-        return f"| {r['model']} | {r['input'] or '-'} | - | - | - | - | - | - | **error**: {message} |"
+        return f"| {r['model']} | {r['input'] or '-'} | - | - | - | - | - | - | - | **error**: {message} |"
     kept = f"{r['flops_kept']:.1%}" + ("" if r["target_reached"] else " (target out of reach)")
     status = "pass" if r["status"] == STATUS_PASS else f"**fail**: {r['error_message']}"
     tflite = f"{r['tflite_error']:.1e}" if "tflite_error" in r else "-"
     return (f"| {r['model']} | {r['input']} | {r['groups']} | {r['prunable_share']:.1%} | {kept} | "
-            f"{r['error']:.1e} | {tflite} | {_reasons_cell(r)} | {status} |")
+            f"{r['error']:.1e} | {tflite} | {_latency_cell(r)} | {_reasons_cell(r)} | {status} |")
+
+
+def _latency_cell(r):
+    if "latency_ratio" not in r:
+        return "-"
+    where = "" if r["latency_target_reached"] else f" (at {r['latency_flops_kept']:.0%} FLOPs: the floor)"
+    return f"{r['latency_ratio']:.2f}x of {r['latency_ms_full']:.2f} ms{where}"
 
 
 def _run_line(of, run):
@@ -338,7 +377,12 @@ def _header(rows, runs, target):
         "the largest |masked|; *TFLite* the largest |TFLite - Keras| of the compact model over its output scale "
         "(- : a row from before the sweep exported); *barriers* the warnings of `auto_gate` / `ChannelGraph` "
         "(layers left whole) and the layers with weights tfprune has no rule for, grouped by reason with layer "
-        "names elided. Latency is not measured here.",
+        f"names elided; *latency* the compact model's measured latency over the original's (float TFLite on "
+        f"LiteRT, 1 thread, batch 1, interleaved, median of {LATENCY_RUNS}) when pruned to the {target:.0%} "
+        f"target with every kept count a multiple of {LATENCY_ROUND_TO} (XNNPACK's tile: docs/deploy.md), "
+        "and the original's milliseconds; 1.00x means pruning bought no time, and at the input sizes swept "
+        "here (32-96 pixels, chosen so the sweep fits CI) fixed per-op costs weigh more than on a phone's "
+        "224-pixel input (- : a row from before the sweep measured it).",
         "",
     ]
 
@@ -354,8 +398,8 @@ def markdown(rows, machine, seconds, target=0.5, commit_id=None, runs=None):
     lines = _header(rows, runs, target)
     for fam, members in families.items():
         lines += [f"## {fam}", "",
-                  "| model | input | groups | prunable | FLOPs kept | error | TFLite | barriers (why) | result |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| model | input | groups | prunable | FLOPs kept | error | TFLite | latency | barriers (why) | result |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         lines += [_row_line(r) for r in members] + [""]
     return "\n".join(lines)
 
@@ -378,7 +422,7 @@ def _merged(record, previous, of):
 
 
 def bench_zoo(markdown_path="docs/zoo.md", json_path="docs/zoo.json", names=None, target=0.5, machine=None,
-              log=print, of="all"):
+              log=print, of="all", latency=True):
     """`tfprune bench --only zoo`: the sweep, written as the Markdown table and the JSON of its rows.
 
     ``of`` one of `SOURCES` sweeps that source's models alone and keeps the other's rows (and the commit and
@@ -393,7 +437,7 @@ def bench_zoo(markdown_path="docs/zoo.md", json_path="docs/zoo.json", names=None
 
     commit_id = commit()  # the code that runs, before anyone commits during the sweep
     start = time.perf_counter()
-    rows = sweep(models(of) if names is None else names, target=target, log=log)
+    rows = sweep(models(of) if names is None else names, target=target, log=log, latency=latency)
     seconds = time.perf_counter() - start
     run = {"commit": commit_id, "machine": {**(machine or {}), "keras": keras.__version__}, "seconds": seconds}
     record = {"command": COMMAND, **run, "target": target, "rows": rows,
