@@ -2,7 +2,8 @@
 
 A comparison (`tfprune.studies.compare`) writes ``comparison.csv`` (one row per run) and
 ``comparison.md`` (the tables, with the command, commit and machine that made them); a study may add
-copies of its searching runs' history.json under ``histories/``, rendered as ``trajectory.md``. Copied into
+copies of its runs' history.json under ``histories/``, rendered as ``trajectory.md`` and
+``reward_drift.md`` (`tfprune.studies.reward_drift`). Copied into
 ``docs/results/<study>/``, the pair is what the results pages show (`docs/results.md` links them), and
 the markdown must be exactly what the CSV gives: ``python -m tfprune.studies.results_pages`` rewrites
 every committed table from its CSV, keeping the command, commit and machine it states, and
@@ -19,11 +20,12 @@ import json
 import os
 import sys
 
-from tfprune.studies import compare, cost, cost_bench
+from tfprune.studies import compare, cost, cost_bench, reward_drift
 
 PAGES = os.path.join("docs", "results")
 CSV, MARKDOWN = "comparison.csv", "comparison.md"
 HISTORIES, TRAJECTORY = "histories", "trajectory.md"  # <method>_seed<N>.json: copies of runs' history.json
+DRIFT = "reward_drift.md"  # from the same histories: the reward's drift and the dynamics model's forecast
 PLOT = "accuracy_vs_flops.png"
 COST_CSV, COST_MARKDOWN, COST_PLOT = cost.CSV, cost.MARKDOWN, cost.PLOT
 BENCH_JSON, BENCH_MARKDOWN = "bench.json", "bench.md"  # tfprune bench --only fit,scaling --json DIR/bench.json
@@ -87,9 +89,9 @@ def pages(folder):
     out = {}
     if os.path.exists(os.path.join(folder, CSV)):
         out[MARKDOWN] = retabulate(folder)
-        steps = trajectory(folder)
-        if steps is not None:
-            out[TRAJECTORY] = steps
+        for name, text in ((TRAJECTORY, trajectory(folder)), (DRIFT, reward_drift.markdown(folder))):
+            if text is not None:
+                out[name] = text
     if os.path.exists(os.path.join(folder, COST_CSV)):
         out[COST_MARKDOWN] = retabulate_cost(folder)
     if os.path.exists(os.path.join(folder, BENCH_JSON)):
