@@ -166,6 +166,22 @@ def test_a_methods_own_bindings_win_over_the_extra_ones(clean_gin):
     assert gin.query_parameter("JointPruner.target_flops_ratio") == 0.3  # the user's budget for a pruning method
 
 
+def test_a_scratch_method_trains_the_widths_of_its_base_methods_run_of_the_same_seed(clean_gin, tmp_path):
+    import gin
+
+    from tfprune.studies.compare import DESCRIPTIONS, METHODS, run_command
+    import tfprune.training.trainer  # noqa: F401  (registers JointPruner and run)
+
+    run_dir = tmp_path / "cmp" / "scratch_agent" / "seed3"
+    cmd = run_command("scratch_agent", 3, ["a.gin"], str(run_dir))
+    gin.parse_config([cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--gin_bindings"])
+    assert gin.query_parameter("run.scratch_structure") == str(tmp_path / "cmp" / "agent" / "seed3" / "masks.json")
+    assert gin.query_parameter("JointPruner.policy") == "uniform"  # no agent is built for a run that trains none
+    assert {"scratch_uniform", "scratch_profile", "scratch_agent"} <= set(METHODS) and "agent's run" in DESCRIPTIONS[
+        "scratch_agent"]
+    assert not [a for a in run_command("agent", 3, ["a.gin"], str(run_dir)) if "scratch_structure" in a]
+
+
 def test_paired_interval_and_the_share_of_a_known_gap():
     """Issue 36's positive control: the paired 95% t interval, and each method's share of the gap the
     hand-made "profile" structure opens over uniform (mean gain / the profile's mean gain)."""

@@ -50,6 +50,12 @@ METHODS = {
                  "JointPruner.alignment_strength = 0.0"],
     "bandit": ['JointPruner.agent_mode = "bandit"', 'JointPruner.target_rule = "best_episode"'],
 }
+# A structure trained from scratch: the widths of another method's run of the same seed in the same workdir
+# (run that method first), freshly initialised (`tfprune.training.scratch`); `run_command` adds the path.
+# The uniform bindings only keep the unused pruner cheap (no agent is built).
+SCRATCH = "scratch_"
+SCRATCH_OF = ("uniform", "profile", "global_magnitude", "agent", "bandit")
+METHODS.update({SCRATCH + base: METHODS["uniform"] for base in SCRATCH_OF})
 DESCRIPTIONS = {
     "agent": "the method: layer-wise (episodic) PPO agent + dynamics model + alignment",
     "uniform": "same ratio in every group, L1-importance channels, alignment toward that mask",
@@ -63,6 +69,9 @@ DESCRIPTIONS = {
     "unpruned": "the same schedule without pruning (FLOPs target 1.0, no alignment): the accuracy ceiling",
     "bandit": "the previous agent: one-step PPO bandit over the whole ratio vector, best-episode alignment target",
 }
+DESCRIPTIONS.update({SCRATCH + base: f"the final widths of {base}'s run of the same seed, trained from a fresh "
+                     "initialisation for the joint + fine-tuning epochs, no alignment (`run.scratch_structure = "
+                     f"WORKDIR/{base}/seed<N>/masks.json`)" for base in SCRATCH_OF})
 COLUMNS = ["method", "seed", "flops_ratio", "params_pruned", "params_full", "val_acc_full", "val_acc_masked",
            "val_acc_pruned", "held_out_acc_pruned", "latency_float_ms", "final_reward", "seconds", "environment", "kept"]
 METRICS = ["flops_ratio", "params_pruned", "val_acc_full", "val_acc_masked", "val_acc_pruned", "held_out_acc_pruned",
@@ -130,7 +139,16 @@ def run_command(method, seed, config_files, run_dir, bindings=()):
     before the method's own and the seed: gin keeps the last binding of a parameter, so a method stays
     what it says (``--gin_bindings 'JointPruner.target_flops_ratio = 0.3'`` sets the budget of every
     pruning method, and "unpruned" still keeps the whole network)."""
-    return train_command(run_dir, config_files, list(bindings) + METHODS[method] + [f"run.seed = {seed}"])
+    return train_command(run_dir, config_files, list(bindings) + METHODS[method] + _structure(method, seed, run_dir)
+                         + [f"run.seed = {seed}"])
+
+
+def _structure(method, seed, run_dir):
+    """A scratch method's binding to its structure: the masks.json of the base method's run beside it."""
+    if not method.startswith(SCRATCH):
+        return []
+    workdir = os.path.dirname(os.path.dirname(os.path.abspath(run_dir)))
+    return [f'run.scratch_structure = "{os.path.join(workdir, method[len(SCRATCH):], f"seed{seed}", files.MASKS)}"']
 
 
 def run_one(method, seed, config_files, workdir, bindings=()):

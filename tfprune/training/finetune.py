@@ -16,12 +16,21 @@ def finetune(ctx, selected, finetune_epochs, learning_rate, first_data_epoch=0):
     included). The held-out one is what settings may be chosen on: it sees the whole pipeline
     (search, alignment, cut, fine-tuning) yet never the validation split. Fine-tuning epoch e reads
     the data of epoch `first_data_epoch + e` (`Datasets.train_epoch`), after the joint phase's."""
-    data, run_dir = ctx.data, ctx.run_dir
     t0 = time.time()
     with ctx.strategy.scope():
         compact = compact_model(selected.gated_model, selected.masks)
-        optimizer = make_optimizer(total_steps=max(1, finetune_epochs * data.steps_per_epoch),
-                                   learning_rate=learning_rate)
+    return train_compact(ctx, compact, finetune_epochs, learning_rate, first_data_epoch, started=t0)
+
+
+def train_compact(ctx, compact, epochs, learning_rate=None, first_data_epoch=0, started=None, label="finetune"):
+    """Trains a compact model for ``epochs`` from the fine-tuning checkpoints on (resumable); returns it,
+    its accuracy (as `finetune`) and the wall seconds since ``started`` (default now) plus those of the
+    epochs trained before a resume. ``learning_rate`` None: `make_optimizer`'s own (the joint phase's)."""
+    data, run_dir = ctx.data, ctx.run_dir
+    t0 = time.time() if started is None else started
+    with ctx.strategy.scope():
+        rate = {} if learning_rate is None else {"learning_rate": learning_rate}
+        optimizer = make_optimizer(total_steps=max(1, epochs * data.steps_per_epoch), **rate)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="finetune_epoch")
         seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="finetune_seconds")
     trainer = WeightTrainer(ctx.strategy, compact, optimizer, data.batch_size)
@@ -30,10 +39,10 @@ def finetune(ctx, selected, finetune_epochs, learning_rate, first_data_epoch=0):
     # the seconds were added to the format later: a checkpoint written before them still resumes
     run_dir.restore(files.FINETUNE_CHECKPOINTS, tf.train.Checkpoint(**items),
                     added_later=tf.train.Checkpoint(seconds=seconds))
-    for e in range(int(epoch.numpy()), finetune_epochs):
+    for e in range(int(epoch.numpy()), epochs):
         stats = trainer.train_epoch(data.train_epoch(first_data_epoch + e), data.steps_per_epoch,
-                                    f"finetune {e + 1}/{finetune_epochs}")
-        ctx.log.finetune_epoch(e, finetune_epochs, stats, trainer.evaluate(data.val))
+                                    f"{label} {e + 1}/{epochs}")
+        ctx.log.finetune_epoch(e, epochs, stats, trainer.evaluate(data.val), label)
         epoch.assign(e + 1)
         seconds.assign_add(time.time() - t0)
         t0 = time.time()

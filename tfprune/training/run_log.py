@@ -51,8 +51,8 @@ class RunLog:
         for name, value in pruner.diagnostics().items():
             tf.summary.scalar(name, value)
 
-    def finetune_epoch(self, epoch, finetune_epochs, stats, val):
+    def finetune_epoch(self, epoch, finetune_epochs, stats, val, label="finetune"):
         with self.writer.as_default(step=self.epochs + epoch):
             tf.summary.scalar("finetune/loss", stats["loss"])
             tf.summary.scalar("val/accuracy_pruned", val)
-        print(f"finetune {epoch + 1}/{finetune_epochs}: loss {stats['loss']:.4f} val acc {val:.4f}", flush=True)
+        print(f"{label} {epoch + 1}/{finetune_epochs}: loss {stats['loss']:.4f} val acc {val:.4f}", flush=True)

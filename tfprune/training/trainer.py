@@ -25,6 +25,7 @@ from tfprune.training.context import RunContext
 from tfprune.training.finetune import finetune
 from tfprune.training.joint_phase import JointPhase
 from tfprune.training.run_log import RunLog
+from tfprune.training.scratch import read_structure, scratch_selection, train_from_scratch
 from tfprune.training.start import (
     build_pruner,
     build_run_model,
@@ -42,7 +43,7 @@ __all__ = ["TrainingError", "run"]
 @gin.configurable
 def run(workdir, model_name=gin.REQUIRED, epochs=10, warmup_epochs=2, finetune_epochs=5,
         finetune_learning_rate=0.01, width_multiplier=1.0, export_quantizations=("float", "dynamic", "int8"),
-        seed=0, deterministic=False, checkpoint_every_steps=0, strategy=None):
+        seed=0, deterministic=False, checkpoint_every_steps=0, strategy=None, scratch_structure=None):
     """Runs (or resumes) the whole joint train-and-prune job in `workdir` (a path); returns the summary dict.
 
     Args:
@@ -62,6 +63,9 @@ def run(workdir, model_name=gin.REQUIRED, epochs=10, warmup_epochs=2, finetune_e
             joint phase (0: only at epoch ends), so a kill on a long ImageNet epoch loses at most that
             many steps. A resumed epoch skips the batches already trained on.
         strategy: a `tf.distribute` strategy (None: `make_strategy()`).
+        scratch_structure: a finished run's masks.json: instead of the joint schedule, train those widths
+            from a fresh initialisation for `epochs` + `finetune_epochs` (`tfprune.training.scratch`: what
+            the structure is worth without the path its weights took there).
     """
     done = files.completed_summary(workdir)
     if done is not None:
@@ -73,16 +77,23 @@ def run(workdir, model_name=gin.REQUIRED, epochs=10, warmup_epochs=2, finetune_e
     data = build_datasets(seed=seed)
     model = build_run_model(strategy, model_name, data.info, width_multiplier)
     pruner = build_pruner(strategy, is_chief, model, data, epochs, warmup_epochs, seed)
+    structure = read_structure(scratch_structure, pruner) if scratch_structure else None
     # Bad input (data, model, budget) has failed by now, so nothing was written; from here on the
     # chief holds the workdir's lock (released when the run ends, normally or not).
     with files.Workdir(workdir, is_chief, role) as run_dir:
         record_config(run_dir)
         ctx = RunContext(strategy, run_dir, data, RunLog(run_dir.outdir, epochs))
         setup_seconds = time.time() - started
+        schedule = {"epochs": epochs, "warmup_epochs": warmup_epochs, "finetune_epochs": finetune_epochs}
+        if structure is not None:
+            selected = scratch_selection(ctx, model, pruner, structure, scratch_structure)
+            compact, accuracy, train_seconds = train_from_scratch(ctx, selected, epochs + finetune_epochs)
+            cost = {"schedule": {**schedule, "from_scratch": True},
+                    "phase_seconds": {"setup": setup_seconds, "train": train_seconds}}
+            return finish(ctx, pruner, compact, selected, accuracy, export_quantizations, cost)
         selected = JointPhase(ctx, model, pruner, epochs, checkpoint_every_steps).run()
         compact, accuracy, finetune_seconds = finetune(ctx, selected, finetune_epochs, finetune_learning_rate,
                                                        first_data_epoch=epochs + 1)
-        cost = {"schedule": {"epochs": epochs, "warmup_epochs": warmup_epochs, "finetune_epochs": finetune_epochs},
-                "phase_seconds": {"setup": setup_seconds, **selected.record.get("phase_seconds", {}),
-                                  "finetune": finetune_seconds}}
+        seconds = {"setup": setup_seconds, **selected.record.get("phase_seconds", {}), "finetune": finetune_seconds}
+        cost = {"schedule": schedule, "phase_seconds": seconds}
         return finish(ctx, pruner, compact, selected, accuracy, export_quantizations, cost)
