@@ -4,6 +4,7 @@ does a table of numbers on docs/results.md or under docs/results/ that is not a 
 decimal quoted in docs/results.md's prose or README's results section that no generated table holds."""
 
 import glob
+import json
 import os
 import re
 
@@ -174,3 +175,22 @@ def test_links_into_the_changelog_name_its_headings():
               for anchor in re.findall(r"(?i)changelog\.md#([\w\-]+)", open(os.path.join(ROOT, page), encoding="utf-8").read())
               if anchor not in anchors]
     assert not broken, broken
+
+
+def test_a_deployment_bench_json_gives_its_tables(tmp_path):
+    """`tfprune bench --only rounding --json DIR/bench.json` committed under docs/results/<study>/: its page
+    holds the bench's report rows, so docs/deploy.md can quote generated numbers."""
+    results = {"command": "tfprune bench --only rounding --json x/bench.json", "commit": "abc1234",
+               "machine": {"cpu": "test CPU", "cpu_count": 2, "gpus": 0, "tensorflow": "2.21.0"},
+               "rounding": {"rows": [
+                   {"model": "resnet56", "variant": "full", "flops_ratio": 1.0, "params": 850000, "size_bytes": 3400000,
+                    "latency_ms": {"1": 2.0}, "latency_ratio": {"1": 1.0}},
+                   {"model": "resnet56", "variant": "round_to=16", "flops_ratio": 0.497, "params": 420000,
+                    "size_bytes": 1700000, "latency_ms": {"1": 1.046}, "latency_ratio": {"1": 0.523}},
+                   {"model": "tiny", "variant": "round_to=16", "refused": "BudgetError: out of reach"}]}}
+    (tmp_path / "bench.json").write_text(json.dumps(results))
+    page = results_pages.bench_page(str(tmp_path))
+    assert page.startswith("# Speed benchmarks: tfprune bench --only rounding") and "abc1234" in page
+    assert "## Whole models pruned at each `round_to`" in page
+    assert "| resnet56 round_to=16 | FLOPs 0.497 | 0.420 M params, 1.70 MB; 1 thr 1.046 ms (0.523x) |" in page
+    assert "| tiny round_to=16 | refused | BudgetError: out of reach |" in page

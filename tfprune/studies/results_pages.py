@@ -20,7 +20,7 @@ import json
 import os
 import sys
 
-from tfprune.studies import compare, cost, cost_bench, reward_drift
+from tfprune.studies import channel_bench, compare, cost, cost_bench, latency_bench, reward_drift
 
 PAGES = os.path.join("docs", "results")
 CSV, MARKDOWN = "comparison.csv", "comparison.md"
@@ -28,7 +28,7 @@ HISTORIES, TRAJECTORY = "histories", "trajectory.md"  # <method>_seed<N>.json: c
 DRIFT = "reward_drift.md"  # from the same histories: the reward's drift and the dynamics model's forecast
 PLOT = "accuracy_vs_flops.png"
 COST_CSV, COST_MARKDOWN, COST_PLOT = cost.CSV, cost.MARKDOWN, cost.PLOT
-BENCH_JSON, BENCH_MARKDOWN = "bench.json", "bench.md"  # tfprune bench --only fit,scaling --json DIR/bench.json
+BENCH_JSON, BENCH_MARKDOWN = "bench.json", "bench.md"  # tfprune bench --only ... --json DIR/bench.json
 
 
 def retabulate(folder):
@@ -106,7 +106,20 @@ def bench_page(folder):
     machine = results["machine"]
     provenance = (f"Commit: {results.get('commit') or 'not a git checkout'}; machine: {machine['cpu']}, "
                   f"{machine['cpu_count']} CPUs, {machine['gpus']} GPUs, TensorFlow {machine['tensorflow']}.")
-    return cost_bench.markdown(results, results["command"], provenance)
+    return cost_bench.markdown(results, results["command"], provenance) + "".join(
+        _rows_section(title, rows_of(results[name])) for name, title, rows_of in DEPLOY_BENCHES if name in results)
+
+
+# The deployment benches (`tfprune bench --only channels,rounding,latency`), rendered as their report rows.
+DEPLOY_BENCHES = (("channels", "Single layers at channel counts around multiples of 8", channel_bench.channel_rows),
+                  ("rounding", "Whole models pruned at each `round_to`", channel_bench.rounding_rows),
+                  ("latency", "The latency budget, measured", latency_bench.latency_rows))
+
+
+def _rows_section(title, rows):
+    lines = ["", f"## {title}", "", "| measurement | value | note |", "|---|---|---|"]
+    lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 def generated(root=PAGES):
