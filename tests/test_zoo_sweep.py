@@ -111,13 +111,13 @@ def _params():
 # One model per family also goes through the TFLite export in CI; the rest are pruned and checked
 # masked == compact without it: the conversion doubles the sweep (EfficientNetB7: 235 s), which would
 # take CI near its 90 minutes. `tfprune bench --only zoo` exports every model (docs/zoo.md's TFLite column).
-TFLITE_PER_FAMILY = {"ConvNeXtTiny", "DenseNet121", "EfficientNetB0", "EfficientNetV2B0", "InceptionResNetV2",
-                     "InceptionV3", "MobileNet", "MobileNetV2", "MobileNetV3Small", "NASNetMobile", "ResNet50",
-                     "ResNet50V2", "VGG16", "VGG19", "Xception"}
+TFLITE_PER_FAMILY = set(zoo.ONE_PER_FAMILY)
 
 
-def test_every_family_has_a_model_exported_in_ci():
+def test_every_family_has_a_model_exported_in_ci_and_timed_in_the_table():
     assert {zoo.family(n) for n in TFLITE_PER_FAMILY} == {zoo.family(n) for n in zoo.constructors()}
+    assert zoo.measures_latency("MobileNetV3Small") and zoo.measures_latency("kerashub:VGG")
+    assert not zoo.measures_latency("MobileNetV3Large")
 
 
 @pytest.mark.slow

@@ -35,6 +35,17 @@ TOLERANCE = 1e-4  # masked vs compact, largest difference relative to the masked
 STATUS_PASS, STATUS_FAIL, STATUS_ERROR = "pass", "fail", "error"
 LATENCY_ROUND_TO = 16  # the latency column's channel rounding (issue 33: LiteRT, 1 thread, round_to=16)
 LATENCY_RUNS = 20  # interleaved timings per model, the median reported (as summary.json's latency)
+# One model of each keras.applications family, the smallest: the CI test exports these to TFLite and the
+# sweep measures their latency (with every KerasHub backbone): two more conversions a model, which for all
+# forty would double the sweep.
+ONE_PER_FAMILY = ("ConvNeXtTiny", "DenseNet121", "EfficientNetB0", "EfficientNetV2B0", "InceptionResNetV2",
+                  "InceptionV3", "MobileNet", "MobileNetV2", "MobileNetV3Small", "NASNetMobile", "ResNet50",
+                  "ResNet50V2", "VGG16", "VGG19", "Xception")
+
+
+def measures_latency(name):
+    """Whether the sweep that writes docs/zoo.md times ``name`` (`ONE_PER_FAMILY` and every KerasHub model)."""
+    return name in ONE_PER_FAMILY or source(name) == "kerashub"
 
 
 def constructors():
@@ -283,10 +294,11 @@ def sweep_one(name, target=0.5, max_ratio=0.9, seed=0, input_size=None, tflite=T
 
 
 def sweep(names=None, target=0.5, log=None, latency=False):
-    """Rows of `sweep_one` for ``names`` (default: every model of `models()`)."""
+    """Rows of `sweep_one` for ``names`` (default: every model of `models()`); ``latency`` True times the
+    models `measures_latency` names."""
     rows = []
     for name in names if names is not None else models():
-        rows.append(sweep_one(name, target=target, latency=latency))
+        rows.append(sweep_one(name, target=target, latency=latency and measures_latency(name)))
         if log:
             r = rows[-1]
             log(f"{name}: {r['status']} in {r['seconds']:.1f} s" + (f" ({r['error_message'][:200]})"
@@ -382,7 +394,8 @@ def _header(rows, runs, target):
         f"target with every kept count a multiple of {LATENCY_ROUND_TO} (XNNPACK's tile: docs/deploy.md), "
         "and the original's milliseconds; 1.00x means pruning bought no time, and at the input sizes swept "
         "here (32-96 pixels, chosen so the sweep fits CI) fixed per-op costs weigh more than on a phone's "
-        "224-pixel input (- : a row from before the sweep measured it).",
+        "224-pixel input. Timed for one model of each keras.applications family (the smallest) and every "
+        "KerasHub backbone (- : not timed; two more TFLite conversions a model would double the sweep).",
         "",
     ]
 
