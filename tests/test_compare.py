@@ -199,6 +199,22 @@ def test_paired_interval_and_the_share_of_a_known_gap():
     assert "| agent | +3.67 | 0.65 |" in text  # (4 + 4 + 3) / 3 = 3.67 pp of 5.67
 
 
+def test_the_median_shows_a_collapsed_run_and_no_gap_is_no_recovery_table():
+    """At a tight budget one run may collapse to chance (MobileNetV2 at 10%): the mean difference then says
+    little, the median of the paired differences more; a profile behind uniform opens no gap to recover."""
+    from tfprune.studies import compare
+
+    rows = []
+    for method, accs in (("uniform", (0.72, 0.10, 0.74)), ("profile", (0.70, 0.08, 0.73)),
+                         ("agent", (0.70, 0.71, 0.72))):
+        for seed, acc in enumerate(accs):
+            rows.append(dict(_fake_rows()[0], method=method, seed=seed, val_acc_pruned=acc))
+    text = compare.markdown(rows, ["uniform", "profile", "agent"], [0, 1, 2], ["a.gin"], command="x")
+    agent = [line for line in text.splitlines() if line.startswith("| agent | -2.00 | +61.00 | -2.00 | +19.00 |")]
+    assert len(agent) == 1 and agent[0].endswith("| -2.00 |")  # median -2.00 beside a mean of +19.00
+    assert "Share of the profile's gap" not in text  # profile - uniform: -2, -2, -1
+
+
 def test_the_table_states_its_commit_and_machine():
     """A results table names the code and the machine that made it (the brief: command, commit, machine)."""
     from tfprune.infra.environment import source_commit

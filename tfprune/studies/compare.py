@@ -22,6 +22,7 @@ import csv
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -355,8 +356,8 @@ def _paired_section(rows, methods, seeds):
     the interval is the paired t interval of the mean difference (95%)."""
     lines = ["", "## Paired difference to `uniform` (same seed = same data split), val acc after fine-tune, "
              "percentage points", ""]
-    lines.append("| method | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | 95% interval |")
-    lines.append("|" + "---|" * (len(seeds) + 3))
+    lines.append("| method | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | 95% interval | median |")
+    lines.append("|" + "---|" * (len(seeds) + 4))
     for m in methods:
         if m == "uniform":
             continue
@@ -365,8 +366,10 @@ def _paired_section(rows, methods, seeds):
         mean, low, high = mean_interval([d for d in diffs if d is not None])
         cells.append(f"{mean:+.2f}" if not math.isnan(mean) else "-")
         cells.append(f"{low:+.2f} .. {high:+.2f}" if not math.isnan(low) else "-")
+        present = [d for d in diffs if d is not None]
+        cells.append(f"{statistics.median(present):+.2f}" if present else "-")  # a collapsed run moves the mean only
         lines.append("| " + " | ".join(cells) + " |")
-    if "profile" in methods:
+    if "profile" in methods and _mean_gain(rows, "profile", seeds) > 0:  # a gap to recover
         lines += _recovery_section(rows, methods, seeds)
     return lines
 
