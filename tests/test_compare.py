@@ -142,6 +142,10 @@ def test_run_comparison_resumes_finished_runs(tmp_path, capsys):
     assert mean_std([r["val_acc_pruned"] for r in rows[:2]]) == pytest.approx((0.805, 0.00707107))
     with pytest.raises(ComparisonError, match="magic"):
         run_comparison(["unused.gin"], ["agent", "magic"], [0], str(tmp_path))
+    # only the finished runs, nothing started: seed 2 has no run (a subprocess would fail on unused.gin)
+    rows, failed = run_comparison(["unused.gin"], ["agent", "uniform"], [0, 1, 2], str(tmp_path), only_finished=True)
+    assert failed == [] and [(r["method"], r["seed"]) for r in rows][-1] == ("uniform", 1) and len(rows) == 4
+    assert not (tmp_path / "agent" / "seed2").exists()
 
 
 def test_a_methods_own_bindings_win_over_the_extra_ones(clean_gin):

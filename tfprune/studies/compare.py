@@ -103,12 +103,13 @@ class ComparisonError(TfpruneError, ValueError):
 # ------------------------------------------------------------------------------------------- runs
 
 
-def run_comparison(config_files, methods, seeds, workdir, bindings=(), keep_going=False):
+def run_comparison(config_files, methods, seeds, workdir, bindings=(), keep_going=False, only_finished=False):
     """Runs (or resumes) every (method, seed) in ``workdir``; returns a `ComparisonResult` (rows, failed).
 
     Seeds are the outer loop, so a first comparison of every method is complete before the second seed
     starts. Without ``keep_going`` the first failed run stops the comparison; the rows finished so far
-    are still returned.
+    are still returned. ``only_finished`` starts nothing: the rows of the finished runs, the others left
+    out (a study whose methods ran on different seeds, or one tabulated while its runs go on).
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -119,6 +120,8 @@ def run_comparison(config_files, methods, seeds, workdir, bindings=(), keep_goin
     start = time.time()
     for seed in seeds:
         for method in methods:
+            if only_finished and not os.path.exists(os.path.join(workdir, method, f"seed{seed}", files.SUMMARY)):
+                continue
             print(f"=== {len(rows) + len(failed) + 1}/{total}: {method}, seed {seed} "
                   f"({time.time() - start:.0f} s elapsed) ===", flush=True)
             summary, seconds = run_one(method, seed, config_files, workdir, bindings)
@@ -445,6 +448,8 @@ def parse_args(argv=None):
     p.add_argument("--gin_bindings", action="append", default=[],
                    help="extra binding for every run (repeatable), applied before each method's own")
     p.add_argument("--keep_going", action="store_true", help="run the remaining methods after a failure")
+    p.add_argument("--only_finished", action="store_true",
+                   help="start no run: tabulate the finished runs of these methods and seeds, leave out the others")
     args = p.parse_args(argv)
     args.methods = parse_names(p, args.methods, METHODS, "method")
     args.seeds = parse_seeds(p, args.seeds)
@@ -478,7 +483,7 @@ def main(argv=None):
     args = parse_args(argv)
     start = time.time()
     result = run_comparison(args.config, args.methods, args.seeds, args.workdir, args.gin_bindings,
-                            keep_going=args.keep_going)
+                            keep_going=args.keep_going, only_finished=args.only_finished)
     text = write_tables(result.rows, args.methods, args.seeds, args.workdir, args.config)
     print(text)
     print(f"Wrote {args.workdir}/comparison.md, comparison.csv, accuracy_vs_flops.png "
