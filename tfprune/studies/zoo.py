@@ -312,7 +312,7 @@ COMMAND = "tfprune bench --only zoo"
 
 
 def commit():
-    """The checked-out commit (short hash, "+dirty" when tracked files differ), or "unknown"."""
+    """The checked-out commit (short hash, "+dirty" when tracked files outside docs/ differ), or "unknown"."""
     import os
     import subprocess
 
@@ -320,8 +320,9 @@ def commit():
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
                               check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        # docs/ excluded: the sweep's own table (written by a first --zoo_models run) is not the code
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs"],
+                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
@@ -356,7 +357,14 @@ def _run_line(of, run):
     return (f"- {of} rows: commit `{run.get('commit', '?')}`; {machine.get('cpu', '?')}, "
             f"{machine.get('cpu_count', '?')} CPUs, {machine.get('gpus', 0)} GPUs, TensorFlow "
             f"{machine.get('tensorflow', '?')}, Keras {machine.get('keras', '?')}; the sweep took "
-            f"{run.get('seconds', 0) / 60:.1f} min.")
+            f"{run.get('seconds', 0) / 60:.1f} min" + _load_text(run) + ".")
+
+
+def _load_text(run):
+    """The machine's load during the sweep (``load_average``, measured) and a ``note`` on it, if any."""
+    load = run.get("load_average")
+    text = f", load average {load[0]:.1f} at its start and {load[1]:.1f} at its end" if load else ""
+    return text + (f" ({run['note']})" if run.get("note") else "")
 
 
 def _header(rows, runs, target):
@@ -392,9 +400,13 @@ def _header(rows, runs, target):
         f"names elided; *latency* the compact model's measured latency over the original's (float TFLite on "
         f"LiteRT, 1 thread, batch 1, interleaved, median of {LATENCY_RUNS}) when pruned to the {target:.0%} "
         f"target with every kept count a multiple of {LATENCY_ROUND_TO} (XNNPACK's tile: docs/deploy.md), "
-        "and the original's milliseconds; 1.00x means pruning bought no time, and at the input sizes swept "
-        "here (32-96 pixels, chosen so the sweep fits CI) fixed per-op costs weigh more than on a phone's "
-        "224-pixel input. Timed for one model of each keras.applications family (the smallest) and every "
+        "and the original's milliseconds; 1.00x means pruning bought no time. At the input sizes swept here "
+        "(32-96 pixels, chosen so the sweep fits CI) reading the weights, not the FLOPs, sets the time of the "
+        "large models (ResNet50 at 32 pixels: 25 M parameters for 79 M multiply-adds), so their ratio falls with "
+        "the parameters, below the FLOPs' ratio; at a phone's 224 pixels compute weighs more. Each sweep's "
+        "load average (1 min) at its start and end is on its line above: timings taken beside other jobs are "
+        "ratios of interleaved runs, so the load falls on both models alike, but they are noisier. "
+        "Timed for one model of each keras.applications family (the smallest) and every "
         "KerasHub backbone (- : not timed; two more TFLite conversions a model would double the sweep).",
         "",
     ]
@@ -449,10 +461,11 @@ def bench_zoo(markdown_path="docs/zoo.md", json_path="docs/zoo.json", names=None
     from tfprune.infra.safe_write import write_text
 
     commit_id = commit()  # the code that runs, before anyone commits during the sweep
-    start = time.perf_counter()
+    start, load_before = time.perf_counter(), os.getloadavg()[0]
     rows = sweep(models(of) if names is None else names, target=target, log=log, latency=latency)
     seconds = time.perf_counter() - start
-    run = {"commit": commit_id, "machine": {**(machine or {}), "keras": keras.__version__}, "seconds": seconds}
+    run = {"commit": commit_id, "machine": {**(machine or {}), "keras": keras.__version__}, "seconds": seconds,
+           "load_average": [load_before, os.getloadavg()[0]]}
     record = {"command": COMMAND, **run, "target": target, "rows": rows,
               "runs": {s: run for s in SOURCES if of in ("all", s)}}
     if of != "all" and json_path and os.path.exists(json_path):
