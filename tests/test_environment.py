@@ -29,3 +29,26 @@ def test_id_changes_with_the_cpu_and_the_packages():
     ids = {environment.environment_id(e) for e in (env, other_cpu, other_numpy)}
     assert len(ids) == 3
     assert environment.environment_id(None) == "-"  # a summary from before environments were recorded
+
+
+def test_the_commit_of_a_checkout_flags_changed_code_but_not_its_docs(tmp_path):
+    """A study writes its tables into docs/ while it runs; those outputs are not the code that made them."""
+    import subprocess
+
+    from tfprune.infra.environment import source_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "table.md").write_text("old\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "init", "--allow-empty")
+    git("add", "."), git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "files")
+    clean = source_commit(str(tmp_path))
+    assert clean and "+" not in clean
+    (tmp_path / "docs" / "table.md").write_text("new\n")
+    assert source_commit(str(tmp_path)) == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert source_commit(str(tmp_path)) == clean + "+changes"

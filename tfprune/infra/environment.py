@@ -90,8 +90,9 @@ def environment_id(env):
 
 def source_commit(path=None):
     """The git commit of the checkout at ``path`` (default: this process's directory), with "+changes"
-    when its tracked files differ from it; None outside a git checkout. Results pages state it beside
-    the command, so that a table names the code that made it."""
+    when its tracked files outside docs/ differ from it; None outside a git checkout. Results pages state
+    it beside the command, so that a table names the code that made it (docs/ is left out: a study writes
+    its own tables there, which are not the code)."""
     import subprocess
 
     def git(*args):
@@ -101,7 +102,7 @@ def source_commit(path=None):
         head = git("rev-parse", "--short=12", "HEAD")
         if head.returncode != 0:
             return None
-        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs").stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return head.stdout.strip() + ("+changes" if dirty else "")

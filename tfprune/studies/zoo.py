@@ -312,20 +312,13 @@ COMMAND = "tfprune bench --only zoo"
 
 
 def commit():
-    """The checked-out commit (short hash, "+dirty" when tracked files outside docs/ differ), or "unknown"."""
+    """The checked-out commit of this source tree (`tfprune.infra.environment.source_commit`), or "unknown"."""
     import os
-    import subprocess
+
+    from tfprune.infra.environment import source_commit
 
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        # docs/ excluded: the sweep's own table (written by a first --zoo_models run) is not the code
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs"],
-                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
+    return source_commit(root) or "unknown"
 
 
 def _reasons_cell(row):
