@@ -105,7 +105,8 @@ def bench_page(folder):
         results = json.load(f)
     machine = results["machine"]
     provenance = (f"Commit: {results.get('commit') or 'not a git checkout'}; machine: {machine['cpu']}, "
-                  f"{machine['cpu_count']} CPUs, {machine['gpus']} GPUs, TensorFlow {machine['tensorflow']}.")
+                  f"{machine['cpu_count']} CPUs, {machine['gpus']} GPUs, TensorFlow {machine['tensorflow']}."
+                  + (f" Note: {results['note']}" if results.get("note") else ""))  # e.g. what else ran
     return cost_bench.markdown(results, results["command"], provenance) + "".join(
         _rows_section(title, rows_of(results[name])) for name, title, rows_of in DEPLOY_BENCHES if name in results)
 
