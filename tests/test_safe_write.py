@@ -201,19 +201,21 @@ def test_after_the_selection_a_damaged_newest_pruner_state_is_skipped(tmp_path, 
 
 def test_a_value_added_to_the_checkpoint_format_later_is_restored_where_saved_and_kept_where_not(tmp_path):
     """A checkpoint written before the format gained a value (the phase timings) still resumes: the value
-    keeps its initial state; a checkpoint that has it restores it; a missing required value still fails."""
-    run, variable, _, _ = _saved_run(tmp_path, values=(1.0,))  # written without `seconds`
+    keeps its initial state; a checkpoint that has it restores it; the save counter goes on from the
+    restored checkpoint's (the numbering the pruner states use); a missing required value still fails."""
+    run, variable, _, _ = _saved_run(tmp_path, values=(1.0, 2.0))  # written without `seconds`
     seconds = tf.Variable(0.0, dtype=tf.float64)
-    run.restore(files.JOINT_CHECKPOINTS, tf.train.Checkpoint(v=variable),
-                added_later=tf.train.Checkpoint(seconds=seconds))
-    assert float(variable.numpy()) == 1.0 and float(seconds.numpy()) == 0.0
+    full = tf.train.Checkpoint(v=variable, seconds=seconds)
+    run.restore(files.JOINT_CHECKPOINTS, full, required=tf.train.Checkpoint(v=variable))
+    assert float(variable.numpy()) == 2.0 and float(seconds.numpy()) == 0.0
+    assert int(full.save_counter.numpy()) == 2  # the next save is ckpt-3, not a second ckpt-1
 
     newer = files.Workdir(str(tmp_path / "newer"))
     variable.assign(3.0), seconds.assign(7.5)
     newer.checkpoint_manager(files.JOINT_CHECKPOINTS, tf.train.Checkpoint(v=variable, seconds=seconds)).save()
     variable.assign(0.0), seconds.assign(0.0)
-    newer.restore(files.JOINT_CHECKPOINTS, tf.train.Checkpoint(v=variable),
-                  added_later=tf.train.Checkpoint(seconds=seconds))
+    newer.restore(files.JOINT_CHECKPOINTS, tf.train.Checkpoint(v=variable, seconds=seconds),
+                  required=tf.train.Checkpoint(v=variable))
     assert float(variable.numpy()) == 3.0 and float(seconds.numpy()) == 7.5
 
     with pytest.raises(TrainingError, match="can be restored"):  # a required value the old checkpoint lacks

@@ -134,22 +134,25 @@ class Workdir:
         return _CheckpointManager(checkpoint, self.write_path(directory), max_to_keep=max_to_keep,
                                   checkpoint_name=CHECKPOINT_PREFIX)
 
-    def restore(self, directory, checkpoint, on_restore=None, added_later=None):
-        """Restores the newest usable checkpoint in `directory` (if any) and calls `on_restore(number)`
-        (which loads what is saved beside it). A newest checkpoint that fails either step is skipped for
-        the one before it, with a warning that says why; an error that says what to do when none fits
-        this model and config.
+    def restore(self, directory, checkpoint, on_restore=None, required=None):
+        """Restores the newest usable checkpoint in `directory` (if any) into `checkpoint` (the one its
+        manager saves, so that its save counter, and with it the numbering, goes on) and calls
+        `on_restore(number)` (which loads what is saved beside it). A newest checkpoint that fails either
+        step is skipped for the one before it, with a warning that says why; an error that says what to do
+        when none fits this model and config.
 
-        `checkpoint` holds what every checkpoint of this format has and must match; `added_later` (a
-        `tf.train.Checkpoint` of the same names the saved one uses) holds what the format gained since
-        (the phase timings): restored where a checkpoint has it, left as it is where a checkpoint written
-        by an earlier version does not, so users' half-finished runs still resume."""
+        `required` (a `tf.train.Checkpoint` of some of `checkpoint`'s values under the same names; default
+        all of them) is what every checkpoint of this format has and must match; the rest (what the format
+        gained since, the phase timings) is restored where a checkpoint has it and left as it is where a
+        checkpoint written by an earlier version does not, so users' half-finished runs still resume."""
         failures = []
         for path in self.checkpoints(directory):
             try:
-                checkpoint.restore(path).assert_existing_objects_matched()
-                if added_later is not None:
-                    added_later.restore(path).expect_partial()
+                if required is None:
+                    checkpoint.restore(path).assert_existing_objects_matched()
+                else:
+                    required.restore(path).assert_existing_objects_matched()
+                    checkpoint.restore(path).expect_partial()
                 if on_restore is not None:
                     on_restore(_checkpoint_number(path))
             except Exception as e:  # noqa: BLE001  (a damaged file fails in many ways: each means the same here)

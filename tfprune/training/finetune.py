@@ -35,10 +35,10 @@ def train_compact(ctx, compact, epochs, learning_rate=None, first_data_epoch=0, 
         seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="finetune_seconds")
     trainer = WeightTrainer(ctx.strategy, compact, optimizer, data.batch_size)
     items = dict(model=compact, optimizer=optimizer, epoch=epoch)
-    manager = run_dir.checkpoint_manager(files.FINETUNE_CHECKPOINTS, tf.train.Checkpoint(**items, seconds=seconds))
+    checkpoint = tf.train.Checkpoint(**items, seconds=seconds)
+    manager = run_dir.checkpoint_manager(files.FINETUNE_CHECKPOINTS, checkpoint)
     # the seconds were added to the format later: a checkpoint written before them still resumes
-    run_dir.restore(files.FINETUNE_CHECKPOINTS, tf.train.Checkpoint(**items),
-                    added_later=tf.train.Checkpoint(seconds=seconds))
+    run_dir.restore(files.FINETUNE_CHECKPOINTS, checkpoint, required=tf.train.Checkpoint(**items))
     for e in range(int(epoch.numpy()), epochs):
         stats = trainer.train_epoch(data.train_epoch(first_data_epoch + e), data.steps_per_epoch,
                                     f"{label} {e + 1}/{epochs}")

@@ -45,7 +45,7 @@ class JointPhase:
                      **pruner.checkpoint_items())
         timings = {f"{p}_seconds": v for p, v in self.seconds.items()}  # added to the format later
         self.checkpoint = tf.train.Checkpoint(**items, **timings)
-        self._required, self._added_later = tf.train.Checkpoint(**items), tf.train.Checkpoint(**timings)
+        self._required = tf.train.Checkpoint(**items)  # what a checkpoint from before the timings has
         self.manager = ctx.run_dir.checkpoint_manager(files.JOINT_CHECKPOINTS, self.checkpoint)
 
     def run(self):
@@ -55,7 +55,7 @@ class JointPhase:
             return self._already_selected()
         for newest in run_dir.checkpoints(files.JOINT_CHECKPOINTS)[:1]:
             check_resumable(self.pruner.policy, newest)
-        run_dir.restore(files.JOINT_CHECKPOINTS, self._required, self._load_pruner_state, self._added_later)
+        run_dir.restore(files.JOINT_CHECKPOINTS, self.checkpoint, self._load_pruner_state, required=self._required)
         for epoch in range(int(self.epoch.numpy()), self.epochs):
             self._train_epoch(epoch)
         return self._select()
