@@ -217,6 +217,9 @@ def test_the_median_shows_a_collapsed_run_and_no_gap_is_no_recovery_table():
     agent = [line for line in text.splitlines() if line.startswith("| agent | -2.00 | +61.00 | -2.00 | +19.00 |")]
     assert len(agent) == 1 and agent[0].endswith("| -2.00 |")  # median -2.00 beside a mean of +19.00
     assert "Share of the profile's gap" not in text  # profile - uniform: -2, -2, -1
+    ablation = compare.markdown([r for r in rows if r["method"] != "uniform"], ["agent", "profile"], [0, 1, 2],
+                                ["a.gin"], command="x")  # no uniform: against the last method listed
+    assert "## Paired difference to `profile`" in ablation and "| agent | +0.00 | +63.00 | -1.00 |" in ablation
 
 
 def test_the_table_states_its_commit_and_machine():

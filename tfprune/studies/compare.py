@@ -308,8 +308,8 @@ def markdown(rows, methods, seeds, config_files, command=None, provenance=None):
     lines += _environment_note(rows)
     if len(seeds) > 1:
         lines += _mean_std_section(rows, methods, seeds)
-    if "uniform" in methods and len(methods) > 1:
-        lines += _paired_section(rows, methods, seeds)
+    if len(methods) > 1:  # against uniform, or else the last method listed (an ablation: agent,no_dynamics)
+        lines += _paired_section(rows, methods, seeds, "uniform" if "uniform" in methods else methods[-1])
     lines.append("")
     return "\n".join(lines)
 
@@ -354,17 +354,17 @@ def _mean_std_section(rows, methods, seeds):
     return lines
 
 
-def _paired_section(rows, methods, seeds):
-    """Same seed = same data split, so the per-seed difference to `uniform` removes the split's noise;
+def _paired_section(rows, methods, seeds, baseline="uniform"):
+    """Same seed = same data split, so the per-seed difference to ``baseline`` removes the split's noise;
     the interval is the paired t interval of the mean difference (95%)."""
-    lines = ["", "## Paired difference to `uniform` (same seed = same data split), val acc after fine-tune, "
+    lines = ["", f"## Paired difference to `{baseline}` (same seed = same data split), val acc after fine-tune, "
              "percentage points", ""]
     lines.append("| method | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | 95% interval | median |")
     lines.append("|" + "---|" * (len(seeds) + 4))
     for m in methods:
-        if m == "uniform":
+        if m == baseline:
             continue
-        diffs = paired_differences(rows, m, "uniform", seeds)
+        diffs = paired_differences(rows, m, baseline, seeds)
         cells = [m] + [f"{d:+.2f}" if d is not None else "-" for d in diffs]
         mean, low, high = mean_interval([d for d in diffs if d is not None])
         cells.append(f"{mean:+.2f}" if not math.isnan(mean) else "-")
@@ -372,7 +372,7 @@ def _paired_section(rows, methods, seeds):
         present = [d for d in diffs if d is not None]
         cells.append(f"{statistics.median(present):+.2f}" if present else "-")  # a collapsed run moves the mean only
         lines.append("| " + " | ".join(cells) + " |")
-    if "profile" in methods and _mean_gain(rows, "profile", seeds) > 0:  # a gap to recover
+    if baseline == "uniform" and "profile" in methods and _mean_gain(rows, "profile", seeds) > 0:  # a gap
         lines += _recovery_section(rows, methods, seeds)
     return lines
 
