@@ -365,11 +365,11 @@ def _paired_section(rows, methods, seeds, baseline="uniform"):
         if m == baseline:
             continue
         diffs = paired_differences(rows, m, baseline, seeds)
+        present = [d for d in diffs if d is not None]
         cells = [m] + [f"{d:+.2f}" if d is not None else "-" for d in diffs]
-        mean, low, high = mean_interval([d for d in diffs if d is not None])
+        mean, low, high = mean_interval(present)
         cells.append(f"{mean:+.2f}" if not math.isnan(mean) else "-")
         cells.append(f"{low:+.2f} .. {high:+.2f}" if not math.isnan(low) else "-")
-        present = [d for d in diffs if d is not None]
         cells.append(f"{statistics.median(present):+.2f}" if present else "-")  # a collapsed run moves the mean only
         lines.append("| " + " | ".join(cells) + " |")
     if baseline == "uniform" and "profile" in methods and _mean_gain(rows, "profile", seeds) > 0:  # a gap

@@ -24,7 +24,7 @@ from tfprune.studies import channel_bench, compare, cost, cost_bench, latency_be
 
 PAGES = os.path.join("docs", "results")
 CSV, MARKDOWN = "comparison.csv", "comparison.md"
-HISTORIES, TRAJECTORY = "histories", "trajectory.md"  # <method>_seed<N>.json: copies of runs' history.json
+HISTORIES, TRAJECTORY = reward_drift.HISTORIES, "trajectory.md"  # <method>_seed<N>.json: runs' history.json
 DRIFT = "reward_drift.md"  # from the same histories: the reward's drift and the dynamics model's forecast
 PLOT = "accuracy_vs_flops.png"
 COST_CSV, COST_MARKDOWN, COST_PLOT = cost.CSV, cost.MARKDOWN, cost.PLOT
@@ -59,17 +59,14 @@ def trajectory(folder):
     """The structure each searching run aimed at, epoch by epoch (its alignment target's kept channels
     per group and that target's reward), from the run histories committed under ``folder/histories``;
     None where there are none. It shows when a search found a structure, which the final row cannot."""
-    paths = sorted(glob.glob(os.path.join(folder, HISTORIES, "*.json")))
-    if not paths:
+    runs = reward_drift.histories(folder)
+    if not runs:
         return None
     lines = [f"# Search trajectories: {os.path.basename(folder)}", "",
              "Each agent step's alignment target (kept channels per group) and its held-out reward; "
              f"from `{HISTORIES}/<method>_seed<N>.json`, copies of the runs' history.json.", ""]
-    for path in paths:
-        with open(path) as f:
-            history = json.load(f)
-        lines += [f"## {os.path.splitext(os.path.basename(path))[0]}", "", "| epoch | target kept | target reward (%) |",
-                  "|---|---|---|"]
+    for name, history in runs.items():
+        lines += [f"## {name}", "", "| epoch | target kept | target reward (%) |", "|---|---|---|"]
         for entry in history:
             kept = compare.kept_text((entry.get("best_kept") or {}).values())
             reward = entry.get("target_reward")

@@ -20,14 +20,17 @@ import glob
 import json
 import math
 import os
+import statistics
 
 TITLE = "# Reward drift and the dynamics model's forecast: "
+HISTORIES = "histories"  # a study's folder of <method>_seed<N>.json, copies of its runs' history.json
 
 
-def histories(folder, subfolder="histories"):
-    """{"<method>_seed<N>": history list} of the JSON files under ``folder/subfolder``."""
+def histories(folder):
+    """{"<method>_seed<N>": history list} of the JSON files under ``folder/HISTORIES``, in name order (what
+    this page and `results_pages.trajectory` read)."""
     out = {}
-    for path in sorted(glob.glob(os.path.join(folder, subfolder, "*.json"))):
+    for path in sorted(glob.glob(os.path.join(folder, HISTORIES, "*.json"))):
         with open(path) as f:
             out[os.path.splitext(os.path.basename(path))[0]] = json.load(f)
     return out
@@ -62,11 +65,6 @@ def forecast_errors(history):
     return rows or None
 
 
-def _mean(values):
-    values = list(values)
-    return sum(values) / len(values) if values else float("nan")
-
-
 def markdown(folder):
     """The page, or None when ``folder`` has no history with a fixed structure or a forecast."""
     runs = histories(folder)
@@ -95,7 +93,7 @@ def markdown(folder):
                   "| run | steps | dynamics forecast | persistence | step mean | forecast / persistence |",
                   "|---|---|---|---|---|---|"]
         for name, rows in forecasts.items():
-            f, p, s = (_mean(1e4 * r[k] for r in rows) for k in ("forecast", "persistence", "step_mean"))
+            f, p, s = (statistics.fmean(1e4 * r[k] for r in rows) for k in ("forecast", "persistence", "step_mean"))
             lines.append(f"| {name} | {len(rows)} | {f:.1f} | {p:.1f} | {s:.1f} | {f / p:.2f} |")
         lines.append("")
     return "\n".join(lines)
