@@ -10,7 +10,8 @@ every committed table from its CSV, keeping the command, commit and machine it s
 ``tests/test_results_pages.py`` fails when a committed table differs from its regeneration (a
 hand-edited number, or a table format changed without regenerating the pages). The same command
 redraws each study's ``accuracy_vs_flops.png`` from the CSV. A cost study (`tfprune.studies.cost`) is
-committed the same way: ``cost.csv``, the ``cost.md`` it gives and ``accuracy_vs_time.png``. A table of measured numbers anywhere else on
+committed the same way: ``cost.csv``, the ``cost.md`` it gives and ``accuracy_vs_time.png``; so is the
+reward fidelity study (`tfprune.studies.reward_fidelity`): ``fidelity.json`` and the ``fidelity.md`` it gives. A table of measured numbers anywhere else on
 the results pages (``docs/results.md``, ``docs/results/``) fails the same test: a study whose result files
 are not committed belongs in CHANGELOG.md as history, not beside the generated tables.
 """
@@ -20,7 +21,7 @@ import json
 import os
 import sys
 
-from tfprune.studies import channel_bench, compare, cost, cost_bench, latency_bench, reward_drift
+from tfprune.studies import channel_bench, compare, cost, cost_bench, latency_bench, reward_drift, reward_fidelity
 
 PAGES = os.path.join("docs", "results")
 CSV, MARKDOWN = "comparison.csv", "comparison.md"
@@ -29,6 +30,7 @@ DRIFT = "reward_drift.md"  # from the same histories: the reward's drift and the
 PLOT = "accuracy_vs_flops.png"
 COST_CSV, COST_MARKDOWN, COST_PLOT = cost.CSV, cost.MARKDOWN, cost.PLOT
 BENCH_JSON, BENCH_MARKDOWN = "bench.json", "bench.md"  # tfprune bench --only ... --json DIR/bench.json
+FIDELITY_JSON, FIDELITY_MARKDOWN = reward_fidelity.JSON, reward_fidelity.MARKDOWN  # the reward fidelity study
 
 
 def retabulate(folder):
@@ -76,8 +78,9 @@ def trajectory(folder):
 
 
 def studies(root=PAGES):
-    """Every committed study folder (one holding comparison.csv, cost.csv or bench.json) under ``root``."""
-    return sorted({os.path.dirname(path) for name in (CSV, COST_CSV, BENCH_JSON)
+    """Every committed study folder (one holding comparison.csv, cost.csv, bench.json or fidelity.json)
+    under ``root``."""
+    return sorted({os.path.dirname(path) for name in (CSV, COST_CSV, BENCH_JSON, FIDELITY_JSON)
                    for path in glob.glob(os.path.join(root, "*", name))})
 
 
@@ -93,6 +96,9 @@ def pages(folder):
         out[COST_MARKDOWN] = retabulate_cost(folder)
     if os.path.exists(os.path.join(folder, BENCH_JSON)):
         out[BENCH_MARKDOWN] = bench_page(folder)
+    if os.path.exists(os.path.join(folder, FIDELITY_JSON)):
+        with open(os.path.join(folder, FIDELITY_JSON)) as f:
+            out[FIDELITY_MARKDOWN] = reward_fidelity.markdown(json.load(f))
     return out
 
 
