@@ -209,26 +209,48 @@ def test_nan_policy_skip_drops_only_the_bad_step():
         trainer("stop").train_epoch(dataset)
 
 
+def test_steps_run_in_calls_that_end_at_each_mark_and_at_the_end_of_the_data():
+    import keras
+    import tensorflow as tf
+
+    from tfprune.infra.distribute import make_strategy
+    from tfprune.training import weight_trainer
+    from tfprune.training.weight_trainer import WeightTrainer
+
+    rng = np.random.default_rng(0)
+    images, labels = rng.normal(size=(13 * 4, 8, 8, 3)).astype("float32"), rng.integers(0, 3, 13 * 4).astype("int32")
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)  # 13 steps
+    inp = keras.Input((8, 8, 3))
+    model = keras.Model(inp, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inp))))
+    trainer = WeightTrainer(make_strategy("one_device"), model, keras.optimizers.SGD(0.1), 4)
+    calls = []
+    assert trainer.train_epoch(dataset, 13, after_step=calls.append, step_marks=5)["steps"] == 13
+    assert calls == [5, 10, 13]
+    calls.clear()
+    assert trainer.train_epoch(dataset, 13, start_step=7, after_step=calls.append, step_marks=5)["steps"] == 6
+    assert calls == [10, 13]
+    calls.clear()
+    trainer.train_epoch(dataset, 13, after_step=calls.append)  # no marks: READ_EVERY steps a call
+    assert calls == [min(13, weight_trainer.READ_EVERY)]
+
+
 @pytest.mark.slow
 def test_mid_epoch_checkpoint_resumes_inside_the_epoch(tmp_path, monkeypatch, capsys):
     from tfprune.training import trainer
     from tfprune.training import weight_trainer
 
     configure("run.checkpoint_every_steps = 5")
-    calls = {"n": 0}
     original = weight_trainer.WeightTrainer.train_epoch
 
-    def crash_after_12_steps(self, dataset, steps=None, description="train", step_offset=0, start_step=0,
-                             after_step=None):
-        def counting(done):
+    def crash_after_step_10(self, *args, after_step=None, **kwargs):
+        def checkpoint_then_crash(done):  # the steps run in calls that end at each checkpoint's step
+            if done > 10:
+                raise KeyboardInterrupt("simulated kill mid-epoch, after the checkpoint at step 10")
             after_step(done)
-            calls["n"] += 1
-            if calls["n"] == 12:
-                raise KeyboardInterrupt("simulated kill mid-epoch")
 
-        return original(self, dataset, steps, description, step_offset, start_step, counting)
+        return original(self, *args, after_step=checkpoint_then_crash, **kwargs)
 
-    monkeypatch.setattr(weight_trainer.WeightTrainer, "train_epoch", crash_after_12_steps)
+    monkeypatch.setattr(weight_trainer.WeightTrainer, "train_epoch", crash_after_step_10)
     with pytest.raises(KeyboardInterrupt):
         trainer.run(str(tmp_path))
     monkeypatch.setattr(weight_trainer.WeightTrainer, "train_epoch", original)

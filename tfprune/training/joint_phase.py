@@ -80,7 +80,8 @@ class JointPhase:
         stats = self.trainer.train_epoch(data.train_epoch(epoch), data.steps_per_epoch,
                                          f"epoch {epoch + 1}/{self.epochs}",
                                          epoch * data.steps_per_epoch, start_step=start,
-                                         after_step=self._mid_epoch_checkpoint)
+                                         after_step=self._mid_epoch_checkpoint,
+                                         step_marks=self.checkpoint_every_steps)
         weight_seconds = time.time() - t0
         agent = None if self.pruner.schedule.in_warmup(epoch) else self.pruner.agent_step(epoch)
         agent_seconds = time.time() - t0 - weight_seconds

@@ -36,7 +36,14 @@ def make_optimizer(total_steps, learning_rate=0.1, momentum=0.9, weight_decay=5e
     return keras.optimizers.SGD(schedule, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay or None)
 
 
-READ_EVERY = 25  # training steps whose results the loop reads from the device at once
+READ_EVERY = 25  # training steps run in one graph call, whose results the loop reads from the device at once
+
+
+def _steps_to_next_mark(done, most, marks):
+    """How many steps the next call runs: ``most``, or fewer to end at the next multiple of ``marks``."""
+    if not marks:
+        return most
+    return min(most, marks - done % marks)
 
 
 @gin.configurable
@@ -70,6 +77,8 @@ class WeightTrainer:
             optimizer.build(model.trainable_variables)
         # One distributed training step on a global batch (public: benchmarks time it alone).
         self.train_step = tf.function(self._distributed_train_step)
+        # Up to n steps in one call, reading the batches inside the graph (`train_epoch`'s loop).
+        self._train_steps = tf.function(self._distributed_train_steps)
         self._eval_step = tf.function(self._distributed_eval_step)
         self._bn_step = tf.function(
             lambda batch: strategy.run(lambda images, labels: model(images, training=True), args=batch))
@@ -104,6 +113,18 @@ class WeightTrainer:
         # loop reads a window of steps at once (`READ_EVERY`)
         return tf.stack([self.strategy.reduce(tf.distribute.ReduceOp.SUM, x, axis=None) for x in results])
 
+    def _distributed_train_steps(self, iterator, n):
+        """Up to ``n`` training steps on the iterator's next batches, all in one graph call (no Python and
+        no eager read of a batch between steps: what `model.fit`'s ``steps_per_execution`` saves); stops
+        early at the end of the data. Returns the steps' results, [steps done, 4]."""
+        results = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=tf.TensorShape([4]))
+        for i in tf.range(n):
+            batch = iterator.get_next_as_optional()
+            if not batch.has_value():
+                break
+            results = results.write(i, self._distributed_train_step(batch.get_value()))
+        return results.stack()
+
     def _replica_eval_step(self, images, labels):
         logits = self.model(images, training=False)
         correct = count_correct(logits, labels)
@@ -114,43 +135,47 @@ class WeightTrainer:
         return (self.strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None),
                 self.strategy.reduce(tf.distribute.ReduceOp.SUM, count, axis=None))
 
-    def train_epoch(self, dataset, steps=None, description="train", step_offset=0, start_step=0, after_step=None):
+    def train_epoch(self, dataset, steps=None, description="train", step_offset=0, start_step=0, after_step=None,
+                    step_marks=0):
         """One pass over `dataset` (global batches); returns mean loss, penalty and accuracy.
 
-        `start_step` skips the batches a resumed epoch already trained on; `after_step(done)` is called
-        after every step with the number of steps done in the epoch (mid-epoch checkpoints). The steps'
-        results are read from the device once per `READ_EVERY` steps, not once per step: the per-step reads
-        cost the loop about a fifth of a small model's throughput against `model.fit` (`tfprune bench --only
-        fit`). A non-finite step's update is dropped inside the step itself, so reading it a few steps
-        later changes nothing but when "stop" raises (it still names the step)."""
+        `start_step` skips the batches a resumed epoch already trained on. The steps run `READ_EVERY` at a
+        time in one graph call (`_distributed_train_steps`), whose results are read from the device at
+        once: a call and a read per step cost the loop a fifth of a small model's throughput against
+        `model.fit` (`tfprune bench --only fit`). `after_step(done)` is called after each call with the
+        number of steps done in the epoch; a call also ends at every multiple of `step_marks` (the
+        mid-epoch checkpoints'), so `after_step` sees each of them. A non-finite step's update is dropped
+        inside the step itself, so reading it a few steps later changes nothing but when "stop" raises
+        (it still names the step)."""
         totals = np.zeros(3)
-        seen = 0
-        pending = []
+        done = start_step
         bar = progress_bar(total=steps, desc=description, initial=start_step)
         dataset = dataset.skip(start_step) if start_step else dataset
+        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
         try:
-            for step, batch in enumerate(self.strategy.experimental_distribute_dataset(dataset), start=start_step):
-                pending.append(self.train_step(batch))
-                seen += 1
-                bar.update(1)
-                if len(pending) == READ_EVERY:
-                    totals += self._read(pending, step_offset + step + 1, description, bar, totals, seen)
+            while True:
+                n = _steps_to_next_mark(done, READ_EVERY, step_marks)
+                values = self._train_steps(iterator, tf.constant(n, tf.int32)).numpy()
+                if len(values) == 0:
+                    break
+                done += len(values)
+                bar.update(len(values))
+                totals += self._read(values, step_offset + done, description, bar, totals, done - start_step)
                 if after_step is not None:
-                    after_step(step + 1)
-            if pending:
-                totals += self._read(pending, step_offset + start_step + seen, description, bar, totals, seen)
+                    after_step(done)
+                if len(values) < n:
+                    break
         finally:
             bar.close()
+        seen = done - start_step
         if seen == 0:
             raise TrainingError(f"The {description} dataset yielded no batch: is it empty or smaller than a batch?")
         return {"loss": totals[0] / seen, "penalty": totals[1] / seen,
                 "accuracy": totals[2] / (seen * self.global_batch_size), "steps": seen}
 
-    def _read(self, pending, end_step, description, bar, totals, seen):
-        """Reads the steps in ``pending`` (the last of them is step ``end_step - 1``) and empties it; applies
-        the NaN policy to each; returns their summed loss, penalty and correct predictions."""
-        values = tf.stack(pending).numpy()
-        pending.clear()
+    def _read(self, values, end_step, description, bar, totals, seen):
+        """Applies the NaN policy to each of the steps' results ``values`` (the last of them is step
+        ``end_step - 1``); returns their summed loss, penalty and correct predictions."""
         for i in np.flatnonzero(values[:, 3] > 0):
             if self.nan_policy == "stop":
                 raise TrainingError(
