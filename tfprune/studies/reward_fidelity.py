@@ -379,13 +379,15 @@ def _settings_line(results):
 def _stage_section(epoch, rows, results):
     stats = stage_stats(rows)
     truth = np.array([r["truth"] for r in rows])
-    s = results["settings"]
-    which = {s["warmup_epochs"]: "the warm-up", s["epochs"]: "the last joint epoch"}.get(epoch, "epoch")
+    schedule = results["settings"]
+    which = {schedule["warmup_epochs"]: "the warm-up", schedule["epochs"]: "the last joint epoch"}.get(epoch, "epoch")
     lines = [f"## Weights after {which} (epoch {epoch}): {len(rows)} sub-networks", "",
              f"Truth: {100 * truth.min():.2f} to {100 * truth.max():.2f}% (median {100 * np.median(truth):.2f}%); "
              f"FLOPs ratios {min(r['flops_ratio'] for r in rows):.3f} to {max(r['flops_ratio'] for r in rows):.3f}.",
-             "", "| reward | Spearman ρ with the truth | 95% interval | truth lost by its best (pp) |", "|---|---|---|---|"]
-    lines += [f"| `{p}` | {s['rho']:.3f} | {s['low']:.3f}..{s['high']:.3f} | {s['regret']:.2f} |" for p, s in stats.items()]
+             "", "| reward | Spearman ρ with the truth | 95% interval | truth lost by its best (pp) |",
+             "|---|---|---|---|"]
+    lines += [f"| `{p}` | {s['rho']:.3f} | {s['low']:.3f}..{s['high']:.3f} | {s['regret']:.2f} |"
+              for p, s in stats.items()]
     lines += ["", "| sub-network | family | FLOPs | episode (mean of draws) | held-out | short fine-tune | truth | "
               "truth rank |",
               "|---|---|---|---|---|---|---|---|"]
@@ -400,15 +402,18 @@ def _stage_section(epoch, rows, results):
 # ------------------------------------------------------------------------------------ the command
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tfprune.studies.reward_fidelity", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", action="append", required=True, help="gin config file or shipped name (repeatable)")
+    parser = argparse.ArgumentParser(prog="python -m tfprune.studies.reward_fidelity",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--config", action="append", required=True,
+                        help="gin config file or shipped name (repeatable)")
     parser.add_argument("--gin_param", action="append", default=[], help="extra gin binding (repeatable)")
     parser.add_argument("--workdir", required=True, help="the study's folder (resumes from it)")
     parser.add_argument("--json", help="write the result file here (e.g. docs/results/reward_fidelity/fidelity.json)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--subnets", type=int, default=32, help="sub-networks per stage (>= 30 for the issue)")
     parser.add_argument("--truth_images", type=int, default=2048, help="held-out training images of the truth")
-    parser.add_argument("--episode_draws", type=int, default=8, help="episode-sized subsets the episode reward averages")
+    parser.add_argument("--episode_draws", type=int, default=8,
+                        help="episode-sized subsets of the held-out images, each one draw of the episode reward")
     parser.add_argument("--short_steps", type=int, default=20, help="steps of the short fine-tuning reward")
     parser.add_argument("--stages", help="comma-separated dense epochs to measure at (default: warm-up end, last)")
     return parser.parse_args(argv)
@@ -424,12 +429,13 @@ def main(argv=None):
     study = run_study(args.workdir, seed=args.seed, subnets=args.subnets, truth_images=args.truth_images,
                      episode_draws=args.episode_draws, short_steps=args.short_steps, stages=stages)
     if args.json:
-        results = {"config_files": args.config, "command": command_line(["python", "-m", "tfprune.studies.reward_fidelity"] + list(
-            sys.argv[1:] if argv is None else argv)), "provenance": this_provenance(), "seed": args.seed,
-            "settings": run_settings(), "truth_images": args.truth_images,
-            "reward_images": study.reward_images, "episode_images": study.episode_images,
-            "episode_draws": args.episode_draws, "short_steps": args.short_steps, "rows": study.rows,
-            "config": study.config}
+        argv = sys.argv[1:] if argv is None else argv
+        results = {"config_files": args.config, "provenance": this_provenance(), "seed": args.seed,
+                   "command": command_line(["python", "-m", "tfprune.studies.reward_fidelity", *argv]),
+                   "settings": run_settings(), "truth_images": args.truth_images,
+                   "reward_images": study.reward_images, "episode_images": study.episode_images,
+                   "episode_draws": args.episode_draws, "short_steps": args.short_steps, "rows": study.rows,
+                   "config": study.config}
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -46,6 +46,19 @@ def _steps_to_next_mark(done, most, marks):
     return min(most, marks - done % marks)
 
 
+def steps_in_one_call(step, iterator, n):
+    """Up to ``n`` calls of ``step`` on the iterator's next batches, traced into one graph call (no Python and
+    no eager read of a batch between steps: what `model.fit`'s ``steps_per_execution`` saves); stops early
+    at the end of the data. Returns the steps' results stacked, [steps done, 4]."""
+    results = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=tf.TensorShape([4]))
+    for i in tf.range(n):
+        batch = iterator.get_next_as_optional()
+        if not batch.has_value():
+            break
+        results = results.write(i, step(batch.get_value()))
+    return results.stack()
+
+
 @gin.configurable
 class WeightTrainer:
     """Trains a model's weights for epochs under a `tf.distribute` strategy.
@@ -78,7 +91,8 @@ class WeightTrainer:
         # One distributed training step on a global batch (public: benchmarks time it alone).
         self.train_step = tf.function(self._distributed_train_step)
         # Up to n steps in one call, reading the batches inside the graph (`train_epoch`'s loop).
-        self._train_steps = tf.function(self._distributed_train_steps)
+        self._train_steps = tf.function(
+            lambda iterator, n: steps_in_one_call(self._distributed_train_step, iterator, n))
         self._eval_step = tf.function(self._distributed_eval_step)
         self._bn_step = tf.function(
             lambda batch: strategy.run(lambda images, labels: model(images, training=True), args=batch))
@@ -113,18 +127,6 @@ class WeightTrainer:
         # loop reads a window of steps at once (`READ_EVERY`)
         return tf.stack([self.strategy.reduce(tf.distribute.ReduceOp.SUM, x, axis=None) for x in results])
 
-    def _distributed_train_steps(self, iterator, n):
-        """Up to ``n`` training steps on the iterator's next batches, all in one graph call (no Python and
-        no eager read of a batch between steps: what `model.fit`'s ``steps_per_execution`` saves); stops
-        early at the end of the data. Returns the steps' results, [steps done, 4]."""
-        results = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=tf.TensorShape([4]))
-        for i in tf.range(n):
-            batch = iterator.get_next_as_optional()
-            if not batch.has_value():
-                break
-            results = results.write(i, self._distributed_train_step(batch.get_value()))
-        return results.stack()
-
     def _replica_eval_step(self, images, labels):
         logits = self.model(images, training=False)
         correct = count_correct(logits, labels)
@@ -140,7 +142,7 @@ class WeightTrainer:
         """One pass over `dataset` (global batches); returns mean loss, penalty and accuracy.
 
         `start_step` skips the batches a resumed epoch already trained on. The steps run `READ_EVERY` at a
-        time in one graph call (`_distributed_train_steps`), whose results are read from the device at
+        time in one graph call (`steps_in_one_call`), whose results are read from the device at
         once: a call and a read per step cost the loop a fifth of a small model's throughput against
         `model.fit` (`tfprune bench --only fit`). `after_step(done)` is called after each call with the
         number of steps done in the epoch; a call also ends at every multiple of `step_marks` (the
