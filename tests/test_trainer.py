@@ -261,3 +261,22 @@ def test_mid_epoch_checkpoint_resumes_inside_the_epoch(tmp_path, monkeypatch, ca
     out = capsys.readouterr().out
     assert "Resuming epoch 1 at step 10." in out
     assert abs(summary["flops_ratio"] - 0.5) <= 0.02
+
+
+@pytest.mark.slow
+def test_a_run_whose_tflite_fails_verification_still_writes_its_summary_and_exits_3(tmp_path, monkeypatch, capsys):
+    from tfprune.cli.commands import train_main
+    from tfprune.deploy import export
+
+    monkeypatch.setitem(export.DEFAULT_TOLERANCES, "float", -1.0)  # no float TFLite can pass
+    argv = ["--config", SMOKE, "--workdir", str(tmp_path), "--gin_bindings", 'run.export_quantizations = ("float",)']
+    for binding in TINY:
+        argv += ["--gin_bindings", binding]
+    assert train_main(argv) == 3
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert len(summary["export_verification_failures"]) == 1 and "float" in summary["export_verification_failures"][0]
+    assert 0.0 <= summary["val_accuracy_pruned"] <= 1.0 and os.path.exists(summary["tflite"]["float"])
+    assert "do not ship that file" in capsys.readouterr().err
+    gin.clear_config()
+    assert train_main(argv) == 3  # re-run: complete, and still says so
+    assert "this run is complete" in capsys.readouterr().out

@@ -115,7 +115,8 @@ def _train_parser():
 
 
 def train_main(argv=None):
-    """`tfprune train`: exit status 0 when the run finished, 2 on bad input (one line on stderr)."""
+    """`tfprune train`: exit status 0 when the run finished, 2 on bad input (one line on stderr), 3 when it
+    finished but its TFLite export failed verification (summary.json records it)."""
     parser = _train_parser()
     args = parser.parse_args(argv)
     if args.list_configs:
@@ -142,6 +143,7 @@ def _run(workdir, strategy):
     from tfprune.infra.distribute import make_strategy
     from tfprune.errors import TfpruneError
     from tfprune.infra import agent_stack
+    from tfprune.infra import workdir as files
     from tfprune.cli.run_header import header_lines, policy_setting
 
     try:
@@ -149,13 +151,18 @@ def _run(workdir, strategy):
             agent_stack.require()  # now, not after the warm-up epochs
         strategy = strategy or make_strategy()
         print("\n".join(header_lines(workdir, strategy)), flush=True)
-        trainer.run(workdir, strategy=strategy)
+        summary = trainer.run(workdir, strategy=strategy)
     except TfpruneError as e:
         # Problems with the user's input or run: one clear line, no traceback from deep inside TF
         # (nor gin's "In call to configurable ..." trail).
         message = "\n".join(line for line in str(e).splitlines() if not line.strip().startswith("In call to configurable"))
         print(f"error: {message}", file=sys.stderr)
         return 2
+    if summary.get("export_verification_failures"):
+        print(f"error: the run finished ({workdir}/{files.SUMMARY} is written) but its TFLite export does not match "
+              f"the compact Keras model: {'; '.join(summary['export_verification_failures'])}. The numbers are in "
+              f"{workdir}/{files.EXPORT}/export_report.json; do not ship that file.", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -66,16 +66,24 @@ def _summary(ctx, pruner, compact, selected, accuracy):
 
 
 def _export(ctx, compact, held_out_images, quantizations):
-    from tfprune.deploy.export import export_all
+    """The compact model saved and exported; a TFLite file that fails its verification is recorded
+    (``export_verification_failures``, also in the export's report) instead of losing the finished run:
+    the accuracies stand, and `tfprune train` exits with status 3 on such a run (`tfprune.cli.commands`)."""
+    from tfprune.deploy.export import ExportVerificationError, export_all
 
     compact_path = ctx.run_dir.save_model(files.COMPACT_MODEL, compact)
     val_images = next(iter(ctx.data.val))[0].numpy()
-    report = export_all(compact, ctx.run_dir.write_path(files.EXPORT), quantizations=quantizations,
-                        representative_data=[held_out_images[i:i + 32] for i in range(0, len(held_out_images), 32)],
-                        sample_inputs=val_images, latency_runs=20)
+    try:
+        report = export_all(compact, ctx.run_dir.write_path(files.EXPORT), quantizations=quantizations,
+                            representative_data=[held_out_images[i:i + 32] for i in range(0, len(held_out_images), 32)],
+                            sample_inputs=val_images, latency_runs=20)
+    except ExportVerificationError as e:  # raised once every file and the report are written
+        print(f"warning: {e}", flush=True)
+        report = e.report
     return {
         "compact_model": compact_path,
         "saved_model": report["saved_model"]["path"],
         "tflite": {q: entry["path"] for q, entry in report["tflite"].items()},
         "tflite_latency_ms": {q: entry.get("latency_ms") for q, entry in report["tflite"].items()},
+        "export_verification_failures": report["verification_failures"],
     }
