@@ -138,3 +138,28 @@ def test_joint_pruner_rounds_episodes_and_refuses_an_unreachable_rounded_budget(
     half_width = build_model("resnet8", input_shape=(8, 8, 3), num_classes=4, width_multiplier=0.5)  # 8-32 channels
     with pytest.raises(budget.BudgetError, match="round_to=16"):
         JointPruner(half_width, held_out, round_to=16, **kwargs)
+
+
+def test_min_channels_raises_every_groups_floor_and_a_smaller_group_stays_whole(clean_gin):
+    import gin
+
+    assert ChannelGrid([16, 32, 96, 4], 0.95).floor.tolist() == [1, 2, 5, 1]
+    grid = ChannelGrid([16, 32, 96, 4], 0.95, min_channels=8)
+    assert grid.floor.tolist() == [8, 8, 8, 4] and grid.whole.tolist() == [False, False, False, True]
+    assert ChannelGrid([30], 0.5, round_to=8, min_channels=20).allowed[0].tolist() == [24, 30]
+    for bad in (0, 2.5, True, "8"):
+        with pytest.raises(RoundingError, match="min_channels"):
+            ChannelGrid([16], 0.9, min_channels=bad)
+    gin.parse_config("ChannelGrid.min_channels = 8")  # the binding reaches every grid: budget and episodes
+    rng = np.random.default_rng(0)
+    cost = ChainCost([16, 32, 64, 128], rng)
+    flops_budget = budget.FlopsBudget(cost, None, 0.3, 0.95, 0.02)
+    space = EpisodeSpace(cost, 0.3, 0.02, 0.95)
+    assert flops_budget.grid.floor.tolist() == space.grid.floor.tolist() == [8, 8, 8, 8]
+    for ratios in rng.uniform(0, 0.95, (8, 4)):
+        kept, achieved = flops_budget.project(ratios)
+        assert np.all(kept >= 8) and abs(achieved - 0.3) <= 0.02
+    episodes = space.rollout(lambda t, f: np.ones(len(f)), 8)  # the most pruning every step allows
+    assert np.all(episodes.kept >= 8)
+    with pytest.raises(budget.BudgetError, match="min_channels=8"):
+        budget.FlopsBudget(cost, None, 0.01, 0.95, 0.005)

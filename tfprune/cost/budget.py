@@ -161,7 +161,8 @@ def project_to_budget(ratios, cost_model, target_flops_ratio, max_ratio=0.9, tol
         raise BudgetError(
             f"The {name} target {target_flops_ratio:.3f} cannot be reached: pruning every gated group by "
             f"max_ratio={max_ratio}{_rounded(grid)} still keeps {lowest:.3f} of the {name} (ungated layers stay "
-            f"whole). Raise {setting} or max_ratio{' or lower round_to' if grid.round_to > 1 else ''}."
+            f"whole). Raise {setting} or max_ratio{' or lower round_to' if grid.round_to > 1 else ''}"
+            f"{' or lower ChannelGrid.min_channels' if grid.min_channels > 1 else ''}."
         )
     lo, hi = -1.0, 1.0  # ratio_of(lo) >= target >= ratio_of(hi)
     for _ in range(50):
@@ -184,9 +185,10 @@ def project_to_budget(ratios, cost_model, target_flops_ratio, max_ratio=0.9, tol
 
 def _rounded(grid):
     """The rounding, as a clause of an error message ('' without rounding)."""
+    floor = f" (no group below min_channels={grid.min_channels})" if grid.min_channels > 1 else ""
     if grid.round_to == 1:
-        return ""
-    return (f" (kept counts rounded to multiples of round_to={grid.round_to}; {int(grid.whole.sum())} of "
+        return floor
+    return floor + (f" (kept counts rounded to multiples of round_to={grid.round_to}; {int(grid.whole.sum())} of "
             f"{grid.whole.size} groups too small to prune at that rounding)")
 
 

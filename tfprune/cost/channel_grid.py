@@ -12,6 +12,7 @@ Pure numpy, shared by the budget projection (`tfprune.cost.budget`) and the laye
 (`tfprune.search.episode`), so that both step over the same counts.
 """
 
+import gin
 import numpy as np
 
 from tfprune.errors import TfpruneError
@@ -30,6 +31,7 @@ def check_round_to(round_to):
     return int(round_to)
 
 
+@gin.configurable(allowlist=["min_channels"])
 class ChannelGrid:
     """Allowed kept counts per group, ascending: ``allowed[i]`` for group i (always holds its size).
 
@@ -38,12 +40,19 @@ class ChannelGrid:
         max_ratio: largest pruning ratio of any group (its floor is ``max(1, round(size * (1 - max_ratio)))``,
             as without rounding, then rounded up to a multiple of ``round_to``).
         round_to: kept counts are multiples of this (besides the full size).
+        min_channels: no group keeps fewer channels than this (a group smaller than it stays whole), on top
+            of `max_ratio`'s floor. A ratio floor leaves a narrow layer (a 16-channel stem at 0.95: 1
+            channel) a handful of channels, few enough that every one can be a dead ReLU and the network
+            a constant; the MobileNetV2 runs at 10% of the FLOPs that fell to chance had such a stem
+            (`docs/results.md`). 1: the ratio's floor alone (the default).
     """
 
-    def __init__(self, sizes, max_ratio, round_to=1):
+    def __init__(self, sizes, max_ratio, round_to=1, min_channels=1):
         self.round_to = check_round_to(round_to)
         self.sizes = np.asarray(sizes, np.int64)
         floors = np.maximum(1, np.round(self.sizes * (1.0 - float(max_ratio)))).astype(np.int64)
+        self.min_channels = _checked_min_channels(min_channels)
+        floors = np.maximum(floors, np.minimum(self.sizes, self.min_channels))
         self.allowed = [_allowed(int(size), int(floor), self.round_to) for size, floor in zip(self.sizes, floors)]
         self.floor = np.array([a[0] for a in self.allowed], np.int64)
 
@@ -82,6 +91,14 @@ class ChannelGrid:
             i = np.searchsorted(allowed, kept[:, t], side="right")
             up[:, t] = np.where(i < allowed.size, allowed[np.minimum(i, allowed.size - 1)], -1)
         return up
+
+
+def _checked_min_channels(min_channels):
+    number = isinstance(min_channels, (int, np.integer)) and not isinstance(min_channels, bool)
+    if not number or min_channels < 1:
+        raise RoundingError(f"ChannelGrid.min_channels must be a positive integer (1 = only max_ratio's floor), "
+                            f"got {min_channels!r}.")
+    return int(min_channels)
 
 
 def _allowed(size, floor, round_to):
