@@ -74,23 +74,12 @@ def run_study(workdir, *, seed=0, subnets=32, truth_images=2048, episode_draws=8
 
 
 def run_settings():
-    """The config's schedule, as `tfprune.training.trainer.run` would read it (bindings, else its defaults)."""
-    import inspect
+    """The config's schedule, as `tfprune.training.trainer.run` will read it (`run_header.setting`)."""
+    from tfprune.cli.run_header import setting
 
-    import gin
-
-    from tfprune.training.trainer import run
-
-    defaults = {name: p.default for name, p in inspect.signature(run).parameters.items()}
     names = ("model_name", "width_multiplier", "epochs", "warmup_epochs", "finetune_epochs",
              "finetune_learning_rate", "deterministic")
-    out = {}
-    for name in names:
-        try:
-            out[name] = gin.query_parameter(f"run.{name}")
-        except ValueError:
-            out[name] = defaults[name]
-    return out
+    return {name: setting("run", name) for name in names}
 
 
 class _Study:
@@ -100,6 +89,7 @@ class _Study:
         import gin
         import tensorflow as tf
 
+        from tfprune.cli.run_header import setting
         from tfprune.data import build_datasets
         from tfprune.pruning.pruner import JointPruner
         from tfprune.training.start import build_run_model, seed_everything
@@ -107,7 +97,7 @@ class _Study:
         os.makedirs(workdir, exist_ok=True)
         self.workdir, self.settings, self.seed, self.log = workdir, settings, int(seed), log
         seed_everything(seed)
-        self.reward_images = _bound("build_datasets.held_out_examples", 512)
+        self.reward_images = setting("build_datasets", "held_out_examples")
         self.data = build_datasets(seed=seed, held_out_examples=self.reward_images + truth_images)
         self.reward_set, self.truth_set = _split_held_out(self.data.held_out, self.reward_images, seed)
         self.strategy = tf.distribute.get_strategy()
@@ -117,7 +107,7 @@ class _Study:
         self.pruner = JointPruner(self.model, self.reward_set, max_epochs=settings["epochs"],
                                   warmup_epochs=settings["warmup_epochs"], seed=seed, policy="uniform")
         self.episode_images = int(self.pruner.episode_images or self.reward_images)
-        self.profile = _bound("FixedPolicy.profile", None)
+        self.profile = _profile()
         self.rows = _read_rows(os.path.join(workdir, ROWS))
         self.config = gin.config_str()
 
@@ -246,13 +236,14 @@ def candidate_ratios(num_groups, max_ratio, subnets, profile, rng):
     return out
 
 
-def _bound(name, default):
+def _profile():
+    """The config's `FixedPolicy.profile` (None when it has none)."""
     import gin
 
     try:
-        return gin.query_parameter(name)
+        return gin.query_parameter("FixedPolicy.profile")
     except ValueError:
-        return default
+        return None
 
 
 def _split_held_out(held_out, reward_images, seed):
