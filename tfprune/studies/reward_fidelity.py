@@ -377,7 +377,7 @@ def _stage_section(epoch, rows, results):
              f"FLOPs ratios {min(r['flops_ratio'] for r in rows):.3f} to {max(r['flops_ratio'] for r in rows):.3f}.",
              "", "| reward | Spearman ρ with the truth | 95% interval | truth lost by its best (pp) |",
              "|---|---|---|---|"]
-    lines += [f"| `{p}` | {s['rho']:.3f} | {s['low']:.3f}..{s['high']:.3f} | {s['regret']:.2f} |"
+    lines += [f"| `{p}` | {s['rho']:+.3f} | {s['low']:+.3f} .. {s['high']:+.3f} | {s['regret']:.2f} |"
               for p, s in stats.items()]
     lines += ["", "| sub-network | family | FLOPs | episode (mean of draws) | held-out | short fine-tune | truth | "
               "truth rank |",
