@@ -11,8 +11,8 @@ every committed table from its CSV, keeping the command, commit and machine it s
 hand-edited number, or a table format changed without regenerating the pages). The same command
 redraws each study's ``accuracy_vs_flops.png`` from the CSV. A cost study (`tfprune.studies.cost`) is
 committed the same way: ``cost.csv``, the ``cost.md`` it gives and ``accuracy_vs_time.png``; so is the
-reward fidelity study (`tfprune.studies.reward_fidelity`): ``fidelity.json`` and the ``fidelity.md`` it gives. A table of measured numbers anywhere else on
-the results pages (``docs/results.md``, ``docs/results/``) fails the same test: a study whose result files
+reward fidelity study (`tfprune.studies.reward_fidelity`): ``fidelity.json`` and the ``fidelity.md`` it
+gives. A table of measured numbers anywhere else on the results pages (``docs/results.md``, ``docs/results/``) fails the same test: a study whose result files
 are not committed belongs in CHANGELOG.md as history, not beside the generated tables.
 """
 
