@@ -89,7 +89,8 @@ def test_the_performance_page_is_generated_from_a_bench_json(tmp_path):
 
     fit = {"model": "resnet20", "width_multiplier": 0.5, "image_size": 16, "batch_size": 64, "steps": 50,
            "jit_compile": False, "images_per_second": dict(zip(cost_bench.FIT_VARIANTS, (1000.0, 990.0, 900.0))),
-           "round_images_per_second": {v: [1.0, 2.0] for v in cost_bench.FIT_VARIANTS}}
+           "round_images_per_second": dict(zip(cost_bench.FIT_VARIANTS, ([1000.0, 2000.0], [990.0, 1980.0],
+                                                                          [900.0, 1600.0])))}
     results = {"machine": {"cpu": "AMD EPYC", "cpu_count": 2, "gpus": 0, "tensorflow": "2.21.0"},
                "command": "tfprune bench --only fit,scaling", "commit": "abc123", "fit": fit,
                "scaling": _scaling_result()}
@@ -98,6 +99,6 @@ def test_the_performance_page_is_generated_from_a_bench_json(tmp_path):
     (folder / results_pages.BENCH_JSON).write_text(json.dumps(results))
     page = results_pages.pages(str(folder))[results_pages.BENCH_MARKDOWN]
     assert page.startswith("# Speed benchmarks: tfprune bench --only fit,scaling\n\nCommit: abc123; machine: AMD EPYC")
-    assert "| tfprune loop (gated+alignment) | 900 | 0.900 | 1, 2 |" in page
+    assert "| tfprune loop (gated+alignment) | 900 | 0.900 | 0.850 | 900, 1600 |" in page  # rounds: 0.9, 0.8
     assert "Predicted for `imagenet_resnet50.gin` (128 episodes x 32 images, 4 finalists x 2048)" in page
     assert results_pages.plot_names(str(folder)) == []
