@@ -182,13 +182,23 @@ def test_kills_at_random_points_still_give_a_complete_valid_result(tmp_path):
     assert all(os.path.getsize(path) > 0 for path in summary["tflite"].values())
 
 
-def test_nan_policy_skip_drops_only_the_bad_step():
+def _tiny_trainer(batch_size, nan_policy="stop"):
+    """A `WeightTrainer` of a one-conv classifier of 8x8x3 images into 3 classes (the loop's unit tests)."""
     import keras
-    import tensorflow as tf
 
     from tfprune.infra.distribute import make_strategy
-    from tfprune.errors import TrainingError
     from tfprune.training.weight_trainer import WeightTrainer
+
+    inp = keras.Input((8, 8, 3))
+    model = keras.Model(inp, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inp))))
+    return WeightTrainer(make_strategy("one_device"), model, keras.optimizers.SGD(0.1), batch_size,
+                         nan_policy=nan_policy)
+
+
+def test_nan_policy_skip_drops_only_the_bad_step():
+    import tensorflow as tf
+
+    from tfprune.errors import TrainingError
 
     rng = np.random.default_rng(0)
     images = rng.normal(size=(48, 8, 8, 3)).astype("float32")
@@ -196,33 +206,23 @@ def test_nan_policy_skip_drops_only_the_bad_step():
     labels = rng.integers(0, 3, 48).astype("int32")
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
 
-    def trainer(policy):
-        inp = keras.Input((8, 8, 3))
-        model = keras.Model(inp, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inp))))
-        return WeightTrainer(make_strategy("one_device"), model, keras.optimizers.SGD(0.1), 16, nan_policy=policy)
-
-    skipping = trainer("skip")
+    skipping = _tiny_trainer(16, "skip")
     skipping.train_epoch(dataset)
     assert skipping.skipped_steps == 1
     assert all(np.isfinite(w.numpy()).all() for w in skipping.model.weights)
     with pytest.raises(TrainingError, match="step 1"):
-        trainer("stop").train_epoch(dataset)
+        _tiny_trainer(16, "stop").train_epoch(dataset)
 
 
 def test_steps_run_in_calls_that_end_at_each_mark_and_at_the_end_of_the_data():
-    import keras
     import tensorflow as tf
 
-    from tfprune.infra.distribute import make_strategy
     from tfprune.training import weight_trainer
-    from tfprune.training.weight_trainer import WeightTrainer
 
     rng = np.random.default_rng(0)
     images, labels = rng.normal(size=(13 * 4, 8, 8, 3)).astype("float32"), rng.integers(0, 3, 13 * 4).astype("int32")
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)  # 13 steps
-    inp = keras.Input((8, 8, 3))
-    model = keras.Model(inp, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inp))))
-    trainer = WeightTrainer(make_strategy("one_device"), model, keras.optimizers.SGD(0.1), 4)
+    trainer = _tiny_trainer(4)
     calls = []
     assert trainer.train_epoch(dataset, 13, after_step=calls.append, step_marks=5)["steps"] == 13
     assert calls == [5, 10, 13]

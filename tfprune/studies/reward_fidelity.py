@@ -169,7 +169,7 @@ class _Study:
         out, seen = [], set()
         for name, family, r in ratios:
             masks, achieved = budget.masks(np.asarray(r, np.float64), importance)
-            kept = {k: kept for k, (kept, _) in kept_counts(masks).items()}
+            kept = {group: count for group, (count, _) in kept_counts(masks).items()}
             key = tuple(kept[g] for g in self.pruner.group_names)
             if key not in seen:
                 seen.add(key)
